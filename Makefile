@@ -1,0 +1,30 @@
+# The two commands: `make demo` and `make test`. Both build .venv from nothing on a machine with Python 3.11.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is pinned for development and CI: 2.13.0 is a CPU build that installs from local disk.
+TORCH_PIN := torch==2.13.0
+
+.PHONY: demo test venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet -e ".[test]" "$(TORCH_PIN)"
+	touch $@
+
+venv: $(VENV)/.installed-test
+
+demo: venv
+	$(BIN)/relulab explain relu
+	$(BIN)/relulab plot relu leaky_relu elu --grad -o curves.png
+	@echo "wrote curves.png"
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,47 @@
+"""The ReLU family as exact NumPy functions: every member defined once, in ``members.py``.
+
+NumPy is this room's only dependency; it imports nothing else from relulab.
+"""
+
+from ._core import (
+    Activation,
+    Kink,
+    Param,
+    Properties,
+    UnknownActivationError,
+    get,
+    names,
+    normalize_name,
+    register,
+    unregister,
+)
+from .members import (
+    SELU_ALPHA,
+    SELU_SCALE,
+    celu,
+    elu,
+    gelu,
+    hardswish,
+    identity,
+    leaky_relu,
+    mish,
+    prelu,
+    relu,
+    relu6,
+    rrelu,
+    selu,
+    sigmoid,
+    silu,
+    softplus,
+    squared_relu,
+    tanh,
+)
+
+swish = silu  # alias, the same object
+
+__all__ = [
+    "Activation", "Kink", "Param", "Properties", "UnknownActivationError", "get", "names", "normalize_name",
+    "register", "unregister", "SELU_ALPHA", "SELU_SCALE",
+    "relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "squared_relu",
+    "gelu", "silu", "swish", "mish", "softplus", "sigmoid", "tanh", "identity",
+]

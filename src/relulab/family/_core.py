@@ -1,0 +1,412 @@
+"""The Activation object, its parameters and properties, and the registry.
+
+A member is one :class:`Activation`: a name, a pure forward kernel, a pure derivative kernel, the formula, the
+parameters with their allowed ranges, and its properties. Everything else in relulab (the PyTorch modules, the
+CLI, the docs tables, the tests) is derived from or checked against these objects.
+
+Registering a member of your own::
+
+    >>> import numpy as np, relulab as rl
+    >>> from relulab.family import Activation, Properties
+    >>> shifted = Activation(
+    ...     "shifted_relu_demo",
+    ...     forward=lambda x, out: np.maximum(x - 1.0, 0.0, out=out),
+    ...     derivative=lambda x, out: np.greater(x, 1.0, out=out, dtype=x.dtype),
+    ...     formula=r"\\max(0, x - 1)", derivative_formula=r"[x > 1]",
+    ...     summary="ReLU shifted right by one.",
+    ...     properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=False, kinks=(1.0,),
+    ...                           zero_for_negative=True, piecewise_linear=True),
+    ... )
+    >>> rl.register(shifted) is shifted
+    True
+    >>> rl.get("Shifted-ReLU-Demo")([0.0, 3.0])
+    array([0., 2.])
+    >>> rl.unregister("shifted_relu_demo")
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ._input import as_array, check_out, check_real, compute_dtype, describe
+
+__all__ = [
+    "Activation",
+    "Param",
+    "Properties",
+    "Kink",
+    "UnknownActivationError",
+    "register",
+    "unregister",
+    "get",
+    "names",
+    "normalize_name",
+]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One keyword parameter of a member: its default, its allowed values, and what it means.
+
+    ``kind`` is ``"real"`` (a real number in ``[low, high]``, ends open where ``*_open``), ``"choice"`` (one of
+    ``choices``), ``"bool"``, ``"int"`` (an int in ``[low, high]``) or ``"object"`` (checked by the member).
+    """
+
+    name: str
+    default: Any
+    doc: str
+    kind: str = "real"
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[Any, ...] = ()
+    allow_none: bool = False
+
+    @property
+    def allowed(self) -> str:
+        """The allowed values, in words (used in error messages and ``relulab explain``)."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind == "bool":
+            return "True or False"
+        if self.kind == "object":
+            return self.doc
+        lo = "(" if self.low_open or self.low == -math.inf else "["
+        hi = ")" if self.high_open or self.high == math.inf else "]"
+        what = "an integer" if self.kind == "int" else "a real number"
+        text = f"{what} in {lo}{_fmt(self.low)}, {_fmt(self.high)}{hi}"
+        return text + (" or None" if self.allow_none else "")
+
+    def check(self, value: Any, owner: str) -> Any:
+        """Return ``value`` normalised, or raise naming ``owner``, this parameter, the value and what is allowed."""
+        if value is None and self.allow_none:
+            return None
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise ValueError(f"{owner}: {self.name} must be {self.allowed}; got {describe(value)}")
+            return value
+        if self.kind == "bool":
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{owner}: {self.name} must be True or False; got {describe(value)}")
+            return bool(value)
+        if self.kind == "object":
+            return value
+        if self.kind == "int":
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{owner}: {self.name} must be {self.allowed}; got {describe(value)}")
+            number = float(value)
+        else:
+            number = check_real(value, self.name, owner)
+        below = number < self.low or (self.low_open and number == self.low)
+        above = number > self.high or (self.high_open and number == self.high)
+        if math.isnan(number) or below or above:
+            raise ValueError(f"{owner}: {self.name} must be {self.allowed}; got {describe(value)}")
+        return int(value) if self.kind == "int" else number
+
+
+def _fmt(value: float) -> str:
+    if value == math.inf:
+        return "inf"
+    if value == -math.inf:
+        return "-inf"
+    return repr(float(value)).rstrip("0").rstrip(".") if float(value).is_integer() else repr(float(value))
+
+
+@dataclass(frozen=True)
+class Properties:
+    """What a member is, as facts tests can check.
+
+    ``lower_bound``/``upper_bound`` are the infimum/supremum of the range (``None`` when unbounded).
+    ``smooth`` means infinitely differentiable everywhere; ``kinks`` lists the points where the derivative jumps.
+    ``zero_for_negative``: the output is exactly 0 for every x < 0, so a unit can *die* (gradient exactly zero);
+    for other members the same event is reported as *inactive*. ``piecewise_linear``: the derivative is piecewise
+    constant, so a backward pass needs only a mask of the input (see ``relulab.nn``'s lean backward).
+    """
+
+    monotonic: bool
+    lower_bound: float | None
+    upper_bound: float | None
+    smooth: bool
+    kinks: tuple[float, ...]
+    zero_for_negative: bool
+    piecewise_linear: bool
+
+    @property
+    def bounded_below(self) -> bool:
+        return self.lower_bound is not None
+
+    @property
+    def bounded_above(self) -> bool:
+        return self.upper_bound is not None
+
+
+@dataclass(frozen=True)
+class Kink:
+    """The subdifferential at x = 0 for a member with a kink there: the default derivative and the interval.
+
+    Values may be arrays (prelu: one per channel). ``at_zero=`` must lie in ``[low, high]``.
+    """
+
+    default: Any
+    low: Any
+    high: Any
+
+
+class UnknownActivationError(KeyError, ValueError):
+    """Raised by :func:`get` for a name that is not registered; the message lists close matches."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0])
+
+
+Kernel = Callable[..., np.ndarray]
+
+
+class Activation:
+    """A member of the ReLU family: call it for f(x), ``.grad`` for f'(x).
+
+    Instances are created once per member in ``relulab/family/members.py`` (or by users, then passed to
+    :func:`register`). Calling validates the input and parameters once, then runs a pure kernel.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        forward: Kernel,
+        derivative: Kernel,
+        formula: str,
+        derivative_formula: str,
+        summary: str,
+        properties: Properties | Callable[[Mapping[str, Any]], Properties],
+        params: Sequence[Param] = (),
+        aliases: Sequence[str] = (),
+        kink_at_zero: Callable[[Mapping[str, Any]], Kink] | None = None,
+        integer_exact: bool | Callable[[Mapping[str, Any]], bool] = False,
+        weight: Callable[..., Any] | None = None,
+        check: Callable[[Mapping[str, Any], str], None] | None = None,
+        conventions: str = "",
+        use: str = "",
+        failure_mode: str = "",
+        paper: str = "",
+        example: str = "",
+    ) -> None:
+        self.name = name
+        self.aliases = tuple(aliases)
+        self.summary = summary
+        self.formula = formula
+        self.derivative_formula = derivative_formula
+        self.params = tuple(params)
+        self.conventions = conventions
+        self.use = use
+        self.failure_mode = failure_mode
+        self.paper = paper
+        self.example = example
+        self._forward = forward
+        self._derivative = derivative
+        self._properties = properties
+        self._kink_at_zero = kink_at_zero
+        self._integer_exact = integer_exact
+        self._weight = weight
+        self._check = check
+        self._param_index = {p.name: p for p in self.params}
+        self.__doc__ = self._docstring()
+
+    # -- description -------------------------------------------------------------------------------------------
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The default value of every parameter."""
+        return {p.name: p.default for p in self.params}
+
+    @property
+    def properties(self) -> Properties:
+        """The member's properties at its default parameters (see :meth:`properties_for`)."""
+        return self.properties_for()
+
+    def properties_for(self, **params: Any) -> Properties:
+        """The member's properties at the given parameters (e.g. elu's lower bound is -alpha)."""
+        bound = self._bind(params)
+        return self._properties(bound) if callable(self._properties) else self._properties
+
+    @property
+    def has_kink_at_zero(self) -> bool:
+        return self._kink_at_zero is not None
+
+    @property
+    def takes_weight(self) -> bool:
+        """True for members with a positional weight array after x (prelu)."""
+        return self._weight is not None
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{p.name}={p.default!r}" for p in self.params)
+        return f"<Activation {self.name}({params})>"
+
+    def __reduce__(self) -> tuple[Callable[[str], Activation], tuple[str]]:
+        # Pickle by name so worker processes get the registered member, not a copy of its closures.
+        return get, (self.name,)
+
+    def _docstring(self) -> str:
+        lines = [self.summary, "", ".. math::", "", f"    f(x) = {self.formula}", "",
+                 f"    f'(x) = {self.derivative_formula}", ""]
+        if self.params:
+            lines += ["Args:", "    x: input, " + "a scalar, list or NumPy array."]
+            lines += [f"    {p.name}: {p.doc} Default {p.default!r}; {p.allowed}." for p in self.params]
+            lines.append("")
+        if self.conventions:
+            lines += ["Conventions: " + self.conventions, ""]
+        if self.example:
+            lines += ["Example:", ""] + ["    " + line for line in self.example.strip().splitlines()] + [""]
+        if self.paper:
+            lines += ["Reference: " + self.paper]
+        return "\n".join(lines)
+
+    # -- evaluation --------------------------------------------------------------------------------------------
+    def _bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = [k for k in params if k not in self._param_index]
+        if unknown:
+            allowed = ", ".join(self._param_index) or "no parameters"
+            raise TypeError(f"{self.name}: unexpected keyword argument {unknown[0]!r}; {self.name} takes {allowed}")
+        bound = {p.name: p.check(params.get(p.name, p.default), self.name) for p in self.params}
+        if self._check is not None:
+            self._check(bound, self.name)
+        return bound
+
+    def _prepare(self, x: Any, args: tuple[Any, ...], params: Mapping[str, Any], out: Any, grad: bool):
+        expected = 1 if self._weight is not None else 0
+        if len(args) != expected:
+            what = "x and weight" if expected else "x"
+            raise TypeError(f"{self.name} takes {what} as positional arguments; got {1 + len(args)}")
+        array, scalar = as_array(x, "x")
+        bound = self._bind(params)
+        if self._weight is not None:
+            bound["weight"] = self._weight(args[0], array, bound)
+        integer_in = array.dtype.kind in "iu"
+        if integer_in:
+            exact = self._integer_exact(bound) if callable(self._integer_exact) else self._integer_exact
+            if grad or not exact:
+                array = array.astype(np.float64)  # integers promote to the default float (float64)
+        result_dtype = array.dtype
+        # Kernels always see at least 1-D arrays (NumPy turns 0-d results into scalars, which have no out=).
+        work = np.atleast_1d(array.astype(compute_dtype(array.dtype), copy=False))
+        if out is not None:
+            check_out(out, array.shape, result_dtype)
+        return work, scalar, bound, result_dtype
+
+    def _run(self, kernel: Kernel, work: np.ndarray, bound: Mapping[str, Any], out: np.ndarray | None,
+             scalar: bool, dtype: np.dtype):
+        direct = out.reshape(work.shape) if out is not None and out.dtype == work.dtype else None
+        # Overflow in a kernel only ever rounds a true value beyond the dtype's range to inf (x^2 for x > 1.3e154,
+        # a float16 result beyond 65504), which is the correct result; invalid operations stay loud.
+        with np.errstate(over="ignore"):
+            value = kernel(work, direct, **bound)
+            if out is not None:
+                if value is not direct:
+                    np.copyto(out, value.reshape(out.shape), casting="unsafe")  # float32 -> float16 rounding
+                return out
+            if value.dtype != dtype:
+                value = value.astype(dtype)
+        return value[0] if scalar else value
+
+    def __call__(self, x: Any, *args: Any, out: np.ndarray | None = None, **params: Any):
+        """f(x), elementwise. ``out=`` receives the result (same shape and dtype as the result) and is returned."""
+        work, scalar, bound, dtype = self._prepare(x, args, params, out, grad=False)
+        return self._run(self._forward, work, bound, out, scalar, dtype)
+
+    def grad(self, x: Any, *args: Any, at_zero: Any = None, out: np.ndarray | None = None, **params: Any):
+        """f'(x), elementwise. At a kink at 0 the default follows PyTorch; ``at_zero=`` picks any subgradient.
+
+        Integer inputs give float64 derivatives; float inputs keep their dtype.
+        """
+        work, scalar, bound, dtype = self._prepare(x, args, params, out, grad=True)
+        if self._kink_at_zero is not None:
+            bound["at_zero"] = self._check_at_zero(at_zero, bound)
+        elif at_zero is not None:
+            raise ValueError(
+                f"{self.name}: at_zero={at_zero!r} does not apply, {self.name} is differentiable at 0; "
+                f"at_zero applies to members with a kink at 0: {', '.join(n for n in names() if get(n).has_kink_at_zero)}"
+            )
+        return self._run(self._derivative, work, bound, out, scalar, dtype)
+
+    def _check_at_zero(self, at_zero: Any, bound: Mapping[str, Any]):
+        kink = self._kink_at_zero(bound)
+        if at_zero is None:
+            return kink.default
+        value = check_real(at_zero, "at_zero", self.name)
+        low, high = np.minimum(kink.low, kink.high), np.maximum(kink.low, kink.high)
+        if math.isnan(value) or np.any(value < low) or np.any(value > high):
+            interval = f"[{np.max(low):g}, {np.min(high):g}]"
+            raise ValueError(
+                f"{self.name}: at_zero must lie in the subdifferential at 0, {interval}; got {describe(at_zero)}"
+            )
+        return value
+
+
+# -- registry --------------------------------------------------------------------------------------------------
+_REGISTRY: dict[str, Activation] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def normalize_name(name: str) -> str:
+    """The key a name is looked up by: case-insensitive, ignoring ``_``, ``-`` and spaces (``LeakyReLU``)."""
+    return "".join(ch for ch in name.lower() if ch not in "_- ")
+
+
+def register(activation: Activation, *, replace: bool = False) -> Activation:
+    """Add ``activation`` (and its aliases) to the registry so :func:`get`, the CLI and ``relulab.nn`` see it.
+
+    Raises ValueError if the name or an alias is taken, unless ``replace=True``.
+    """
+    if not isinstance(activation, Activation):
+        raise TypeError(f"activation must be an Activation; got {describe(activation)}")
+    keys = [normalize_name(activation.name)] + [normalize_name(a) for a in activation.aliases]
+    if not replace:
+        for key in keys:
+            if key in _ALIASES:
+                raise ValueError(
+                    f"name {key!r} of {activation.name!r} is already registered to {_ALIASES[key]!r}; "
+                    "pass replace=True to replace it"
+                )
+    _REGISTRY[activation.name] = activation
+    for key in keys:
+        _ALIASES[key] = activation.name
+    return activation
+
+
+def unregister(name: str) -> None:
+    """Remove a member and its aliases from the registry."""
+    canonical = get(name).name
+    del _REGISTRY[canonical]
+    for key in [k for k, v in _ALIASES.items() if v == canonical]:
+        del _ALIASES[key]
+
+
+def get(name: str | Activation) -> Activation:
+    """The registered member called ``name`` (case-insensitive; aliases such as ``"swish"`` resolve).
+
+    >>> import relulab as rl
+    >>> rl.get("LeakyReLU").name, rl.get("swish").name, rl.get("hard_swish").name
+    ('leaky_relu', 'silu', 'hardswish')
+    """
+    if isinstance(name, Activation):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str naming an activation; got {describe(name)}")
+    key = normalize_name(name)
+    if key in _ALIASES:
+        return _REGISTRY[_ALIASES[key]]
+    close = difflib.get_close_matches(key, list(_ALIASES), n=3, cutoff=0.6)
+    close_names = list(dict.fromkeys(_ALIASES[c] for c in close))
+    hint = f"; did you mean {', '.join(repr(c) for c in close_names)}?" if close_names else ""
+    raise UnknownActivationError(f"unknown activation {name!r}{hint} Known: {', '.join(names())}")
+
+
+def names() -> list[str]:
+    """The canonical name of every registered member, in registration order."""
+    return list(_REGISTRY)
+

@@ -1,0 +1,654 @@
+"""Every member of the ReLU family, each defined once: kernels, formula, parameters, properties, notes.
+
+A kernel is a pure function ``kernel(x, out, **params) -> ndarray`` on an already-validated floating-point array
+(integer arrays only for members that are exact on integers). ``out`` is either ``None`` or a buffer of x's shape
+and dtype that the kernel may fill and return; a kernel may also ignore it and return a new array. Kernels must be
+safe when ``out`` is ``x`` itself (in-place use).
+
+Conventions every kernel follows (DESIGN.md): NaN in gives NaN out, for values and derivatives; at +-inf the
+mathematical limit (never NaN from inf * 0, never an overflow from exp); relu(-0.0) = +0.0; at a kink at 0 the
+derivative is PyTorch's value unless ``at_zero=`` picks another point of the subdifferential.
+
+Adding a member: write its two kernels and one ``register(Activation(...))`` block below, then add its reference
+formula to ``tests/family/reference.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import _special as sp
+from ._core import Activation, Kink, Param, Properties, register
+from ._input import describe, is_whole
+
+# SELU's constants to full double precision (Klambauer et al. 2017, eq. 14; the closed forms solved to 30 digits).
+SELU_SCALE = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+
+_PAPER_RELU = "Nair & Hinton 2010, Rectified Linear Units Improve Restricted Boltzmann Machines (ICML)."
+_PAPER_LEAKY = "Maas, Hannun & Ng 2013, Rectifier Nonlinearities Improve Neural Network Acoustic Models (ICML)."
+
+
+def _fix_infinities(result: np.ndarray, x: np.ndarray, at_pos_inf: float, at_neg_inf: float) -> np.ndarray:
+    """Write the mathematical limits at +-inf where an inf * 0 product would have produced NaN."""
+    np.copyto(result, at_pos_inf, where=x == np.inf)
+    np.copyto(result, at_neg_inf, where=x == -np.inf)
+    return result
+
+
+def _nan_where_nan(result: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Put NaN wherever x is NaN (for derivative kernels built from comparisons, which lose NaN)."""
+    np.copyto(result, x, where=np.isnan(x))
+    return result
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    """x with +-inf replaced by the largest finite values (NaN kept): products such as x * sigmoid(x) then never
+    form inf * 0; the true limits at +-inf are written afterwards by _fix_infinities."""
+    big = np.finfo(x.dtype).max
+    return np.clip(x, -big, big)
+
+
+def _store(value: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return value
+    out[...] = value
+    return out
+
+
+# -- relu ------------------------------------------------------------------------------------------------------
+def _relu(x, out):
+    # np.maximum(x, 0.0) returns +0.0 for x = -0.0 and propagates NaN; works on integer arrays too.
+    return np.maximum(x, 0, out=out)
+
+
+def _relu_grad(x, out, at_zero):
+    # heaviside: 0 for x < 0, at_zero at x == 0 (both signs of zero), 1 for x > 0, NaN for NaN.
+    return np.heaviside(x, at_zero, out=out)
+
+
+relu = register(Activation(
+    "relu",
+    aliases=("rectifier", "rectified_linear"),
+    summary="Rectified linear unit: max(0, x).",
+    formula=r"\max(0, x) = \begin{cases} x & x > 0 \\ 0 & x \le 0 \end{cases}",
+    derivative_formula=r"\begin{cases} 1 & x > 0 \\ \text{at\_zero} \in [0, 1] & x = 0 \\ 0 & x < 0 \end{cases}",
+    properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=False, kinks=(0.0,),
+                          zero_for_negative=True, piecewise_linear=True),
+    kink_at_zero=lambda p: Kink(default=0.0, low=0.0, high=1.0),
+    integer_exact=True,
+    forward=_relu,
+    derivative=_relu_grad,
+    conventions="relu(-0.0) = +0.0; f'(0) = 0 (PyTorch, JAX); integers stay integers.",
+    use="The default for hidden layers of deep networks: cheap, non-saturating for x > 0, sparse outputs.",
+    failure_mode="Dying units: a unit whose input is negative for every sample outputs 0 and gets zero gradient, "
+                 "so it never recovers (large learning rates, bad init or a large negative bias cause it).",
+    paper=_PAPER_RELU,
+    example=">>> rl.relu([-2, -1, 0, 1, 2])\narray([0, 0, 0, 1, 2])\n>>> rl.relu.grad([-1.0, 0.0, 1.0])\n"
+            "array([0., 0., 1.])\n>>> rl.relu.grad([0.0], at_zero=1.0)\narray([1.])",
+))
+
+
+# -- the leaky family: leaky_relu, prelu and rrelu share these two kernels -----------------------------------------
+def _leaky(x, out, slope):
+    if np.ndim(slope) == 0 and slope == 0:
+        return _relu(x, out)  # 0 * -inf would be NaN; the limit is 0
+    slope = np.asarray(slope, dtype=x.dtype) if x.dtype.kind == "f" else int(slope)
+    negative = x * slope  # for x = -inf and slope > 0 this is -inf, the limit
+    if np.ndim(slope) > 0:
+        negative = np.where(slope == 0, 0 * x, negative)  # per-element zero slope: avoid 0 * -inf
+        negative = np.where(np.isnan(x), x, negative)
+    return np.where(x > 0, x, negative) if out is None else _store(np.where(x > 0, x, negative), out)
+
+
+def _leaky_grad(x, out, slope, at_zero):
+    slope = np.asarray(slope, dtype=x.dtype)
+    at_zero = slope if at_zero is None else at_zero
+    grad = np.where(x > 0, np.ones((), x.dtype), slope)
+    grad = np.where(x == 0, np.asarray(at_zero, x.dtype), grad)
+    return _store(_nan_where_nan(np.broadcast_to(grad, x.shape).copy(), x), out)
+
+
+def _slope_kink(slope):
+    return Kink(default=slope, low=slope, high=1.0)
+
+
+leaky_relu = register(Activation(
+    "leaky_relu",
+    aliases=("leaky", "lrelu"),
+    summary="Leaky ReLU: x for x > 0, negative_slope * x otherwise.",
+    formula=r"\begin{cases} x & x > 0 \\ s\,x & x \le 0 \end{cases}",
+    derivative_formula=r"\begin{cases} 1 & x > 0 \\ \text{at\_zero} \in [s, 1]\ (\text{default } s) & x = 0 \\ "
+                       r"s & x < 0 \end{cases}",
+    params=(Param("negative_slope", 0.01, "Slope s for x < 0 (usually small, in [0, 1)).", low=-math.inf,
+                  high=math.inf, low_open=True, high_open=True),),
+    properties=lambda p: Properties(
+        monotonic=p["negative_slope"] >= 0, lower_bound=0.0 if p["negative_slope"] == 0 else None,
+        upper_bound=None, smooth=False, kinks=() if p["negative_slope"] == 1 else (0.0,),
+        zero_for_negative=p["negative_slope"] == 0, piecewise_linear=True),
+    kink_at_zero=lambda p: _slope_kink(p["negative_slope"]),
+    integer_exact=lambda p: is_whole(p["negative_slope"]),
+    forward=lambda x, out, negative_slope: _leaky(x, out, negative_slope),
+    derivative=lambda x, out, negative_slope, at_zero: _leaky_grad(x, out, negative_slope, at_zero),
+    conventions="f'(0) = negative_slope (PyTorch; JAX uses 1); leaky_relu(-0.0) = -0.0 (the sign of s * x); "
+                "integer input stays integer when negative_slope is a whole number, else becomes float64.",
+    use="A drop-in for relu when units die: the small negative slope keeps a gradient for x < 0.",
+    failure_mode="The slope is one more hyperparameter; with s close to 1 the network becomes nearly linear.",
+    paper=_PAPER_LEAKY,
+    example=">>> rl.leaky_relu([-2.0, 0.0, 3.0], negative_slope=0.1)\narray([-0.2,  0. ,  3. ])\n"
+            ">>> rl.leaky_relu.grad([-2.0, 0.0, 3.0])\narray([0.01, 0.01, 1.  ])",
+))
+
+
+def _prelu_weight(weight: Any, x: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+    """Validate prelu's weight against x and return it shaped to broadcast along channel_axis."""
+    try:
+        w = np.asarray(weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"prelu: weight must be a real number or a 1-D array of them; got {describe(weight)}") from None
+    if isinstance(weight, (bool, np.bool_)) or np.asarray(weight).dtype.kind not in "iuf":
+        raise TypeError(f"prelu: weight must be a real number or a 1-D array of them; got {describe(weight)}")
+    if w.ndim > 1:
+        raise ValueError(f"prelu: weight must be a scalar or 1-D (one slope per channel); got shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"prelu: weight must be finite; got {w}")
+    if w.size == 1:
+        return w.reshape(())
+    axis = params["channel_axis"]
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(
+            f"prelu: channel_axis={axis} is out of range for x with {x.ndim} dimensions "
+            f"(a weight of {w.size} slopes needs a channel axis)"
+        )
+    channels = x.shape[axis]
+    if channels != w.size:
+        raise ValueError(
+            f"prelu: weight has {w.size} slopes but x has {channels} channels along channel_axis={axis}; "
+            "give one slope per channel or a single slope"
+        )
+    shape = [1] * x.ndim
+    shape[axis] = channels
+    return w.reshape(shape)
+
+
+prelu = register(Activation(
+    "prelu",
+    aliases=("parametric_relu",),
+    summary="Parametric ReLU: leaky ReLU whose slope is learned, one per channel (or one in all).",
+    formula=r"\begin{cases} x & x > 0 \\ w_c\,x & x \le 0 \end{cases}",
+    derivative_formula=r"\frac{\partial f}{\partial x} = \begin{cases} 1 & x > 0 \\ w_c & x \le 0 \end{cases}"
+                       r",\quad \frac{\partial f}{\partial w_c} = \min(x, 0)",
+    params=(Param("channel_axis", 1, "Axis of x that holds the channels (PyTorch: dim 1).", kind="int",
+                  low=-64, high=64),),
+    properties=Properties(monotonic=False, lower_bound=None, upper_bound=None, smooth=False, kinks=(0.0,),
+                          zero_for_negative=False, piecewise_linear=True),
+    kink_at_zero=lambda p: _slope_kink(p["weight"]),
+    weight=_prelu_weight,
+    forward=lambda x, out, channel_axis, weight: _leaky(x, out, weight),
+    derivative=lambda x, out, channel_axis, weight, at_zero: _leaky_grad(x, out, weight, at_zero),
+    conventions="f'(0) = w_c (PyTorch). Monotonic only where every slope is >= 0. "
+                "prelu.grad_weight gives the elementwise derivative with respect to the slope.",
+    use="When the best negative slope is unknown: the network learns it (He et al. used it on ImageNet).",
+    failure_mode="Slopes are parameters: weight decay pulls them to 0 (back to relu); exclude them from decay.",
+    paper="He, Zhang, Ren & Sun 2015, Delving Deep into Rectifiers (ICCV).",
+    example=">>> rl.prelu([[-1.0, 2.0], [-1.0, 2.0]], [0.25, 0.5], channel_axis=0)\n"
+            "array([[-0.25,  2.  ],\n       [-0.5 ,  2.  ]])",
+))
+
+
+def _prelu_grad_weight(x, weight, channel_axis: int = 1):
+    """Elementwise derivative of prelu with respect to its slope: min(x, 0) (0 at x = 0; NaN at NaN).
+
+    Sum it over every axis but ``channel_axis`` (after multiplying by the upstream gradient) for dL/dw.
+
+    >>> import relulab as rl
+    >>> rl.prelu.grad_weight([-2.0, 0.0, 3.0], 0.25)
+    array([-2.,  0.,  0.])
+    """
+    work, scalar, bound, _ = prelu._prepare(x, (weight,), {"channel_axis": channel_axis}, None, grad=True)
+    value = np.minimum(work, 0.0)
+    value = np.broadcast_to(value, np.broadcast_shapes(work.shape, np.shape(bound["weight"])))
+    return value[()] if scalar else np.array(value)
+
+
+prelu.grad_weight = _prelu_grad_weight
+
+
+def _rrelu_slopes(x: np.ndarray, p: Mapping[str, Any]):
+    if not p["training"]:
+        return 0.5 * (p["lower"] + p["upper"])  # eval: the deterministic mean slope, as in PyTorch
+    rng = p["rng"] if p["rng"] is not None else np.random.default_rng(p["seed"])
+    return rng.uniform(p["lower"], p["upper"], size=x.shape).astype(x.dtype)
+
+
+def _check_rrelu(p: Mapping[str, Any], owner: str) -> None:
+    if p["lower"] > p["upper"]:
+        raise ValueError(f"{owner}: lower must be <= upper; got lower={p['lower']!r}, upper={p['upper']!r}")
+    if p["rng"] is not None and not isinstance(p["rng"], np.random.Generator):
+        raise TypeError(f"{owner}: rng must be a numpy.random.Generator or None; got {describe(p['rng'])}")
+    if p["rng"] is not None and p["seed"] is not None:
+        raise ValueError(f"{owner}: give seed or rng, not both")
+
+
+rrelu = register(Activation(
+    "rrelu",
+    aliases=("randomized_relu", "randomized_leaky_relu"),
+    summary="Randomized leaky ReLU: in training each element's slope is drawn from U(lower, upper); "
+            "in evaluation the slope is the mean (lower + upper) / 2.",
+    formula=r"\begin{cases} x & x > 0 \\ a\,x & x \le 0 \end{cases},\quad a \sim U(l, u) "
+            r"\text{ (training)},\ a = \tfrac{l + u}{2} \text{ (eval)}",
+    derivative_formula=r"\begin{cases} 1 & x > 0 \\ a & x \le 0 \end{cases}",
+    params=(
+        Param("lower", 1 / 8, "Lower end of the slope distribution.", low=0.0, high=1.0),
+        Param("upper", 1 / 3, "Upper end of the slope distribution.", low=0.0, high=1.0),
+        Param("training", False, "Draw random slopes (True) or use the mean slope (False).", kind="bool"),
+        Param("seed", None, "Seed for the slopes in training; the same seed gives the same slopes in "
+                            "rrelu and rrelu.grad.", kind="int", low=0, high=2**63 - 1, allow_none=True),
+        Param("rng", None, "a numpy.random.Generator or None", kind="object"),
+    ),
+    check=_check_rrelu,
+    properties=lambda p: Properties(monotonic=True, lower_bound=0.0 if p["upper"] == 0 else None,
+                                    upper_bound=None, smooth=False, kinks=(0.0,),
+                                    zero_for_negative=p["upper"] == 0, piecewise_linear=True),
+    # Valid for every element: at least the largest slope that can have been drawn.
+    kink_at_zero=lambda p: Kink(default=None, low=p["upper"] if p["training"] else 0.5 * (p["lower"] + p["upper"]),
+                                high=1.0),
+    forward=lambda x, out, lower, upper, training, seed, rng: _leaky(x, out, _rrelu_slopes(x, locals())),
+    derivative=lambda x, out, lower, upper, training, seed, rng, at_zero: _leaky_grad(
+        x, out, _rrelu_slopes(x, locals()), at_zero),
+    conventions="Eval mode is deterministic (mean slope 11/48 by default); f'(0) = the element's slope.",
+    use="A regulariser on small data sets: the random negative slope acts like noise (Xu et al. 2015).",
+    failure_mode="Training and evaluation compute different functions; results depend on the mode.",
+    paper="Xu, Wang, Chen & Li 2015, Empirical Evaluation of Rectified Activations in Convolutional Network.",
+    example=">>> rl.rrelu([-48.0, 1.0])  # eval: slope (1/8 + 1/3) / 2 = 11/48\narray([-11.,   1.])",
+))
+
+
+# -- elu, selu, celu -------------------------------------------------------------------------------------------
+def _elu(x, out, alpha, scale=1.0, inv_alpha=1.0):
+    negative = alpha * np.expm1(np.minimum(x, 0.0) * inv_alpha)  # expm1: exact near 0; exp of x <= 0 only
+    value = np.where(x > 0, x, negative)
+    if scale != 1.0:
+        value = scale * value
+    return _store(value, out)
+
+
+def _elu_grad(x, out, alpha, scale=1.0, inv_alpha=1.0, at_zero=None):
+    negative = (scale * alpha * inv_alpha) * np.exp(np.minimum(x, 0.0) * inv_alpha)
+    grad = np.where(x > 0, np.asarray(scale, x.dtype), negative)
+    if at_zero is not None:
+        grad = np.where(x == 0, np.asarray(at_zero, x.dtype), grad)
+    return _store(grad, out)
+
+
+elu = register(Activation(
+    "elu",
+    summary="Exponential linear unit: x for x > 0, alpha * (exp(x) - 1) otherwise.",
+    formula=r"\begin{cases} x & x > 0 \\ \alpha\,(e^{x} - 1) & x \le 0 \end{cases}",
+    derivative_formula=r"\begin{cases} 1 & x > 0 \\ \alpha\,e^{x} & x \le 0 \end{cases}",
+    params=(Param("alpha", 1.0, "Saturation value -alpha for x -> -inf.", low=0.0, high=math.inf, high_open=True),),
+    properties=lambda p: Properties(monotonic=True, lower_bound=-p["alpha"], upper_bound=None, smooth=False,
+                                    kinks=() if p["alpha"] == 1 else (0.0,), zero_for_negative=p["alpha"] == 0,
+                                    piecewise_linear=p["alpha"] == 0),
+    kink_at_zero=lambda p: Kink(default=p["alpha"], low=p["alpha"], high=1.0),
+    forward=lambda x, out, alpha: _elu(x, out, alpha),
+    derivative=lambda x, out, alpha, at_zero: _elu_grad(x, out, alpha, at_zero=at_zero),
+    conventions="f'(0) = alpha (PyTorch); with alpha = 1 the derivative is continuous (1 at 0).",
+    use="Mean activations closer to zero than relu, a smooth negative saturation; often trains a bit faster.",
+    failure_mode="exp costs more than max; saturates at -alpha, so very negative inputs get small gradients.",
+    paper="Clevert, Unterthiner & Hochreiter 2016, Fast and Accurate Deep Network Learning by Exponential "
+          "Linear Units (ELUs) (ICLR).",
+    example=">>> rl.elu([-1.0, 0.0, 2.0])\narray([-0.63212056,  0.        ,  2.        ])",
+))
+
+selu = register(Activation(
+    "selu",
+    summary="Scaled ELU: lambda * elu(x, alpha) with the constants that make activations self-normalising.",
+    formula=r"\lambda \begin{cases} x & x > 0 \\ \alpha\,(e^{x} - 1) & x \le 0 \end{cases},\quad "
+            r"\lambda \approx 1.0507,\ \alpha \approx 1.6733",
+    derivative_formula=r"\lambda \begin{cases} 1 & x > 0 \\ \alpha\,e^{x} & x \le 0 \end{cases}",
+    properties=Properties(monotonic=True, lower_bound=-SELU_SCALE * SELU_ALPHA, upper_bound=None, smooth=False,
+                          kinks=(0.0,), zero_for_negative=False, piecewise_linear=False),
+    kink_at_zero=lambda p: Kink(default=SELU_SCALE * SELU_ALPHA, low=SELU_SCALE * SELU_ALPHA, high=SELU_SCALE),
+    forward=lambda x, out: _elu(x, out, SELU_ALPHA, scale=SELU_SCALE),
+    derivative=lambda x, out, at_zero: _elu_grad(x, out, SELU_ALPHA, scale=SELU_SCALE, at_zero=at_zero),
+    conventions="f'(0) = lambda * alpha (PyTorch). lambda and alpha to full double precision.",
+    use="Deep fully connected networks without normalisation layers, with LeCun-normal init and alpha-dropout.",
+    failure_mode="Self-normalisation needs its conditions: LeCun init, no batch norm, alpha-dropout only.",
+    paper="Klambauer, Unterthiner, Mayr & Hochreiter 2017, Self-Normalizing Neural Networks (NeurIPS).",
+    example=">>> rl.selu([-1.0, 1.0])\narray([-1.11133074,  1.05070099])",
+))
+
+celu = register(Activation(
+    "celu",
+    summary="Continuously differentiable ELU: max(0, x) + min(0, alpha * (exp(x / alpha) - 1)).",
+    formula=r"\begin{cases} x & x > 0 \\ \alpha\,(e^{x/\alpha} - 1) & x \le 0 \end{cases}",
+    derivative_formula=r"\begin{cases} 1 & x > 0 \\ e^{x/\alpha} & x \le 0 \end{cases}",
+    params=(Param("alpha", 1.0, "Saturation value -alpha; the derivative is 1 at 0 for every alpha.", low=0.0,
+                  high=math.inf, low_open=True, high_open=True),),
+    properties=lambda p: Properties(monotonic=True, lower_bound=-p["alpha"], upper_bound=None, smooth=False,
+                                    kinks=(), zero_for_negative=False, piecewise_linear=False),
+    forward=lambda x, out, alpha: _elu(x, out, alpha, inv_alpha=1.0 / alpha),
+    derivative=lambda x, out, alpha: _elu_grad(x, out, alpha, inv_alpha=1.0 / alpha),
+    conventions="Differentiable at 0 for every alpha (f'(0) = 1), so at_zero does not apply.",
+    use="ELU with a tunable saturation that stays continuously differentiable.",
+    failure_mode="As elu: exp cost, small gradients deep in the negative saturation.",
+    paper="Barron 2017, Continuously Differentiable Exponential Linear Units (arXiv:1704.07483).",
+    example=">>> rl.celu([-1.0, 0.0, 2.0], alpha=2.0)\narray([-0.78693868,  0.        ,  2.        ])",
+))
+
+
+# -- relu6, hardswish, squared_relu -------------------------------------------------------------------------------
+def _relu6(x, out):
+    value = np.maximum(x, 0, out=out)
+    return np.minimum(value, 6, out=value)
+
+
+def _relu6_grad(x, out, at_zero):
+    grad = np.heaviside(x, at_zero, out=out)  # 0 / at_zero / 1 / NaN
+    np.copyto(grad, 0, where=x >= 6)  # at 6 and above: 0 (PyTorch's hardtanh backward)
+    return grad
+
+
+relu6 = register(Activation(
+    "relu6",
+    summary="ReLU capped at 6: min(max(0, x), 6).",
+    formula=r"\min(\max(0, x), 6)",
+    derivative_formula=r"\begin{cases} 1 & 0 < x < 6 \\ \text{at\_zero}\ (\text{default } 0) & x = 0 \\ "
+                       r"0 & \text{otherwise (also at } x = 6) \end{cases}",
+    properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=6.0, smooth=False, kinks=(0.0, 6.0),
+                          zero_for_negative=True, piecewise_linear=True),
+    kink_at_zero=lambda p: Kink(default=0.0, low=0.0, high=1.0),
+    integer_exact=True,
+    forward=_relu6,
+    derivative=_relu6_grad,
+    conventions="f'(0) = 0 and f'(6) = 0 (PyTorch); relu6(-0.0) = +0.0; integers stay integers.",
+    use="Mobile and quantised networks (MobileNet): the bounded range suits low-precision arithmetic.",
+    failure_mode="Dies like relu for x < 0 and also saturates for x > 6, where the gradient is 0 too.",
+    paper="Krizhevsky 2010, Convolutional Deep Belief Networks on CIFAR-10 (tech. report); Howard et al. 2017, "
+          "MobileNets.",
+    example=">>> rl.relu6([-1, 3, 9])\narray([0, 3, 6])",
+))
+
+
+def _hardswish(x, out):
+    c = np.clip(x, -3.0, 3.0)  # the quadratic piece only ever sees [-3, 3]
+    return _store(np.where(x <= -3.0, 0.0, np.where(x >= 3.0, x, c * (c + 3.0) / 6.0)), out)
+
+
+def _hardswish_grad(x, out):
+    # PyTorch's hardswish_backward: 0 for x <= -3, (2x + 3) / 6 for -3 < x < 3, 1 for x >= 3.
+    c = np.clip(x, -3.0, 3.0)
+    grad = np.where(x <= -3.0, 0.0, np.where(x < 3.0, (2.0 * c + 3.0) / 6.0, 1.0)).astype(x.dtype, copy=False)
+    return _store(_nan_where_nan(grad, x), out)
+
+
+hardswish = register(Activation(
+    "hardswish",
+    aliases=("hard_swish", "h_swish"),
+    summary="Hard swish: x * relu6(x + 3) / 6, a piecewise-polynomial stand-in for silu.",
+    formula=r"\begin{cases} 0 & x \le -3 \\ x\,(x + 3)/6 & -3 < x < 3 \\ x & x \ge 3 \end{cases}",
+    derivative_formula=r"\begin{cases} 0 & x \le -3 \\ (2x + 3)/6 & -3 < x < 3 \\ 1 & x \ge 3 \end{cases}",
+    properties=Properties(monotonic=False, lower_bound=-0.375, upper_bound=None, smooth=False, kinks=(-3.0, 3.0),
+                          zero_for_negative=False, piecewise_linear=False),
+    forward=_hardswish,
+    derivative=_hardswish_grad,
+    conventions="At the kinks PyTorch's values: f'(-3) = 0, f'(3) = 1 (the outer branches). "
+                "hardswish(-inf) = 0.",
+    use="Mobile networks (MobileNetV3): silu's shape without exp.",
+    failure_mode="Zero gradient for x < -3, so units can die there like relu's.",
+    paper="Howard et al. 2019, Searching for MobileNetV3 (ICCV).",
+    example=">>> rl.hardswish([-4.0, -1.5, 0.0, 1.0, 4.0])\narray([ 0.        , -0.375     ,  0.        ,  "
+            "0.66666667,  4.        ])",
+))
+
+
+def _squared_relu(x, out):
+    positive = np.maximum(x, 0.0)
+    return np.square(positive, out=out)  # x > 1.3e154 squares to inf, the correctly rounded result
+
+
+def _squared_relu_grad(x, out):
+    return np.multiply(np.maximum(x, 0.0), 2.0, out=out)
+
+
+squared_relu = register(Activation(
+    "squared_relu",
+    aliases=("relu2", "relu_squared"),
+    summary="Squared ReLU: max(0, x)^2.",
+    formula=r"\max(0, x)^2",
+    derivative_formula=r"2 \max(0, x)",
+    properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=False, kinks=(),
+                          zero_for_negative=True, piecewise_linear=False),
+    forward=_squared_relu,
+    derivative=_squared_relu_grad,
+    conventions="Continuously differentiable (f'(0) = 0), so at_zero does not apply; integers become float64.",
+    use="Transformer feed-forward layers (Primer): a cheap, sparse activation that grows faster than relu.",
+    failure_mode="Dies like relu for x < 0; the quadratic growth can make large activations larger.",
+    paper="So et al. 2021, Primer: Searching for Efficient Transformers for Language Modeling (NeurIPS).",
+    example=">>> rl.squared_relu([-2.0, 3.0])\narray([0., 9.])",
+))
+
+
+# -- smooth members: gelu, silu, mish, softplus -------------------------------------------------------------------
+_GELU_CUBIC = 0.044715
+
+
+def _gelu(x, out, approximate):
+    if approximate == "none":
+        value = _finite(x) * sp.ndtr(x)
+    else:
+        # 0.5 x (1 + tanh(u)) = x * sigmoid(2u): no cancellation for x << 0. Clipping x keeps x^3 finite; the
+        # sigmoid has saturated long before |x| = 1e5.
+        c = np.clip(x, -1e5, 1e5)
+        value = _finite(x) * sp.sigmoid(2.0 * sp.SQRT_2_OVER_PI * (c + _GELU_CUBIC * c**3))
+    return _store(_fix_infinities(value, x, np.inf, 0.0), out)
+
+
+def _gelu_grad(x, out, approximate):
+    if approximate == "none":
+        grad = sp.ndtr(x) + np.clip(x, -1e5, 1e5) * sp.normal_pdf(x)
+    else:
+        c = np.clip(x, -1e5, 1e5)
+        u2 = 2.0 * sp.SQRT_2_OVER_PI * (c + _GELU_CUBIC * c**3)
+        du2 = 2.0 * sp.SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * c**2)
+        grad = sp.sigmoid(u2) + c * du2 * sp.sigmoid_slope(u2)
+    return _store(_fix_infinities(grad, x, 1.0, 0.0), out)
+
+
+def _gelu_properties(p: Mapping[str, Any]) -> Properties:
+    minimum = -0.16997120747990366 if p["approximate"] == "none" else -0.17004075057125405
+    return Properties(monotonic=False, lower_bound=minimum, upper_bound=None, smooth=True, kinks=(),
+                      zero_for_negative=False, piecewise_linear=False)
+
+
+gelu = register(Activation(
+    "gelu",
+    summary="Gaussian error linear unit: x * Phi(x), Phi the standard normal CDF (or its tanh approximation).",
+    formula=r"x\,\Phi(x) = \frac{x}{2}\left(1 + \operatorname{erf}\frac{x}{\sqrt 2}\right);\ \text{tanh: } "
+            r"\frac{x}{2}\left(1 + \tanh\left(\sqrt{2/\pi}\,(x + 0.044715 x^3)\right)\right)",
+    derivative_formula=r"\Phi(x) + x\,\varphi(x)",
+    params=(Param("approximate", "none", "'none' for the exact erf form, 'tanh' for Hendrycks & Gimpel's "
+                                         "approximation (as in PyTorch).", kind="choice", choices=("none", "tanh")),),
+    properties=_gelu_properties,
+    forward=_gelu,
+    derivative=_gelu_grad,
+    conventions="gelu(+inf) = +inf, gelu(-inf) = 0 (PyTorch gives NaN); accurate in the far negative tail.",
+    use="Transformers (BERT, GPT) and modern vision models: a smooth, non-monotonic relu.",
+    failure_mode="Costs an erf per element; non-monotonic dip (minimum -0.17 at x = -0.75).",
+    paper="Hendrycks & Gimpel 2016, Gaussian Error Linear Units (GELUs) (arXiv:1606.08415).",
+    example=">>> rl.gelu([-1.0, 0.0, 1.0])\narray([-0.15865525,  0.        ,  0.84134475])",
+))
+
+
+def _silu(x, out):
+    return _store(_fix_infinities(_finite(x) * sp.sigmoid(x), x, np.inf, 0.0), out)
+
+
+def _silu_grad(x, out):
+    grad = sp.sigmoid(x) + _finite(x) * sp.sigmoid_slope(x)
+    return _store(_fix_infinities(grad, x, 1.0, 0.0), out)
+
+
+silu = register(Activation(
+    "silu",
+    aliases=("swish", "swish1"),
+    summary="Sigmoid-weighted linear unit (swish): x * sigmoid(x).",
+    formula=r"x\,\sigma(x) = \frac{x}{1 + e^{-x}}",
+    derivative_formula=r"\sigma(x)\,\bigl(1 + x\,(1 - \sigma(x))\bigr)",
+    properties=Properties(monotonic=False, lower_bound=-0.2784645427610738, upper_bound=None, smooth=True,
+                          kinks=(), zero_for_negative=False, piecewise_linear=False),
+    forward=_silu,
+    derivative=_silu_grad,
+    conventions="silu(-inf) = 0 (PyTorch gives NaN), silu(+inf) = +inf.",
+    use="EfficientNet and many modern CNNs; found by automated search to beat relu on deep models.",
+    failure_mode="exp cost; non-monotonic dip (minimum -0.278 at x = -1.278).",
+    paper="Elfwing, Uchibe & Doya 2018 (SiLU); Ramachandran, Zoph & Le 2017, Searching for Activation Functions.",
+    example=">>> rl.silu([-1.0, 0.0, 1.0])\narray([-0.26894142,  0.        ,  0.73105858])",
+))
+
+
+def _mish_tanh_softplus(x):
+    """tanh(softplus(x)) and 1 - tanh(softplus(x)), both without cancellation or overflow."""
+    negative = x <= 0
+    e = np.exp(np.minimum(x, 0.0))  # x <= 0: n = e (e + 2); t = n / (n + 2); 1 - t = 2 / (n + 2)
+    n = e * (e + 2.0)
+    q = np.exp(-np.maximum(x, 0.0))  # x > 0: t = (1 + 2q) / (1 + 2q + 2q^2); 1 - t = 2q^2 / (same)
+    d = 1.0 + 2.0 * q + 2.0 * q * q
+    t = np.where(negative, n / (n + 2.0), (1.0 + 2.0 * q) / d)
+    one_minus_t = np.where(negative, 2.0 / (n + 2.0), 2.0 * q * q / d)
+    return t, one_minus_t
+
+
+def _mish(x, out):
+    t, _ = _mish_tanh_softplus(x)
+    return _store(_fix_infinities(_finite(x) * t, x, np.inf, 0.0), out)
+
+
+def _mish_grad(x, out):
+    t, one_minus_t = _mish_tanh_softplus(x)
+    grad = t + _finite(x) * (one_minus_t * (1.0 + t)) * sp.sigmoid(x)
+    return _store(_fix_infinities(grad, x, 1.0, 0.0), out)
+
+
+mish = register(Activation(
+    "mish",
+    summary="Mish: x * tanh(softplus(x)).",
+    formula=r"x \tanh\bigl(\ln(1 + e^{x})\bigr)",
+    derivative_formula=r"\tanh(\operatorname{sp}(x)) + x\,\operatorname{sech}^2(\operatorname{sp}(x))\,\sigma(x)",
+    properties=Properties(monotonic=False, lower_bound=-0.30884341301725040, upper_bound=None, smooth=True,
+                          kinks=(), zero_for_negative=False, piecewise_linear=False),
+    forward=_mish,
+    derivative=_mish_grad,
+    conventions="mish(-inf) = 0 (PyTorch gives NaN), mish(+inf) = +inf.",
+    use="A smooth relu alternative reported to help some vision models (YOLOv4).",
+    failure_mode="Three transcendental functions per element: the slowest member here.",
+    paper="Misra 2019, Mish: A Self Regularized Non-Monotonic Activation Function (arXiv:1908.08681).",
+    example=">>> rl.mish([-1.0, 0.0, 1.0])\narray([-0.30340146,  0.        ,  0.86509839])",
+))
+
+
+def _softplus(x, out, beta, threshold):
+    bx = beta * x
+    value = np.where(bx > threshold, x, sp.softplus(bx) / beta)
+    return _store(value, out)
+
+
+def _softplus_grad(x, out, beta, threshold):
+    bx = beta * x
+    return _store(np.where(bx > threshold, np.ones((), x.dtype), sp.sigmoid(bx)), out)
+
+
+softplus = register(Activation(
+    "softplus",
+    summary="Softplus: log(1 + exp(beta x)) / beta, a smooth relu; linear above the threshold (as PyTorch).",
+    formula=r"\begin{cases} \tfrac{1}{\beta}\ln(1 + e^{\beta x}) & \beta x \le t \\ x & \beta x > t \end{cases}",
+    derivative_formula=r"\begin{cases} \sigma(\beta x) & \beta x \le t \\ 1 & \beta x > t \end{cases}",
+    params=(
+        Param("beta", 1.0, "Sharpness; as beta grows softplus approaches relu.", low=0.0, high=math.inf,
+              low_open=True, high_open=True),
+        Param("threshold", 20.0, "Above beta * x > threshold the result is x (PyTorch's switch); inf disables it.",
+              low=0.0, high=math.inf, low_open=True),
+    ),
+    properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=True, kinks=(),
+                          zero_for_negative=False, piecewise_linear=False),
+    forward=_softplus,
+    derivative=_softplus_grad,
+    conventions="Computed as max(bx, 0) + log1p(exp(-|bx|)), so no overflow; softplus(+inf) = +inf, "
+                "softplus(-inf) = 0. With a finite threshold f drops by log1p(exp(-threshold)) / beta "
+                "(2.1e-9 at the defaults) at beta x = threshold, exactly as PyTorch.",
+    use="Where a strictly positive, smooth output is needed (variances, rates) or as a smooth relu.",
+    failure_mode="Never exactly zero, so no sparsity; log and exp cost.",
+    paper="Dugas et al. 2001, Incorporating Second-Order Functional Knowledge for Better Option Pricing (NeurIPS).",
+    example=">>> rl.softplus([-1.0, 0.0, 1.0])\narray([0.31326169, 0.69314718, 1.31326169])",
+))
+
+
+# -- baselines -------------------------------------------------------------------------------------------------
+sigmoid = register(Activation(
+    "sigmoid",
+    aliases=("logistic",),
+    summary="Logistic sigmoid: 1 / (1 + exp(-x)). A baseline the ReLU family replaced in hidden layers.",
+    formula=r"\sigma(x) = \frac{1}{1 + e^{-x}}",
+    derivative_formula=r"\sigma(x)\,(1 - \sigma(x))",
+    properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=1.0, smooth=True, kinks=(),
+                          zero_for_negative=False, piecewise_linear=False),
+    forward=lambda x, out: _store(sp.sigmoid(x), out),
+    derivative=lambda x, out: _store(sp.sigmoid_slope(x), out),
+    conventions="Computed from exp(-|x|) only: no overflow, exact tails.",
+    use="Output layers for probabilities and gates (LSTM); a poor choice for deep hidden layers.",
+    failure_mode="Vanishing gradients: the derivative is at most 1/4 and decays exponentially for large |x|.",
+    paper="Rumelhart, Hinton & Williams 1986, Learning representations by back-propagating errors (Nature).",
+    example=">>> rl.sigmoid([-1.0, 0.0, 1.0])\narray([0.26894142, 0.5       , 0.73105858])",
+))
+
+tanh = register(Activation(
+    "tanh",
+    summary="Hyperbolic tangent. A zero-centred baseline.",
+    formula=r"\tanh(x) = \frac{e^{x} - e^{-x}}{e^{x} + e^{-x}}",
+    derivative_formula=r"1 - \tanh^2(x) = \operatorname{sech}^2(x)",
+    properties=Properties(monotonic=True, lower_bound=-1.0, upper_bound=1.0, smooth=True, kinks=(),
+                          zero_for_negative=False, piecewise_linear=False),
+    forward=lambda x, out: np.tanh(x, out=out),
+    derivative=lambda x, out: _store(sp.sech2(x), out),
+    conventions="The derivative is computed as 4e/(1+e)^2, e = exp(-2|x|): accurate where 1 - tanh^2 cancels.",
+    use="Recurrent networks and shallow models; zero-centred, unlike sigmoid.",
+    failure_mode="Vanishing gradients: saturates for |x| > 3, so deep stacks learn slowly.",
+    paper="LeCun, Bottou, Orr & Mueller 1998, Efficient BackProp.",
+    example=">>> rl.tanh([-1.0, 0.0, 1.0])\narray([-0.76159416,  0.        ,  0.76159416])",
+))
+
+
+def _identity(x, out):
+    if out is None:
+        return x.copy()
+    out[...] = x
+    return out
+
+
+def _identity_grad(x, out):
+    if out is None:
+        out = np.empty_like(x)
+    out[...] = 1
+    return _nan_where_nan(out, x)
+
+
+identity = register(Activation(
+    "identity",
+    aliases=("linear", "none"),
+    summary="Identity: f(x) = x. The linear baseline (a network of these is one linear map).",
+    formula=r"x",
+    derivative_formula=r"1",
+    properties=Properties(monotonic=True, lower_bound=None, upper_bound=None, smooth=True, kinks=(),
+                          zero_for_negative=False, piecewise_linear=True),
+    integer_exact=True,
+    forward=_identity,
+    derivative=_identity_grad,
+    conventions="Returns a copy (never the input itself); f'(NaN) = NaN.",
+    use="A control in experiments: what the network does with no nonlinearity at all.",
+    failure_mode="No nonlinearity: any depth collapses to one linear map.",
+    example=">>> rl.identity([-1.0, 2.0])\narray([-1.,  2.])",
+))
