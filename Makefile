@@ -20,7 +20,7 @@ venv: $(VENV)/.installed-test
 
 demo: venv
 	$(BIN)/relulab explain relu
-	$(BIN)/relulab plot relu leaky_relu elu --grad -o curves.png
+	$(BIN)/relulab plot relu leaky_relu elu gelu silu --grad -o curves.png
 	@echo "wrote curves.png"
 
 test: venv
