@@ -11,7 +11,7 @@ Registering a member of your own::
     >>> shifted = Activation(
     ...     "shifted_relu_demo",
     ...     forward=lambda x, out: np.maximum(x - 1.0, 0.0, out=out),
-    ...     derivative=lambda x, out: np.greater(x, 1.0, out=out, dtype=x.dtype),
+    ...     derivative=lambda x, out: np.heaviside(x - 1.0, 0.0, out=out),
     ...     formula=r"\\max(0, x - 1)", derivative_formula=r"[x > 1]",
     ...     summary="ReLU shifted right by one.",
     ...     properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=False, kinks=(1.0,),
@@ -21,6 +21,8 @@ Registering a member of your own::
     True
     >>> rl.get("Shifted-ReLU-Demo")([0.0, 3.0])
     array([0., 2.])
+    >>> rl.get("shifted_relu_demo").grad([0.0, 3.0])
+    array([0., 1.])
     >>> rl.unregister("shifted_relu_demo")
 """
 
@@ -77,8 +79,9 @@ class Param:
             return "True or False"
         if self.kind == "object":
             return self.doc
-        lo = "(" if self.low_open or self.low == -math.inf else "["
-        hi = ")" if self.high_open or self.high == math.inf else "]"
+        # An infinite end that check() accepts gets a bracket too (softplus's threshold may be inf).
+        lo = "(" if self.low_open else "["
+        hi = ")" if self.high_open else "]"
         what = "an integer" if self.kind == "int" else "a real number"
         text = f"{what} in {lo}{_fmt(self.low)}, {_fmt(self.high)}{hi}"
         return text + (" or None" if self.allow_none else "")
@@ -111,6 +114,8 @@ class Param:
 
 
 def _fmt(value: float) -> str:
+    if isinstance(value, int):  # an exact integer bound (rrelu's seed < 2**63) prints in full, not as 9.2e+18
+        return str(value)
     if value == math.inf:
         return "inf"
     if value == -math.inf:
@@ -127,6 +132,10 @@ class Properties:
     ``zero_for_negative``: the output is exactly 0 for every x < 0, so a unit can *die* (gradient exactly zero);
     for other members the same event is reported as *inactive*. ``piecewise_linear``: the derivative is piecewise
     constant, so a backward pass needs only a mask of the input (see ``relulab.nn``'s lean backward).
+
+    These are properties of the mathematical function. Where a member's default computation departs from it on
+    purpose (softplus switches to x above ``threshold``, as PyTorch does, a 2.1e-9 drop at the defaults), its
+    ``conventions`` say so; ``threshold=float("inf")`` gives the function these properties describe.
     """
 
     monotonic: bool

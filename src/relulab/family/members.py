@@ -96,12 +96,33 @@ relu = register(Activation(
 def _leaky(x, out, slope):
     if np.ndim(slope) == 0 and slope == 0:
         return _relu(x, out)  # 0 * -inf would be NaN; the limit is 0
-    slope = np.asarray(slope, dtype=x.dtype) if x.dtype.kind == "f" else int(slope)
-    negative = x * slope  # for x = -inf and slope > 0 this is -inf, the limit
+    if x.dtype.kind in "iu":
+        return _store(_leaky_integer(x, int(slope)), out)
+    slope = np.asarray(slope, dtype=x.dtype)
     if np.ndim(slope) > 0:
-        negative = np.where(slope == 0, 0 * x, negative)  # per-element zero slope: avoid 0 * -inf
+        # Per-element slopes (prelu, rrelu in training): a zero slope times -inf would be NaN, with a warning, where
+        # the limit is 0; so zero slopes multiply 0 instead of x, and NaN inputs are put back afterwards.
+        negative = slope * np.where(slope == 0, 0, x)
         negative = np.where(np.isnan(x), x, negative)
+    else:
+        negative = x * slope  # for x = -inf and slope > 0 this is -inf, the limit
     return np.where(x > 0, x, negative) if out is None else _store(np.where(x > 0, x, negative), out)
+
+
+def _leaky_integer(x, slope):
+    """leaky_relu on integers with a whole slope, exactly. NumPy's integer products wrap around silently, so a
+    product that does not fit x's dtype raises instead of returning a wrong integer."""
+    lowest = int(x.min()) if x.size else 0
+    if lowest >= 0:
+        return x.copy()
+    info = np.iinfo(x.dtype)
+    if not info.min <= lowest * slope <= info.max:  # the product of largest magnitude (Python ints: exact)
+        raise OverflowError(
+            f"leaky_relu: negative_slope={slope} times the input {lowest} is {lowest * slope}, outside the range "
+            f"of {x.dtype} [{info.min}, {info.max}]; pass a float array"
+        )
+    negative = (np.minimum(x, 0).astype(np.int64) * slope).astype(x.dtype)  # fits: checked above
+    return np.where(x > 0, x, negative)
 
 
 def _leaky_grad(x, out, slope, at_zero):
@@ -208,10 +229,10 @@ def _prelu_grad_weight(x, weight, channel_axis: int = 1):
     >>> rl.prelu.grad_weight([-2.0, 0.0, 3.0], 0.25)
     array([-2.,  0.,  0.])
     """
-    work, scalar, bound, _ = prelu._prepare(x, (weight,), {"channel_axis": channel_axis}, None, grad=True)
-    value = np.minimum(work, 0.0)
+    work, scalar, bound, dtype = prelu._prepare(x, (weight,), {"channel_axis": channel_axis}, None, grad=True)
+    value = np.minimum(work, 0.0).astype(dtype, copy=False)  # float16 is computed in float32: round back
     value = np.broadcast_to(value, np.broadcast_shapes(work.shape, np.shape(bound["weight"])))
-    return value[()] if scalar else np.array(value)
+    return value[0] if scalar else np.array(value)  # work is at least 1-D: a scalar x gives a NumPy scalar
 
 
 prelu.grad_weight = _prelu_grad_weight
@@ -268,16 +289,27 @@ rrelu = register(Activation(
 
 
 # -- elu, selu, celu -------------------------------------------------------------------------------------------
-def _elu(x, out, alpha, scale=1.0, inv_alpha=1.0):
-    negative = alpha * np.expm1(np.minimum(x, 0.0) * inv_alpha)  # expm1: exact near 0; exp of x <= 0 only
+def _elu_exponent(x, divisor):
+    """min(x, 0) / divisor (celu's x / alpha). A division, not a product with 1 / alpha: that reciprocal overflows
+    to inf for a subnormal alpha, and 0 * inf is NaN. An alpha below x's smallest subnormal would round to 0;
+    clamping it there changes no rounded result (every |f| <= alpha rounds to 0 anyway)."""
+    z = np.minimum(x, 0.0)
+    if divisor == 1.0:
+        return z
+    return z / max(divisor, float(np.finfo(x.dtype).smallest_subnormal))
+
+
+def _elu(x, out, alpha, scale=1.0, divisor=1.0):
+    negative = alpha * np.expm1(_elu_exponent(x, divisor))  # expm1: exact near 0; exp of x <= 0 only
     value = np.where(x > 0, x, negative)
     if scale != 1.0:
         value = scale * value
     return _store(value, out)
 
 
-def _elu_grad(x, out, alpha, scale=1.0, inv_alpha=1.0, at_zero=None):
-    negative = (scale * alpha * inv_alpha) * np.exp(np.minimum(x, 0.0) * inv_alpha)
+def _elu_grad(x, out, alpha, scale=1.0, divisor=1.0, at_zero=None):
+    # celu: alpha / alpha is exactly 1, so f'(0) = 1 for every alpha (alpha * (1 / alpha) is 1 - 2^-53 for 49).
+    negative = (scale * alpha / divisor) * np.exp(_elu_exponent(x, divisor))
     grad = np.where(x > 0, np.asarray(scale, x.dtype), negative)
     if at_zero is not None:
         grad = np.where(x == 0, np.asarray(at_zero, x.dtype), grad)
@@ -331,8 +363,8 @@ celu = register(Activation(
                   high=math.inf, low_open=True, high_open=True),),
     properties=lambda p: Properties(monotonic=True, lower_bound=-p["alpha"], upper_bound=None, smooth=False,
                                     kinks=(), zero_for_negative=False, piecewise_linear=False),
-    forward=lambda x, out, alpha: _elu(x, out, alpha, inv_alpha=1.0 / alpha),
-    derivative=lambda x, out, alpha: _elu_grad(x, out, alpha, inv_alpha=1.0 / alpha),
+    forward=lambda x, out, alpha: _elu(x, out, alpha, divisor=alpha),
+    derivative=lambda x, out, alpha: _elu_grad(x, out, alpha, divisor=alpha),
     conventions="Differentiable at 0 for every alpha (f'(0) = 1), so at_zero does not apply.",
     use="ELU with a tunable saturation that stays continuously differentiable.",
     failure_mode="As elu: exp cost, small gradients deep in the negative saturation.",
@@ -348,8 +380,9 @@ def _relu6(x, out):
 
 
 def _relu6_grad(x, out, at_zero):
+    saturated = x >= 6  # taken before heaviside writes: out may be x itself (in-place use)
     grad = np.heaviside(x, at_zero, out=out)  # 0 / at_zero / 1 / NaN
-    np.copyto(grad, 0, where=x >= 6)  # at 6 and above: 0 (PyTorch's hardtanh backward)
+    np.copyto(grad, 0, where=saturated)  # at 6 and above: 0 (PyTorch's hardtanh backward)
     return grad
 
 
@@ -630,10 +663,12 @@ def _identity(x, out):
 
 
 def _identity_grad(x, out):
+    nan = np.isnan(x)  # taken before writing: out may be x itself (in-place use)
     if out is None:
         out = np.empty_like(x)
     out[...] = 1
-    return _nan_where_nan(out, x)
+    np.copyto(out, np.nan, where=nan)
+    return out
 
 
 identity = register(Activation(

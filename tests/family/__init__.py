@@ -1,0 +1,1 @@
+"""Tests of relulab.family: exact values, conventions, input handling, properties, registry and docs."""
