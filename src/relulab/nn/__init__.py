@@ -1,0 +1,49 @@
+"""relulab.nn: the ReLU family as PyTorch modules, functions, gains, initialisation and model surgery.
+
+Import it explicitly (``import relulab`` never imports torch)::
+
+    >>> import torch, relulab.nn as rnn
+    >>> rnn.LeakyReLU(0.1)(torch.tensor([-2.0, 3.0]))
+    tensor([-0.2000,  3.0000])
+    >>> rnn.make("swish")
+    SiLU()
+    >>> model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> rnn.swap(model, "relu", "prelu", num_parameters=8)
+    1
+    >>> _ = rnn.init_(model)
+    >>> optimizer = torch.optim.AdamW(rnn.param_groups(model, weight_decay=0.01))
+
+What is here:
+
+* **Modules** for every member (``ReLU, LeakyReLU, PReLU, RReLU, ELU, SELU, CELU, ReLU6, Hardswish, SquaredReLU,
+  GELU, SiLU, Mish, Softplus, Sigmoid, Tanh, Identity``), generated from the family registry; each has
+  ``.activation`` (the family member) and ``.params``, torch.nn's constructor arguments, ``inplace`` where safe,
+  ``at_zero=`` at a kink at 0 and ``lean=``. :func:`make` builds one by name or alias.
+* :mod:`relulab.nn.functional`: the same as functions with torch.nn.functional's signatures.
+* **Numbers**: the same values and gradients as the NumPy member, including relulab's limits at +-inf where
+  torch's kernels give NaN; torch's own fused kernels on the common path (as fast as torch.nn).
+* **lean=True**: piecewise-linear members keep a packed 1-bit mask for the backward instead of a float tensor.
+* :func:`gain`, :func:`init_`, :func:`param_groups`, :func:`swap`, :func:`activation_name`,
+  :func:`activation_params`.
+
+docs/nn.md has the tables: every difference from torch (values and derivatives at +-inf, at kinks, at NaN and
+-0.0), what each member's lean path saves with measured ratios, the gains against torch.nn.init.calculate_gain
+with the reasons they differ, and what :func:`swap` cannot see.
+"""
+
+from . import functional
+from .init import gain, init_, param_groups
+from .modules import (
+    MODULES,
+    ActivationModule,
+    activation_name,
+    activation_params,
+    make,
+)
+from .modules import __all__ as _module_classes
+from .modules import *  # noqa: F403  (the generated classes: ReLU, LeakyReLU, ...)
+from .swap import swap
+
+__all__ = sorted(set(_module_classes) - {"make", "activation_name", "activation_params"}) + [
+    "make", "functional", "gain", "init_", "swap", "param_groups", "activation_name", "activation_params",
+]

@@ -1,0 +1,494 @@
+"""The PyTorch op of every member, written once, and the autograd Functions behind ``at_zero``, ``lean`` and
+relulab's limits at +-inf.
+
+One table, :data:`OPS`, maps each member's canonical name to its torch implementation. Every implementation has
+the same internal signature::
+
+    op(input, inplace, at_zero, lean, training, *params) -> Tensor
+
+``params`` are the member's torch parameters in the order of :attr:`MemberOp.params`; ``at_zero`` is ``None`` for
+the member's default derivative at the kink (PyTorch's value) or the validated subgradient to use at exactly
+``x == 0``. Callers (the modules, the functional API) validate parameters once; nothing here re-checks them except
+the input's dtype, which costs one tuple lookup.
+
+Three kinds of path:
+
+* **native**: torch's own fused kernel (``torch.relu``, ``F.elu``, ...), used whenever it already follows relulab's
+  conventions. This is the common path and it is exactly as fast as torch.nn.
+* **fixed**: torch's gelu, silu, mish and hardswish kernels return NaN at an infinite input (and worse for huge
+  ones, see :func:`kernels_exact`). On CPU in float32/float64 one dot product x . x decides: finite, and torch's
+  kernels are exact and run unchanged; otherwise (and on other devices, in float16/bfloat16, under torch.compile) a
+  :class:`torch.autograd.Function` clamps the input to [-L, L] (L = 1e4, beyond which every one of these functions
+  has reached its limit in every float dtype) before torch's fused forward and backward kernels; it saves only the
+  input, like torch.
+* **lean**: piecewise-linear members save a packed bit mask (1 bit per element, 2 when ``at_zero`` is neither end
+  of the subdifferential) instead of a float tensor; the backward feeds the mask to torch's own backward kernel
+  in place of x, so the gradient is bit-identical to the native path's. Smooth members already save a
+  single tensor on the native path (their input, or their output for sigmoid/tanh, which the next layer usually
+  keeps anyway), so ``lean`` changes nothing for them.
+
+Maths lives in small pure functions (``*_fwd``, ``*_bwd``, :func:`pack_mask`, :func:`unpack_mask`); the
+``autograd.Function`` classes are thin wrappers around them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from relulab.family import SELU_ALPHA, SELU_SCALE
+
+__all__ = ["OPS", "MemberOp", "FLOAT_DTYPES", "check_input", "pack_mask", "unpack_mask", "kernels_exact", "INF_CLAMP"]
+
+aten = torch.ops.aten
+Tensor = torch.Tensor
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_ALLOWED = "torch.float16, torch.bfloat16, torch.float32 or torch.float64"
+
+# Beyond |x| = 1e4 gelu (both forms), silu, mish and hardswish equal their limits (x or 0, derivative 1 or 0) to
+# the last bit in float16/bfloat16/float32/float64, and 1e4 is finite in all four dtypes; clamping there changes no
+# finite result and turns +-inf into a point where torch's kernels are exact.
+INF_CLAMP = 1e4
+
+
+def check_input(input: object, owner: str) -> None:
+    """Raise TypeError naming ``input`` unless it is a floating-point tensor torch's activation kernels accept."""
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"{owner}: input must be a torch.Tensor of dtype {_ALLOWED}; got {type(input).__name__}")
+    if input.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{owner}: input has dtype {input.dtype}; allowed are {_ALLOWED} (convert integers with input.float())"
+        )
+
+
+# -- packed bit masks ------------------------------------------------------------------------------------------
+# torch has no packbits. A bool tensor is viewed as int64 words of 8 bytes (each byte 0 or 1) and one multiply by
+# M = sum_k 2^(63 - 9k) gathers the 8 bytes into the top byte: byte k (bit 8k) lands on bit 63 - k, and no two
+# partial products share a bit, so nothing carries. Unpacking multiplies a byte by the same M, which puts bit 7 - k
+# of the byte on bit 8k + 7 (again without carries); shifting by 7 and masking leaves one 0/1 byte per element.
+# The layout is numpy.packbits's (bitorder="big": element i is bit 7 - i % 8 of byte i // 8). This relies on int64
+# multiplication wrapping modulo 2^64, as it does in torch's kernels and inductor's generated code; tests/nn
+# checks both directions against numpy. Only reshapes, views and elementwise integer ops: it traces under
+# torch.compile(fullgraph=True).
+_SPREAD = 0x8040201008040201 - (1 << 64)  # M as a signed int64
+_LOW_BITS = 0x0101010101010101
+
+
+def pack_mask(mask: Tensor) -> Tensor:
+    """A bool tensor as a 1-D uint8 tensor of ceil(numel / 8) bytes, laid out as ``numpy.packbits``."""
+    flat = mask.reshape(-1).view(torch.uint8)  # bool and uint8 share a 1-byte layout: no copy
+    pad = (-flat.numel()) % 8
+    if pad:
+        flat = F.pad(flat, (0, pad))
+    gathered = flat.view(torch.int64) * _SPREAD
+    gathered >>= 56  # in place on our own temporary: one allocation fewer
+    return gathered.to(torch.uint8)
+
+
+def unpack_mask(packed: Tensor, shape: torch.Size, dtype: torch.dtype = torch.bool) -> Tensor:
+    """The mask :func:`pack_mask` packed, with ``shape``, as 0/1 of ``dtype`` (bool by default)."""
+    numel = 1
+    for size in shape:
+        numel *= size
+    words = packed.to(torch.int64)
+    words *= _SPREAD
+    words >>= 7
+    words &= _LOW_BITS
+    bits = words.view(torch.uint8)[:numel].reshape(shape)
+    # (a uint8 -> bool view would save a pass, but inductor 2.13 miscompiles it when the result feeds torch.where)
+    return bits.bool() if dtype == torch.bool else bits.to(dtype)
+
+
+# -- piecewise-linear members: relu, leaky_relu, prelu, rrelu (eval), relu6 -------------------------------------
+# The derivative takes two values, 1 and "rest" (0, the slope s, or the channel's slope w_c), plus the chosen
+# subgradient at x == 0. Where each value applies is decided exactly as in torch's backward kernels, NaN included:
+#   relu:  threshold_backward(g, y, 0)    -> y <= 0 ? 0 : g            (NaN -> g)
+#   relu6: hardtanh_backward(g, x, 0, 6)  -> x <= 0 || x >= 6 ? 0 : g  (NaN -> g)
+#   leaky: leaky_relu_backward(g, x, s)   -> x > 0 ? g : g * s          (NaN -> g * s)
+#   prelu: _prelu_kernel_backward         -> x > 0 ? g : w * g          (NaN -> w * g)
+# The lean path saves the region where the derivative is 1 as bits and, in the backward, hands it to the same
+# kernel as a 0/1 tensor in place of x: the kernel takes the same branch for every element, so the gradient is
+# bit-identical to the native path's.
+
+
+def _unit(x: Tensor) -> Tensor:
+    return torch.ones((), dtype=x.dtype, device=x.device).expand(x.shape)
+
+
+def region_one(kind: str, x: Tensor) -> Tensor:
+    """Where the derivative is 1, as a bool tensor, from torch's backward kernel with a unit gradient
+    (relu takes it from its output instead, see the Function)."""
+    if kind == "relu6":
+        return aten.hardtanh_backward(_unit(x), x, 0.0, 6.0).bool()
+    return aten.leaky_relu_backward(_unit(x), x, 0.0, False).bool()  # leaky, prelu: x > 0
+
+
+def region_one_at_zero_one(kind: str, x: Tensor) -> Tensor:
+    """As :func:`region_one` but with the derivative 1 also at x == 0 (at_zero = 1)."""
+    if kind == "relu":
+        return (x < 0).logical_not_()
+    if kind == "relu6":
+        return (x < 0).logical_or_(x >= 6).logical_not_()
+    return x >= 0
+
+
+def piecewise_fwd(kind: str, x: Tensor, slope, inplace: bool) -> Tensor:
+    """The forward value with torch's fused kernel (``slope``: float for leaky, weight view for prelu)."""
+    if kind == "relu":
+        return torch.relu_(x) if inplace else torch.relu(x)
+    if kind == "relu6":
+        return F.hardtanh(x, 0.0, 6.0, inplace=inplace)
+    if kind == "leaky":
+        return F.leaky_relu(x, slope, inplace=inplace)
+    return aten._prelu_kernel(x, slope)  # prelu: never in place (torch.nn.PReLU offers no inplace either)
+
+
+def piecewise_bwd(kind: str, g: Tensor, one: Tensor, slope) -> Tensor:
+    """The input gradient from ``one`` (0/1 in g's dtype), through the kernel torch's own backward uses."""
+    if kind == "relu":
+        return aten.threshold_backward(g, one, 0)
+    if kind == "relu6":
+        return aten.hardtanh_backward(g, one, 0.0, 6.0)
+    if kind == "leaky":
+        return aten.leaky_relu_backward(g, one, slope, False)
+    return aten._prelu_kernel_backward(g, one, slope)[0]
+
+
+def prelu_weight_view(x: Tensor, weight: Tensor) -> Tensor:
+    """The slopes shaped to broadcast along dim 1 of x (torch's convention; one slope for inputs below 2-D)."""
+    if x.dim() < 2:
+        return weight.reshape(()) if x.dim() == 0 else weight.reshape(1)
+    shape = [1] * x.dim()
+    shape[1] = weight.numel()
+    return weight.reshape(shape)
+
+
+class PiecewiseLinearFunction(torch.autograd.Function):
+    """relu / relu6 / leaky_relu / prelu / rrelu (eval) saving packed bits instead of a float tensor.
+
+    Also the path for a non-default ``at_zero``: 1 bit when at_zero is 1 (x == 0 joins the region of slope 1),
+    else a second bit marks x == 0. For prelu with slopes that need a gradient, dL/dw = sum g * min(x, 0) needs x
+    itself, so x is saved (as torch does) and only the input gradient's at_zero is handled here.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, kind, slope, at_zero, inplace):
+        ctx.kind, ctx.at_zero, ctx.shape, ctx.slope = kind, at_zero, x.shape, slope
+        ctx.weight_grad = kind == "prelu" and weight is not None and weight.requires_grad
+        slope_arg = prelu_weight_view(x, weight) if kind == "prelu" else slope
+        if ctx.weight_grad:
+            ctx.save_for_backward(x, weight)
+            return piecewise_fwd(kind, x, slope_arg, False)
+        zero = None
+        if at_zero is None and kind == "relu":
+            one = None  # relu's region is where its output is nonzero (NaN included): read after the forward
+        elif at_zero is None:
+            one = region_one(kind, x)
+        elif at_zero == 1.0:
+            one = region_one_at_zero_one(kind, x)
+        else:
+            one = region_one(kind, x) if kind != "relu" else (x <= 0).logical_not_()
+            zero = x == 0
+        out = piecewise_fwd(kind, x, slope_arg, inplace)
+        if one is None:
+            one = out.bool()
+        tensors = (pack_mask(one),) if zero is None else (pack_mask(one), pack_mask(zero))
+        ctx.zero_bit = zero is not None
+        if kind == "prelu":
+            tensors += (weight,)
+        ctx.save_for_backward(*tensors)
+        if inplace:
+            ctx.mark_dirty(x)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        if ctx.weight_grad:
+            x, weight = ctx.saved_tensors
+            w_view = prelu_weight_view(x, weight)
+            grad_x, grad_w = aten._prelu_kernel_backward(g, x, w_view)
+            if ctx.at_zero is not None:
+                grad_x = torch.where(x == 0, g * ctx.at_zero, grad_x)
+            return grad_x, grad_w.sum_to_size(w_view.shape).reshape(weight.shape), None, None, None, None
+        saved = ctx.saved_tensors
+        one = unpack_mask(saved[0], ctx.shape, g.dtype)
+        slope = prelu_weight_view(g, saved[-1]) if ctx.kind == "prelu" else ctx.slope
+        grad = piecewise_bwd(ctx.kind, g, one, slope)
+        if ctx.zero_bit:
+            grad = torch.where(unpack_mask(saved[1], ctx.shape), g * ctx.at_zero, grad)
+        return grad, None, None, None, None, None
+
+
+class RReLUNoiseFunction(torch.autograd.Function):
+    """rrelu in training: slopes a ~ U(lower, upper) for x <= 0; saves only the slopes ("noise"), not the input.
+
+    ``at_zero`` (when given) replaces the random slope at x == 0. The gradient is ``g * noise``, torch's formula.
+    """
+
+    @staticmethod
+    def forward(ctx, x, lower, upper, at_zero, inplace):
+        noise = torch.empty_like(x).uniform_(lower, upper)
+        noise = torch.where(x <= 0, noise, 1.0)  # NaN -> 1, as torch's kernel (its branch is x <= 0)
+        if at_zero is not None:
+            noise = torch.where(x == 0, at_zero, noise)
+        ctx.save_for_backward(noise)
+        if inplace:
+            ctx.mark_dirty(x)
+            return x.mul_(noise)
+        return x * noise
+
+    @staticmethod
+    def backward(ctx, g):
+        (noise,) = ctx.saved_tensors
+        return g * noise, None, None, None, None
+
+
+# -- members whose torch kernel misses relulab's limits at +-inf: gelu, silu, mish, hardswish ---------------------
+# torch gives NaN for gelu(-inf), silu(-inf), mish(-inf), hardswish(-inf) (an inf * 0 product), NaN for the
+# derivatives of gelu/silu/mish at +-inf, NaN for the tanh-gelu derivative once x^2 overflows, and inf for
+# hardswish(x > max / 6). Every one of these needs |x| >= sqrt(max of the dtype), so when x . x is finite torch's
+# fused kernels are exact and run unchanged (one extra read of x, a dot product: ~3% of the activation's own
+# forward + backward time). Otherwise, on other devices, in float16/bfloat16 (whose dot products overflow
+# early) and under torch.compile (where the clamp fuses into the kernel), the Function below clamps x to [-L, L]
+# first: beyond L = 1e4 every one of these functions has reached its limit in every float dtype.
+
+
+def kernels_exact(x: Tensor) -> bool:
+    """True when torch's kernels for gelu/silu/mish/hardswish are exact on x (every x^2 finite; float32/64, CPU)."""
+    if torch.compiler.is_compiling() or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return False
+    flat = x.detach().reshape(-1)
+    return math.isfinite(torch.dot(flat, flat).item())
+
+
+def gelu_fwd(x: Tensor, approximate: str) -> Tensor:
+    clamped = x.clamp_min(-INF_CLAMP)
+    if approximate == "none":
+        # torch's float32 kernel forms x (1 + erf(x / sqrt 2)) / 2: NaN at +inf and inf above max / 2. Phi(x) * x
+        # never exceeds |x| (and ndtr is accurate in the negative tail, where 1 + erf cancels).
+        return torch.special.ndtr(clamped).mul_(clamped)
+    return aten.gelu_(clamped, approximate=approximate)
+
+
+def gelu_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
+    return aten.gelu_backward(g, x.clamp(-INF_CLAMP, INF_CLAMP), approximate=approximate)
+
+
+def silu_fwd(x: Tensor, approximate: str) -> Tensor:
+    return aten.silu_(x.clamp_min(-INF_CLAMP))
+
+
+def silu_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
+    return aten.silu_backward(g, x.clamp(-INF_CLAMP, INF_CLAMP))
+
+
+def mish_fwd(x: Tensor, approximate: str) -> Tensor:
+    return aten.mish_(x.clamp_min(-INF_CLAMP))
+
+
+def mish_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
+    return aten.mish_backward(g, x.clamp(-INF_CLAMP, INF_CLAMP))
+
+
+def hardswish_fwd(x: Tensor, approximate: str) -> Tensor:
+    # x * hardsigmoid(x) never forms a product above |x| (torch's x * relu6(x + 3) / 6 overflows for x > max / 6)
+    clamped = x.clamp_min(-INF_CLAMP)
+    return F.hardsigmoid(clamped).mul_(clamped)
+
+
+def hardswish_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
+    return aten.hardswish_backward(g, x)  # exact at +-inf already (0 and g)
+
+
+def _fixed_function(label: str, fwd: Callable, bwd: Callable) -> type:
+    """A thin autograd.Function around ``fwd``/``bwd`` that saves only the input (a copy of it when in place)."""
+
+    def forward(ctx, x, approximate, inplace):
+        ctx.approximate = approximate
+        if inplace:
+            ctx.save_for_backward(x.clone())
+            ctx.mark_dirty(x)
+            return x.copy_(fwd(x, approximate))
+        ctx.save_for_backward(x)
+        return fwd(x, approximate)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return bwd(g, x, ctx.approximate), None, None
+
+    doc = f"{label} with relulab's limits at +-inf; saves only the input."
+    return type(f"{label}Function", (torch.autograd.Function,), {
+        "__doc__": doc, "__module__": __name__, "forward": staticmethod(forward), "backward": staticmethod(backward),
+    })
+
+
+GELUFunction = _fixed_function("GELU", gelu_fwd, gelu_bwd)
+SiLUFunction = _fixed_function("SiLU", silu_fwd, silu_bwd)
+MishFunction = _fixed_function("Mish", mish_fwd, mish_bwd)
+HardswishFunction = _fixed_function("Hardswish", hardswish_fwd, hardswish_bwd)
+
+
+class ELUAtZeroFunction(torch.autograd.Function):
+    """elu / selu with a non-default subgradient at x == 0 (torch's kernel gives scale * alpha there)."""
+
+    @staticmethod
+    def forward(ctx, x, alpha, scale, at_zero, inplace):
+        ctx.alpha, ctx.scale, ctx.at_zero = alpha, scale, at_zero
+        if inplace:
+            ctx.save_for_backward(x.clone())
+            ctx.mark_dirty(x)
+            return x.copy_(aten.elu(x, alpha, scale, 1.0))
+        ctx.save_for_backward(x)
+        return aten.elu(x, alpha, scale, 1.0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        grad = aten.elu_backward(g, ctx.alpha, ctx.scale, 1.0, False, x)
+        return torch.where(x == 0, g * ctx.at_zero, grad), None, None, None, None
+
+
+# -- the table ---------------------------------------------------------------------------------------------------
+def _tracked(*tensors) -> bool:
+    """True when autograd will need a backward for these tensors (no mask to pack in inference otherwise)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _relu(x, inplace, at_zero, lean, training):
+    if (lean or at_zero is not None) and _tracked(x):
+        return PiecewiseLinearFunction.apply(x, None, "relu", 0.0, at_zero, inplace)
+    return torch.relu_(x) if inplace else torch.relu(x)
+
+
+def _leaky_relu(x, inplace, at_zero, lean, training, negative_slope):
+    # torch's in-place backward recovers the region from the output, which needs negative_slope >= 0 (a negative
+    # slope flips signs); the mask path computes the region before overwriting, so it takes any slope.
+    if (lean or at_zero is not None or (inplace and negative_slope < 0)) and _tracked(x):
+        return PiecewiseLinearFunction.apply(x, None, "leaky", negative_slope, at_zero, inplace)
+    return F.leaky_relu(x, negative_slope, inplace=inplace)
+
+
+def _prelu(x, inplace, at_zero, lean, training, weight):
+    if (lean or at_zero is not None) and _tracked(x, weight):
+        return PiecewiseLinearFunction.apply(x, weight, "prelu", None, at_zero, False)
+    return F.prelu(x, weight)
+
+
+def _rrelu(x, inplace, at_zero, lean, training, lower, upper):
+    if training:
+        if (lean or at_zero is not None) and _tracked(x):
+            return RReLUNoiseFunction.apply(x, lower, upper, at_zero, inplace)
+        return F.rrelu(x, lower, upper, training=True, inplace=inplace)
+    # Evaluation: the deterministic mean slope. torch's rrelu kernel saves input and noise here; leaky_relu gives
+    # the same values and gradients and saves only the input.
+    return _leaky_relu(x, inplace, at_zero, lean, False, (lower + upper) / 2)
+
+
+def _elu(x, inplace, at_zero, lean, training, alpha):
+    if at_zero is not None:
+        return ELUAtZeroFunction.apply(x, alpha, 1.0, at_zero, inplace)
+    return F.elu(x, alpha, inplace=inplace)
+
+
+def _selu(x, inplace, at_zero, lean, training):
+    if at_zero is not None:
+        return ELUAtZeroFunction.apply(x, SELU_ALPHA, SELU_SCALE, at_zero, inplace)
+    return F.selu(x, inplace=inplace)
+
+
+def _celu(x, inplace, at_zero, lean, training, alpha):
+    return F.celu(x, alpha, inplace=inplace)
+
+
+def _relu6(x, inplace, at_zero, lean, training):
+    if (lean or at_zero is not None) and _tracked(x):
+        return PiecewiseLinearFunction.apply(x, None, "relu6", 0.0, at_zero, inplace)
+    return F.hardtanh(x, 0.0, 6.0, inplace=inplace)
+
+
+def _hardswish(x, inplace, at_zero, lean, training):
+    if kernels_exact(x):
+        return F.hardswish(x, inplace=inplace)
+    return HardswishFunction.apply(x, "none", inplace)
+
+
+def _squared_relu(x, inplace, at_zero, lean, training):
+    # relu saves its output r and square saves its input r: one tensor, shared.
+    return torch.relu(x).square()
+
+
+def _gelu(x, inplace, at_zero, lean, training, approximate):
+    if kernels_exact(x):
+        return F.gelu(x, approximate=approximate)
+    return GELUFunction.apply(x, approximate, False)
+
+
+def _silu(x, inplace, at_zero, lean, training):
+    if kernels_exact(x):
+        return F.silu(x, inplace=inplace)
+    return SiLUFunction.apply(x, "none", inplace)
+
+
+def _mish(x, inplace, at_zero, lean, training):
+    if kernels_exact(x):
+        return F.mish(x, inplace=inplace)
+    return MishFunction.apply(x, "none", inplace)
+
+
+def _softplus(x, inplace, at_zero, lean, training, beta, threshold):
+    return F.softplus(x, beta, threshold)
+
+
+def _sigmoid(x, inplace, at_zero, lean, training):
+    return torch.sigmoid(x)
+
+
+def _tanh(x, inplace, at_zero, lean, training):
+    return torch.tanh(x)
+
+
+def _identity(x, inplace, at_zero, lean, training):
+    return x  # as torch.nn.Identity: the input itself, no copy, nothing saved
+
+
+@dataclass(frozen=True)
+class MemberOp:
+    """How one member runs on torch.
+
+    ``params``: the family parameters the torch op takes, in torch's positional order (``rrelu``'s ``training``
+    comes from the module's mode; its NumPy-only ``seed``/``rng`` and prelu's ``channel_axis`` — dim 1 in torch —
+    are not torch parameters). ``inplace``: whether an ``inplace=True`` option is offered. ``lean_saves``: what
+    the lean path keeps for the backward, in words (for the docs and the memory benchmark).
+    """
+
+    fn: Callable[..., Tensor]
+    params: tuple[str, ...] = ()
+    inplace: bool = False
+    lean_saves: str = "its input (as the native path)"
+
+
+OPS: dict[str, MemberOp] = {
+    "relu": MemberOp(_relu, inplace=True, lean_saves="1 bit per element"),
+    "leaky_relu": MemberOp(_leaky_relu, ("negative_slope",), inplace=True, lean_saves="1 bit per element"),
+    "prelu": MemberOp(_prelu, lean_saves="1 bit per element (the input too when the slopes need a gradient)"),
+    "rrelu": MemberOp(_rrelu, ("lower", "upper"), inplace=True,
+                      lean_saves="eval: 1 bit per element; training: the random slopes only (not the input)"),
+    "elu": MemberOp(_elu, ("alpha",), inplace=True),
+    "selu": MemberOp(_selu, inplace=True),
+    "celu": MemberOp(_celu, ("alpha",), inplace=True),
+    "relu6": MemberOp(_relu6, inplace=True, lean_saves="1 bit per element"),
+    "hardswish": MemberOp(_hardswish, inplace=True),
+    "squared_relu": MemberOp(_squared_relu, lean_saves="relu(x) (one tensor, as the native path)"),
+    "gelu": MemberOp(_gelu, ("approximate",)),
+    "silu": MemberOp(_silu, inplace=True),
+    "mish": MemberOp(_mish, inplace=True),
+    "softplus": MemberOp(_softplus, ("beta", "threshold")),
+    "sigmoid": MemberOp(_sigmoid, lean_saves="its output (as the native path)"),
+    "tanh": MemberOp(_tanh, lean_saves="its output (as the native path)"),
+    "identity": MemberOp(_identity, lean_saves="nothing"),
+}

@@ -1,0 +1,176 @@
+"""Variance-preserving gains, He-style initialisation for the activation in use, and optimizer parameter groups.
+
+The gain of a member f is ``1 / sqrt(E[f(z)^2])`` with z ~ N(0, 1): if a layer's pre-activations have unit
+variance, weights drawn with standard deviation ``gain / sqrt(fan_in)`` give the next layer's pre-activations unit
+variance again (He et al. 2015, eq. 10, for any f). Closed forms where they exist, otherwise Gauss-Legendre
+quadrature of the family's own NumPy member, so the gain of every registered member is available. See docs/nn.md
+for the table and for why torch.nn.init.calculate_gain differs for tanh (5/3), selu (3/4) and sigmoid (1).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from relulab.family import Activation, get
+
+from .modules import activation_name, activation_params
+
+__all__ = ["gain", "init_", "param_groups", "WEIGHT_LAYERS", "NORM_LAYERS"]
+
+WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+NORM_LAYERS = tuple(
+    getattr(nn, name) for name in (
+        "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm1d", "InstanceNorm2d",
+        "InstanceNorm3d", "LayerNorm", "GroupNorm", "LocalResponseNorm", "RMSNorm",
+    ) if hasattr(nn, name)
+)
+
+# Gauss-Legendre panels on [-40, 40]: beyond |z| = 40 the Gaussian weight is below 1e-347, zero in float64.
+_RANGE = 40.0
+_PANEL = 0.5
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(20)
+
+
+def second_moment(f: Any, kinks: Iterable[float] = ()) -> float:
+    """E[f(z)^2] for z ~ N(0, 1) by Gauss-Legendre quadrature on panels of width <= 0.5 that break at the kinks
+    (the integrand is smooth on each panel, so 20 nodes per panel reach full double precision)."""
+    edges = set(np.linspace(-_RANGE, _RANGE, int(2 * _RANGE / _PANEL) + 1).tolist())
+    edges |= {float(k) for k in kinks if -_RANGE < k < _RANGE}
+    edges = np.array(sorted(edges))
+    left, right = edges[:-1, None], edges[1:, None]
+    z = 0.5 * (right - left) * _NODES + 0.5 * (right + left)
+    w = 0.5 * (right - left) * _WEIGHTS
+    values = np.asarray(f(z.ravel()), dtype=np.float64).reshape(z.shape)
+    density = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return float(np.sum(w * values * values * density))
+
+
+def _leaky_gain(mean_square_slope: float) -> float:
+    # E[f(z)^2] = 1/2 (positive half) + E[a^2] / 2 (negative half, slope a).
+    return math.sqrt(2.0 / (1.0 + mean_square_slope))
+
+
+@functools.lru_cache(maxsize=256)
+def _gain(name: str, items: tuple[tuple[str, Any], ...]) -> float:
+    params = dict(items)
+    activation = get(name)
+    if name == "prelu":
+        init = params.get("init", 0.25)
+        if isinstance(init, bool) or not isinstance(init, (int, float)) or not math.isfinite(init):
+            raise ValueError(f"gain: prelu's init (the slope) must be a finite real number; got {init!r}")
+        return _leaky_gain(float(init) ** 2)
+    activation.properties_for(**params)  # the family validates every parameter (ranges, lower <= upper)
+    if name == "relu":
+        return math.sqrt(2.0)
+    if name == "leaky_relu":
+        return _leaky_gain(float(params.get("negative_slope", 0.01)) ** 2)
+    if name == "rrelu":
+        lower, upper = float(params.get("lower", 1 / 8)), float(params.get("upper", 1 / 3))
+        # Training draws a ~ U(lower, upper): E[a^2] = (l^2 + l u + u^2) / 3 (the eval slope is the mean).
+        return _leaky_gain((lower * lower + lower * upper + upper * upper) / 3.0)
+    if name == "identity":
+        return 1.0
+    if name == "squared_relu":
+        return math.sqrt(2.0 / 3.0)  # E[relu(z)^4] = E[z^4] / 2 = 3/2
+    kinks = activation.properties_for(**params).kinks
+    return 1.0 / math.sqrt(second_moment(lambda z: activation(z, **params), kinks + (0.0,)))
+
+
+def gain(name: str | Activation, **params: Any) -> float:
+    """The variance-preserving gain ``1 / sqrt(E[f(z)^2])``, z ~ N(0, 1), of any member at its parameters.
+
+    ``prelu`` takes ``init`` (the slope, default 0.25); ``rrelu`` uses the training distribution of its slope.
+
+    >>> import relulab.nn as rnn
+    >>> round(rnn.gain("relu"), 6), round(rnn.gain("leaky_relu", negative_slope=0.2), 6)
+    (1.414214, 1.38675)
+    >>> round(rnn.gain("selu"), 4), round(rnn.gain("tanh"), 4)
+    (1.0, 1.5925)
+    """
+    activation = get(name)
+    allowed = {p.name for p in activation.params}
+    if activation.name == "prelu":
+        allowed |= {"init", "num_parameters"}
+    allowed -= {"training", "seed", "rng", "channel_axis"}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise TypeError(f"gain: {activation.name} takes {', '.join(sorted(allowed)) or 'no parameters'}; "
+                        f"got unexpected {unknown[0]!r}")
+    params.pop("num_parameters", None)
+    return _gain(activation.name, tuple(sorted(params.items())))
+
+
+def _module_gain(module: nn.Module) -> tuple[str, float]:
+    name = activation_name(module)
+    params = activation_params(module)
+    if name == "prelu":
+        slopes = module.weight.detach().double()
+        return name, _leaky_gain(float((slopes * slopes).mean()))  # the current slopes, not the initial one
+    return name, gain(name, **params)
+
+
+@torch.no_grad()
+def init_(model: nn.Module, *, generator: torch.Generator | None = None) -> dict[str, tuple[str, float]]:
+    """He-style initialisation of every Linear/Conv1d/2d/3d in ``model`` for the activation applied to its input.
+
+    Each weight is drawn from N(0, gain^2 / fan_in) and each bias set to 0, where gain = :func:`gain` of the
+    nearest activation module registered before the layer (and after the previous weight layer): that is the
+    activation whose output the layer consumes, so each layer's pre-activations keep unit variance (He et al.
+    2015, eq. 10, written for any f). A layer with no activation before it (the first layer, which sees the data)
+    gets gain 1. For stacks of relu-like members this equals the usual "gain of the activation after the layer";
+    for tanh, elu, selu it is the choice that keeps the variance. Order is registration order (``named_modules``),
+    which follows the forward pass in Sequential models and in most custom ones; activations called as functions
+    inside ``forward`` are invisible (see docs/nn.md).
+
+    Returns ``{layer name: (activation name or "identity", gain)}``.
+    """
+    plan: dict[str, tuple[str, float]] = {}
+    current = ("identity", 1.0)
+    for qualified, module in model.named_modules():
+        if activation_name(module) not in (None, "identity"):  # nn.Identity is mostly a placeholder
+            current = _module_gain(module)
+        elif isinstance(module, WEIGHT_LAYERS):
+            weight = module.weight
+            fan_in = weight.shape[1] * math.prod(weight.shape[2:])
+            weight.normal_(0.0, current[1] / math.sqrt(fan_in), generator=generator)
+            if module.bias is not None:
+                module.bias.zero_()
+            plan[qualified] = current
+            current = ("identity", 1.0)
+    return plan
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two optimizer parameter groups: everything else with ``weight_decay``, and without decay the PReLU slopes
+    (torch.nn or relulab), every bias and the parameters of normalisation layers.
+
+    Weight decay pulls PReLU slopes towards 0, turning the unit back into a relu; biases and norm scales/shifts are
+    not weights whose size should be penalised either. Empty groups are left out; shared parameters appear once.
+
+    >>> import torch, relulab.nn as rnn
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), rnn.PReLU(4), torch.nn.LayerNorm(4))
+    >>> [len(g["params"]) for g in rnn.param_groups(model, weight_decay=0.05)]
+    [1, 4]
+    >>> optimizer = torch.optim.AdamW(rnn.param_groups(model, weight_decay=0.05), lr=1e-3)
+    """
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not weight_decay >= 0:
+        raise ValueError(f"param_groups: weight_decay must be a real number >= 0; got {weight_decay!r}")
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    seen: set[int] = set()
+    for module in model.modules():
+        exempt_module = activation_name(module) == "prelu" or isinstance(module, NORM_LAYERS)
+        for name, parameter in module.named_parameters(recurse=False):
+            if id(parameter) in seen:
+                continue
+            seen.add(id(parameter))
+            (no_decay if exempt_module or name == "bias" else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": float(weight_decay)},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return [group for group in groups if group["params"]]
