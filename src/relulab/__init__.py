@@ -14,4 +14,14 @@ from .family import *  # noqa: F403  (the family's public names are relulab's)
 from .family import __all__ as _family_all
 
 __version__ = "0.1.0"
-__all__ = list(_family_all)
+__all__ = list(_family_all) + ["Monitor", "Report", "revive", "born_dead"]
+
+_LAZY = {"Monitor", "Report", "revive", "born_dead"}  # need torch: loaded on first use, not at import
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import monitor
+
+        return getattr(monitor, name)
+    raise AttributeError(f"module 'relulab' has no attribute {name!r}")

@@ -1,0 +1,151 @@
+"""Remedies and diagnoses built on the monitor: revive dead units, detect a network born dead."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..nn import gain
+from .core import _PRODUCERS, Monitor
+from .report import Report
+
+__all__ = ["revive", "born_dead", "BornDead"]
+
+
+def _as_dict(report: Report | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(report, Report):
+        return report.to_dict()
+    if isinstance(report, Mapping) and "layers" in report:
+        return report
+    raise TypeError(f"report must be a relulab Report or its to_dict(); got {type(report).__name__}")
+
+
+def revive(model: nn.Module, report: Report | Mapping[str, Any], *, bias: float = 0.01,
+           generator: torch.Generator | None = None, optimizer: torch.optim.Optimizer | None = None) -> int:
+    """Re-initialise every dead unit in ``report``: its incoming weights (He-style for its activation) and bias.
+
+    For each layer with dead units the monitor recorded which Linear/Conv feeds it (through any BatchNorm or
+    Dropout in between). Only the dead units' rows (output features / output channels) change: live units keep
+    their weights exactly. A BatchNorm on the way gets weight 1, bias 0 and fresh running statistics for those
+    units. With ``optimizer``, the optimizer's state for those rows (momentum, Adam moments) is zeroed too.
+
+    Returns how many units were revived. A layer whose source cannot be mapped (no recorded Linear/Conv, a size
+    mismatch, a functional op in between) is skipped with a RuntimeWarning that says why.
+
+    Example::
+
+        with Monitor(model) as mon:
+            model(x)
+        n = relulab.revive(model, mon.report())
+    """
+    if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias):
+        raise ValueError(f"bias must be a finite number; got {bias!r}")
+    data = _as_dict(report)
+    sources = data.get("sources", {})
+    revived = 0
+    for layer in data["layers"]:
+        dead = layer["dead_units"]
+        if not dead:
+            continue
+        chain = sources.get(layer["name"], [])
+        problem = _mapping_problem(model, chain, layer)
+        if problem:
+            warnings.warn(f"revive: skipped layer {layer['name']!r} ({len(dead)} dead units): {problem}",
+                          RuntimeWarning, stacklevel=2)
+            continue
+        producer = model.get_submodule(chain[-1])
+        units = torch.as_tensor(dead, dtype=torch.long, device=producer.weight.device)
+        with torch.no_grad():
+            weight = producer.weight
+            fan_in = weight[0].numel()
+            std = gain(layer["kind"]) / math.sqrt(fan_in)
+            fresh = torch.randn((len(dead),) + tuple(weight.shape[1:]), generator=generator,
+                                dtype=weight.dtype, device="cpu" if generator is None else generator.device)
+            weight[units] = (fresh * std).to(weight.device)
+            if producer.bias is not None:
+                producer.bias[units] = bias
+            for name in chain[:-1]:
+                module = model.get_submodule(name)
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    if module.affine:
+                        module.weight[units] = 1.0
+                        module.bias[units] = 0.0
+                    if module.running_mean is not None:
+                        module.running_mean[units] = 0.0
+                        module.running_var[units] = 1.0
+        if optimizer is not None:
+            _clear_optimizer_rows(optimizer, [producer.weight, producer.bias], units)
+        revived += len(dead)
+    return revived
+
+
+def _mapping_problem(model: nn.Module, chain: list[str], layer: Mapping[str, Any]) -> str | None:
+    if not chain:
+        return ("no Linear/Conv was seen feeding it (an op such as a residual add, a reshape or a functional call "
+                "sits in between); re-initialise that layer yourself")
+    try:
+        producer = model.get_submodule(chain[-1])
+    except AttributeError:
+        return f"the model has no module {chain[-1]!r} (is this report from another model?)"
+    if not isinstance(producer, _PRODUCERS):
+        return (f"it is fed by {chain[-1]!r} ({type(producer).__name__}), which is not a Linear or Conv; revive "
+                "maps only through BatchNorm and Dropout")
+    rows = producer.weight.shape[0]
+    if rows != layer["units"]:
+        return f"its source {chain[-1]!r} has {rows} outputs but the layer has {layer['units']} units"
+    return None
+
+
+def _clear_optimizer_rows(optimizer: torch.optim.Optimizer, params: list[Any], units: torch.Tensor) -> None:
+    for param in params:
+        if param is None:
+            continue
+        for value in optimizer.state.get(param, {}).values():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                value[units] = 0
+
+
+@dataclass
+class BornDead:
+    """The result of :func:`born_dead`."""
+
+    born_dead: bool  # the network's output is constant over the inputs
+    dead_layers: list[str]  # layers whose every unit is dead on these inputs
+    output_spread: float  # max |f(x_i) - f(x_0)| over the inputs
+    dead_fraction: dict[str, float] = field(default_factory=dict)  # per layer
+
+    def __bool__(self) -> bool:
+        return self.born_dead
+
+
+def born_dead(model: nn.Module, inputs: torch.Tensor, *, rtol: float = 1e-6) -> BornDead:
+    """One forward pass over ``inputs``: is the network born dead (constant output, Lu et al. 2019)?
+
+    The output counts as constant when every row is within ``rtol * max(1, max|f|)`` of the first. Also lists the
+    layers that are entirely dead on these inputs (every unit's input <= 0 for every sample). The model runs in
+    eval mode under no_grad and is put back in the mode it was in.
+
+    Reference: Lu, Shin, Su & Karniadakis 2019, Dying ReLU and Initialization: Theory and Numerical Examples.
+    """
+    if not isinstance(inputs, torch.Tensor) or inputs.ndim < 1 or inputs.shape[0] < 2:
+        raise ValueError("inputs must be a tensor holding at least two samples along dim 0")
+    was_training = model.training
+    model.eval()
+    try:
+        with Monitor(model) as mon, torch.no_grad():
+            output = model(inputs)
+        report = mon.report()
+    finally:
+        model.train(was_training)
+    output = output.reshape(output.shape[0], -1).double()
+    spread = float((output - output[:1]).abs().max())
+    scale = max(1.0, float(output.abs().max()))
+    fractions = {layer.name: layer.dead_fraction for layer in report.layers if layer.dead_fraction is not None}
+    dead_layers = [name for name, fraction in fractions.items() if fraction == 1.0]
+    return BornDead(born_dead=spread <= rtol * scale, dead_layers=dead_layers, output_spread=spread,
+                    dead_fraction=fractions)
