@@ -7,6 +7,7 @@ bad range, a missing optional dependency) end with a one-line message on stderr 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import textwrap
@@ -138,6 +139,134 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- compare / run (the lab) ------------------------------------------------------------------------------------
+def _number(option: str, text: str | None, kind: type, allowed: str):
+    """Parse an option's text as ``kind``; a UsageError names the option, the value and what is allowed."""
+    if text is None:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise UsageError(f"{option} must be {allowed}; got {text!r}") from None
+
+
+def _lab():
+    """The lab package, or a UsageError saying which extra to install."""
+    try:
+        from . import lab
+        import matplotlib  # noqa: F401  (the report needs it; fail before any work, not after)
+    except ImportError as error:
+        raise UsageError(f"the lab needs the lab extra ({error.name} is missing): pip install 'relulab[lab]'") from None
+    return lab
+
+
+def _finish(lab_result, *, as_json: bool, what: str) -> int:
+    from .lab.sweep import to_json
+
+    if as_json:
+        print(to_json(lab_result.results, indent=2))
+        return 0
+    print(lab_result.text)
+    counts = lab_result.results.get("counts", {})
+    skipped = f"; {counts['skipped']} finished runs reused from an earlier run" if counts.get("skipped") else ""
+    figures = len(lab_result.results["files"]["figures"])
+    print(f"\n{what} report: {lab_result.out / 'index.html'}  (numbers: results.json, results.csv; "
+          f"{figures} plot{'' if figures == 1 else 's'}{skipped})")
+    return 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so the lab stops its workers and keeps only whole files."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def _stoppable(work: Callable[[], object]):
+    """Run ``work`` with SIGTERM turned into KeyboardInterrupt (restored afterwards)."""
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        return work()
+    try:
+        return work()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(command: str, out) -> int:
+    print(f"relulab {command}: interrupted; every finished run is kept under {out / 'runs'} -- run the same command "
+          "again to continue where it stopped", file=sys.stderr)
+    return 130
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    lab = _lab()
+    lr = args.lr if args.lr == "auto" else _number("--lr", args.lr, float, "'auto' or a number > 0")
+    try:
+        settings = lab.validate_compare(
+            data=args.data, model=args.model, activations=args.activations,
+            seeds=_number("--seeds", args.seeds, int, "an integer >= 1"),
+            epochs=_number("--epochs", args.epochs, int, "an integer >= 1"), lr=lr,
+            depth=_number("--depth", args.depth, int, "an integer >= 1"),
+            width=_number("--width", args.width, int, "an integer >= 1"), init=args.init, optimizer=args.optimizer,
+            batch_size=_number("--batch-size", args.batch_size, int, "an integer >= 1"),
+            target_error=_number("--target", args.target, float, "a number between 0 and 1"),
+            jobs=_number("--jobs", args.jobs, int, "an integer >= 1"), out=args.out)
+    except lab.ConfigError as error:
+        raise UsageError(str(error)) from None
+    command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else "relulab compare"
+    try:
+        result = _stoppable(lambda: lab.compare(settings, progress=not args.quiet, command=command))
+    except KeyboardInterrupt:
+        return _interrupted("compare", settings.out)
+    return _finish(result, as_json=args.json, what="compare")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    lab = _lab()
+    try:
+        name, out, jobs = lab.validate_experiment(args.name, out=args.out,
+                                                  jobs=_number("--jobs", args.jobs, int, "an integer >= 1"))
+    except lab.ConfigError as error:
+        raise UsageError(str(error)) from None
+    command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["run"] else f"relulab run {name}"
+    try:
+        result = _stoppable(lambda: lab.run_experiment(name, quick=args.quick, out=out, jobs=jobs,
+                                                       progress=not args.quiet, command=command))
+    except KeyboardInterrupt:
+        return _interrupted("run", out)
+    return _finish(result, as_json=args.json, what=name)
+
+
+# -- bench ------------------------------------------------------------------------------------------------------
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    try:
+        sizes = [bench.parse_size(text) for text in args.sizes] if args.sizes else None
+        members = [family.get(name).name for name in args.members] if args.members else None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    overrides = {"dtype": args.dtype, "torch": not args.no_torch}
+    for key, value in (("sizes", sizes), ("members", members), ("repeats", args.repeats)):
+        if value is not None:
+            overrides[key] = value
+    if args.repeats is not None and args.repeats < 1:
+        raise UsageError(f"--repeats must be an integer >= 1; got {args.repeats}")
+    config = bench.BenchConfig.quick_config(**overrides) if args.quick else bench.BenchConfig(**overrides)
+    progress = None if args.json or args.quiet else (lambda text: print(f"  {text}", file=sys.stderr, flush=True))
+    try:
+        result = bench.run_bench(config, progress=progress)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    print(json.dumps(result, indent=1) if args.json else bench.format_report(result))
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -164,6 +293,69 @@ def build_parser() -> argparse.ArgumentParser:
                    help="x range (default: -4 4)")
     p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="where to write the PNG")
     p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser(
+        "compare", help="train activations x seeds on real data: table + HTML report",
+        description="Train one model per activation and seed on a real data set (in parallel worker processes), "
+                    "print a table and write DIR/index.html with plots, DIR/results.json and DIR/results.csv. "
+                    "Finished runs are kept under DIR/runs: rerunning the same command skips them.")
+    p.add_argument("--data", default="digits", help="digits (default), mnist1d, moons, circles, spiral, xor; "
+                                                      "mnist, fashion_mnist, cifar10 with torchvision")
+    p.add_argument("--model", choices=("cnn", "mlp"), default=None,
+                   help="cnn (default for image/sequence data) or mlp (default for 2-D points)")
+    p.add_argument("--activations", default="relu,leaky_relu,elu,gelu,tanh,sigmoid", metavar="A,B,...",
+                   help="comma-separated member names (default: relu,leaky_relu,elu,gelu,tanh,sigmoid)")
+    p.add_argument("--seeds", default="3", metavar="N", help="seeds per activation (default 3)")
+    p.add_argument("--epochs", default="10", metavar="N", help="epochs per run (default 10)")
+    p.add_argument("--lr", default="auto", metavar="auto|FLOAT",
+                   help="learning rate, or auto: tuned per activation on the validation split (default)")
+    p.add_argument("--depth", default=None, metavar="N",
+                   help="hidden layers of the mlp (default 3) or conv layers of the cnn (default 2)")
+    p.add_argument("--width", default="64", metavar="N", help="hidden width (default 64)")
+    p.add_argument("--init", default="he", help="he (relulab.nn.init_, default), default (PyTorch's) or xavier")
+    p.add_argument("--optimizer", default="sgd", help="sgd (momentum 0.9, default) or adam")
+    p.add_argument("--batch-size", default="64", metavar="N", help="batch size (default 64)")
+    p.add_argument("--target", default="0.05", metavar="ERR",
+                   help="train error that counts as reached for 'epochs to target' (default 0.05)")
+    p.add_argument("--jobs", default=None, metavar="N", help="worker processes (default: one per core)")
+    p.add_argument("--out", default="relulab-report/compare", metavar="DIR",
+                   help="report directory (default relulab-report/compare)")
+    p.add_argument("--json", action="store_true", help="print results.json instead of the table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser(
+        "run", help="a named experiment: convergence, vanishing, sparsity, dying, init, born-dead",
+        description="Run a named experiment that tests a ReLU claim against its published anchor and ends with a "
+                    "verdict: convergence, vanishing, sparsity, dying, init, born-dead. Writes DIR/index.html, "
+                    "PNG plots and DIR/results.json; finished runs are kept and skipped on rerun.")
+    p.add_argument("name", metavar="NAME", help="convergence, vanishing, sparsity, dying, init or born-dead")
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke version (for tests)")
+    p.add_argument("--out", default=None, metavar="DIR", help="report directory (default relulab-report/NAME)")
+    p.add_argument("--jobs", default=None, metavar="N", help="worker processes (default: one per core)")
+    p.add_argument("--json", action="store_true", help="print results.json instead of the table and verdict")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "bench", help="speed against NumPy, PyTorch and a memory copy, in one run, as GB/s and ratios",
+        description="Time relu, leaky_relu, elu, gelu, silu, sigmoid and tanh (forward allocating, into a buffer, "
+                    "in place, derivative) for relulab, the plain NumPy idioms, PyTorch on the CPU and a copy of "
+                    "the same bytes, interleaved in one process; then the fused operations against their unfused "
+                    "compositions and what relu costs relative to sigmoid and tanh.")
+    p.add_argument("--quick", action="store_true", help="small sizes and few repeats: under a minute")
+    p.add_argument("--json", action="store_true", help='print {"rows": [...], "summary": [...], ...} as JSON')
+    p.add_argument("--sizes", nargs="+", default=None, metavar="N",
+                   help="elements per array, e.g. 16K 1M 2^26 (default 16K 256K 4M 64M; --quick: 16K 1M)")
+    p.add_argument("--dtype", default="float32", choices=("float16", "float32", "float64"),
+                   help="element type (default float32)")
+    p.add_argument("--members", nargs="+", default=None, metavar="NAME",
+                   help="a subset of relu leaky_relu elu gelu silu sigmoid tanh")
+    p.add_argument("--repeats", type=int, default=None, metavar="R",
+                   help="interleaved repeats per case; the median is reported (default 5, --quick 3)")
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

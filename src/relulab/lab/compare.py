@@ -1,0 +1,370 @@
+"""``relulab compare``: activations x seeds on one data set, a table and an HTML report.
+
+Settings are validated before anything runs or is written (:class:`ConfigError` names the option, the value and
+what is allowed). The grid runs through :class:`~relulab.lab.sweep.Sweep` (parallel, resumable) and the report is
+``DIR/index.html`` with PNG plots, ``DIR/results.json`` and ``DIR/results.csv``. The named experiments
+(:mod:`relulab.lab.experiments`) reuse the validation helpers and output writers defined here.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence, TextIO
+
+import numpy as np
+
+from .. import family
+from . import data as lab_data
+from . import report
+from .report import Column, fmt
+from .sweep import Sweep, Task, default_jobs
+from .train import INITS, MODELS, OPTIMIZERS, RunConfig
+
+__all__ = ["ConfigError", "CompareSettings", "LabResult", "validate_compare", "compare", "compare_table",
+           "compare_columns", "render_tables", "DEFAULT_ACTIVATIONS", "LR_CANDIDATES", "lr_lines"]
+
+DEFAULT_ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid")
+# Three rates a factor ~3 apart cover where every default activation trains best on the lab's data sets (relu-like
+# members pick 0.03, tanh 0.1, sigmoid 0.3 with SGD) and keep the default compare within a minute on two cores.
+LR_CANDIDATES = {"sgd": (0.03, 0.1, 0.3), "adam": (3e-4, 1e-3, 3e-3)}
+TRAIN = "relulab.lab.train:run"
+
+
+class ConfigError(ValueError):
+    """A bad setting: reported in one line before anything runs or is written."""
+
+
+# -- validation ----------------------------------------------------------------------------------------------------
+def _integer(option: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum or (
+            maximum is not None and value > maximum):
+        allowed = f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+        raise ConfigError(f"{option} must be {allowed}; got {value!r}")
+    return int(value)
+
+
+def _positive(option: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{option} must be a finite number > 0; got {value!r}")
+    return float(value)
+
+
+def _choice(option: str, value: Any, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{option} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def _activations(value: str | Sequence[str]) -> tuple[str, ...]:
+    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    names = [n for n in names if n]
+    if not names:
+        raise ConfigError(f"--activations must name at least one activation; got {value!r}")
+    canonical = []
+    for name in names:
+        try:
+            member = family.get(name)
+        except family.UnknownActivationError as error:
+            raise ConfigError(f"--activations: {error}") from None
+        if member.name not in canonical:
+            canonical.append(member.name)
+    return tuple(canonical)
+
+
+def _data(name: str) -> str:
+    if name not in lab_data.DATASETS:
+        raise ConfigError(f"--data must be one of {', '.join(lab_data.DATASETS)}; got {name!r}")
+    if name in lab_data.TORCHVISION_DATASETS:
+        try:
+            import torchvision  # noqa: F401
+        except ImportError:
+            raise ConfigError(f"--data {name} needs torchvision, which is not installed: pip install torchvision "
+                              f"(offline data sets: digits, mnist1d, moons, circles, spiral, xor)") from None
+    return name
+
+
+def _lr(value: Any) -> str | float:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"--lr must be 'auto' or a number > 0; got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"--lr must be 'auto' or a finite number > 0; got {value!r}")
+    return float(value)
+
+
+def _out(value: str | Path) -> Path:
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out must be a directory; {str(path)!r} is a file")
+    return path
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """A validated ``relulab compare`` grid (see :func:`validate_compare`)."""
+
+    data: str = "digits"
+    model: str = "cnn"
+    activations: tuple[str, ...] = DEFAULT_ACTIVATIONS
+    seeds: int = 3
+    epochs: int = 10
+    lr: str | float = "auto"
+    depth: int | None = None
+    width: int = 64
+    init: str = "he"
+    optimizer: str = "sgd"
+    batch_size: int = 64
+    target_error: float = 0.05
+    jobs: int = 1
+    out: Path = Path("relulab-report/compare")
+
+    def run_config(self, activation: str, seed: int, lr: float) -> RunConfig:
+        return RunConfig(data=self.data, model=self.model, activation=activation, seed=seed, epochs=self.epochs,
+                         lr=lr, optimizer=self.optimizer, batch_size=self.batch_size, depth=self.depth,
+                         width=self.width, init=self.init, target_error=self.target_error)
+
+
+def validate_compare(*, data: str = "digits", model: str | None = None,
+                     activations: str | Sequence[str] = DEFAULT_ACTIVATIONS, seeds: int = 3, epochs: int = 10,
+                     lr: str | float = "auto", depth: int | None = None, width: int = 64, init: str = "he",
+                     optimizer: str = "sgd", batch_size: int = 64, target_error: float = 0.05,
+                     jobs: int | None = None, out: str | Path = "relulab-report/compare") -> CompareSettings:
+    """Check every setting and return them resolved; raise :class:`ConfigError` naming the first bad one.
+
+    ``model=None`` picks a CNN for image and sequence data and an MLP for 2-D points.
+    """
+    data = _data(data)
+    kind = lab_data.kind_of(data)
+    if model is None:
+        model = "mlp" if kind == "points" else "cnn"
+    model = _choice("--model", model, MODELS)
+    if model == "cnn" and kind == "points":
+        raise ConfigError(f"--model cnn needs image or sequence data; {data} is 2-D points: use --model mlp")
+    if not isinstance(target_error, (int, float)) or isinstance(target_error, bool) or not 0 < target_error < 1:
+        raise ConfigError(f"--target must be a train error strictly between 0 and 1; got {target_error!r}")
+    settings = CompareSettings(
+        data=data, model=model, activations=_activations(activations), seeds=_integer("--seeds", seeds),
+        epochs=_integer("--epochs", epochs), lr=_lr(lr),
+        depth=None if depth is None else _integer("--depth", depth, 1, 200 if model == "mlp" else 6),
+        width=_integer("--width", width), init=_choice("--init", init, INITS),
+        optimizer=_choice("--optimizer", optimizer, OPTIMIZERS), batch_size=_integer("--batch-size", batch_size),
+        target_error=float(target_error), jobs=default_jobs() if jobs is None else _integer("--jobs", jobs),
+        out=_out(out),
+    )
+    return settings
+
+
+# -- shared helpers ------------------------------------------------------------------------------------------------
+def _task(config: RunConfig, group: str = "") -> Task:
+    label = f"{group}-{config.activation}-s{config.seed}" if group else f"{config.activation}-s{config.seed}"
+    return Task(TRAIN, config.to_dict(), label=label)
+
+
+def _values(runs: Sequence[Mapping[str, Any]], key: str) -> list[float]:
+    return [r["final"][key] for r in runs if r["status"] == "ok" and r["final"].get(key) is not None]
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+def _std(values: Sequence[float]) -> float | None:
+    """Sample standard deviation; None for fewer than two values (one seed has no spread to report)."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def _geomean(values: Sequence[float]) -> float | None:
+    values = [v for v in values if v is not None and v > 0]
+    return float(np.exp(np.mean(np.log(values)))) if values else None
+
+
+def _choose_lr(runs: Sequence[Mapping[str, Any]], candidates: Sequence[float]) -> tuple[float, dict[str, Any]]:
+    """The candidate with the best final validation accuracy (ties: lower validation loss, then smaller lr)."""
+    scores = {}
+    for lr, run in zip(candidates, runs):
+        last = run["epochs"][-1] if run["status"] == "ok" and run["epochs"] else None
+        scores[lr] = (last["val_accuracy"], -last["val_loss"]) if last else (-1.0, -math.inf)
+    best = max(candidates, key=lambda lr: (scores[lr], -lr))
+    table = {f"{lr:g}": (None if scores[lr][0] < 0 else scores[lr][0]) for lr in candidates}
+    return best, table
+
+
+def _strip(run: Mapping[str, Any], group: str = "") -> dict[str, Any]:
+    """A run as results.json keeps it, tagged with its group when it has one."""
+    out = dict(run)
+    if group:
+        out["group"] = group
+    return out
+
+
+Table = tuple  # (title or "", columns, rows)
+
+
+@dataclass
+class LabResult:
+    """What an experiment hands back: ``results`` (exactly what results.json holds) and ``text`` (what the
+    terminal shows: summary, table(s), verdict)."""
+
+    results: dict[str, Any]
+    text: str
+    out: Path
+
+
+def render_tables(tables: Sequence[Table]) -> str:
+    """The tables as plain text, each under its title."""
+    blocks = []
+    for title, columns, rows in tables:
+        blocks.append((f"{title}\n" if title else "") + report.render_text(columns, rows))
+    return "\n\n".join(blocks)
+
+
+def _write_outputs(out: Path, results: dict[str, Any], *, title: str, intro: Sequence[str],
+                   tables: Sequence[Table], figures: Sequence[tuple[str, str]],
+                   runs: Sequence[Mapping[str, Any]], notes: Sequence[str] = (),
+                   csv_rows: tuple[Sequence[str], Sequence[Mapping[str, Any]]] | None = None) -> None:
+    results["files"] = {"html": "index.html", "json": "results.json", "csv": "results.csv",
+                        "figures": [name for name, _ in figures]}
+    tables_html = "".join((f"<h3>{html.escape(t)}</h3>" if t else "") + report.render_html(c, r)
+                          for t, c, r in tables)
+    if csv_rows is None:
+        report.write_csv(out, runs)
+    else:
+        report.write_rows_csv(out, *csv_rows)
+    report.write_results(out, results)
+    report.write_page(out, title=title, intro=intro, table_html=tables_html, figures=figures,
+                      verdict=results.get("verdict"), settings=results.get("settings"), notes=notes)
+
+
+# -- compare -------------------------------------------------------------------------------------------------------
+def compare_columns(target_error: float) -> list[Column]:
+    """The columns of the compare table (text and HTML), over rows of raw numbers in results.json["table"]."""
+    return [
+        Column("activation", "activation", numeric=False),
+        Column("lr", "lr", lambda r: f"{r['lr']:g}"),
+        Column("test_accuracy", "test acc % (mean ± std)",
+               lambda r: fmt(r["test_accuracy"]) if r["test_accuracy_std"] is None else
+               f"{fmt(r['test_accuracy'])} ± {fmt(r['test_accuracy_std'])}"),
+        Column("epochs_to_target", f"epochs to {100 * target_error:g}% train err",
+               lambda r: f"{fmt(r['epochs_to_target'])} ({r['reached']}/{r['runs']})"),
+        Column("dead_percent", "dead %", lambda r: fmt(r["dead_percent"])),
+        Column("sparsity_percent", "sparsity %", lambda r: fmt(r["sparsity_percent"])),
+        Column("grad_ratio", "grad first/last", lambda r: fmt(r["grad_ratio"], sci=True)),
+        Column("diverged", "diverged", lambda r: f"{r['diverged']}/{r['runs']}"),
+    ]
+
+
+def compare_table(runs_by_activation: Mapping[str, Sequence[Mapping[str, Any]]],
+                  lrs: Mapping[str, float]) -> list[dict[str, Any]]:
+    """One row per activation: means over its seeds (diverged runs counted in ``diverged``, not in the means)."""
+    rows = []
+    for act, runs in runs_by_activation.items():
+        accuracy = [100 * v for v in _values(runs, "test_accuracy")]
+        reached = [r["final"]["epochs_to_target"] for r in runs if r["final"]["epochs_to_target"] is not None]
+        rows.append({
+            "activation": act,
+            "lr": lrs[act],
+            "test_accuracy": _mean(accuracy),
+            "test_accuracy_std": _std(accuracy),
+            "epochs_to_target": _mean(reached),
+            "reached": len(reached),
+            "runs": len(runs),
+            "dead_percent": _mean([100 * v for v in _values(runs, "dead_fraction")]),
+            "inactive_percent": _mean([100 * v for v in _values(runs, "inactive_fraction")]),
+            "sparsity_percent": _mean([100 * v for v in _values(runs, "sparsity")]),
+            "grad_ratio": _geomean(_values(runs, "grad_ratio")),
+            "diverged": sum(r["status"] == "diverged" for r in runs),
+        })
+    return rows
+
+
+def compare(settings: CompareSettings, *, progress: bool = True, stream: TextIO | None = None,
+            command: str | None = None) -> LabResult:
+    """Run the compare grid of ``settings`` and write its report (see :class:`LabResult`)."""
+    started = time.perf_counter()
+    lab_data.load(settings.data)  # build the cache once here; workers read it
+    out = settings.out
+    tuned: dict[str, Any] = {}
+    with Sweep(out, jobs=settings.jobs, progress=progress, stream=stream) as sweep:
+        if settings.lr == "auto":
+            candidates = LR_CANDIDATES[settings.optimizer]
+            tasks = [_task(settings.run_config(a, 0, lr)) for a in settings.activations for lr in candidates]
+            tuning = sweep.run(tasks, label="lr sweep")
+            for i, act in enumerate(settings.activations):
+                chosen, scores = _choose_lr(tuning[i * len(candidates):(i + 1) * len(candidates)], candidates)
+                tuned[act] = {"chosen": chosen, "val_accuracy": scores}
+            lrs = {a: tuned[a]["chosen"] for a in settings.activations}
+        else:
+            lrs = {a: float(settings.lr) for a in settings.activations}
+        tasks = [_task(settings.run_config(a, s, lrs[a])) for a in settings.activations for s in range(settings.seeds)]
+        runs = sweep.run(tasks, label="runs")
+    by_activation = {a: runs[i * settings.seeds:(i + 1) * settings.seeds] for i, a in enumerate(settings.activations)}
+    rows = compare_table(by_activation, lrs)
+    settings_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
+    settings_dict["activations"] = list(settings.activations)
+    results: dict[str, Any] = {
+        "experiment": "compare",
+        "command": command,
+        "settings": settings_dict,
+        "learning_rates": {"mode": "auto" if settings.lr == "auto" else "fixed", "chosen": lrs,
+                           "candidates": list(LR_CANDIDATES[settings.optimizer]) if settings.lr == "auto" else None,
+                           "tuning": tuned},
+        "table": rows,
+        "runs": [_strip(r) for r in runs],
+        "counts": {"computed": sweep.computed, "skipped": sweep.skipped},
+        "seconds": time.perf_counter() - started,
+    }
+    figures = report.plot_compare(out, runs, settings.activations, settings.target_error)
+    summary = compare_summary(settings, lrs, tuned)
+    tables = [("", compare_columns(settings.target_error), rows)]
+    _write_outputs(out, results, title=f"relulab compare: {settings.data}, {settings.model}", intro=[summary],
+                   tables=tables, figures=figures, runs=results["runs"], notes=COMPARE_NOTES)
+    text = "\n".join([summary, "", render_tables(tables)] + (["", "lr auto:"] + lr_lines(results) if tuned else []))
+    return LabResult(results, text, out)
+
+
+COMPARE_NOTES = (
+    "test acc: accuracy on the held-out test split after the last epoch, mean ± sample std over seeds "
+    "(diverged runs excluded and counted in the diverged column).",
+    "epochs to target: first epoch whose training error (whole training split, end of epoch) is at or below the "
+    "target, averaged over the seeds that reached it; (k/n) says how many did.",
+    "dead %: hidden units never positive over the last epoch whose gradient is then exactly zero; sparsity %: "
+    "exact zeros in activation outputs over the last epoch (mean over layers).",
+    "grad first/last: RMS norm of the first layer's weight gradient over the last layer's during the last epoch "
+    "(geometric mean over seeds); far below 1 means vanishing gradients at the input side.",
+    "lr auto: each activation trains once (seed 0) at every candidate learning rate; the one with the best "
+    "final validation accuracy is used for all seeds (the seed-0 run is reused).",
+)
+
+
+def compare_summary(settings: CompareSettings, lrs: Mapping[str, float], tuned: Mapping[str, Any]) -> str:
+    depth = settings.depth if settings.depth is not None else ("3 hidden layers" if settings.model == "mlp"
+                                                                else "2 conv layers")
+    optimizer = "SGD with momentum 0.9" if settings.optimizer == "sgd" else "Adam"
+    text = (f"{settings.data}, {settings.model} ({depth}, width {settings.width}), {settings.init} init, {optimizer}, "
+            f"batch {settings.batch_size}, {settings.epochs} epoch{'s' if settings.epochs > 1 else ''}, "
+            f"{settings.seeds} seed{'s' if settings.seeds > 1 else ''} per activation.")
+    if tuned:
+        text += " Learning rate tuned per activation on the validation split: " + "; ".join(
+            f"{a} {lrs[a]:g}" for a in lrs) + "."
+    else:
+        text += f" Learning rate {settings.lr:g} for every activation."
+    return text
+
+
+def lr_lines(results: Mapping[str, Any]) -> list[str]:
+    """'lr auto' lines for the terminal: the chosen rate and the validation accuracy of every candidate."""
+    tuning = results["learning_rates"]["tuning"]
+    lines = []
+    for act, entry in tuning.items():
+        scores = ", ".join(f"{lr}: {'-' if acc is None else f'{100 * acc:.1f}%'}"
+                           for lr, acc in entry["val_accuracy"].items())
+        lines.append(f"  {act}: chose {entry['chosen']:g}  (validation accuracy {scores})")
+    return lines

@@ -1,0 +1,261 @@
+"""One training run of the lab: a :class:`RunConfig` in, a JSON-ready result dict out.
+
+A run is deterministic for its config (seed included) on a single CPU thread: the seed fixes the initialisation,
+the batch order and any re-initialisation. The monitor watches every activation with one window per epoch, so
+each epoch records:
+
+- ``train_loss`` (mean over the epoch's batches) and ``train_error`` (the model at the end of the epoch, on the
+  whole training split), ``val_accuracy``, ``val_loss`` and ``test_accuracy``;
+- ``curve``: train error at ``evals_per_epoch`` evenly spaced points of the epoch, as ``[epochs, error]`` pairs
+  (``epochs_to_target`` is the first point at or below ``target_error``, so it can be a fraction of an epoch);
+- per activation layer: ``dead_fraction``, ``inactive_fraction``, ``sparsity`` and ``grad_norm`` (||dL/d input||,
+  root mean square over the epoch's batches), from :class:`relulab.Monitor`;
+- per Linear/Conv layer: ``weight_grad`` (||dL/dW||, root mean square over the epoch's batches).
+
+A NaN or infinite loss stops the run: its status becomes ``"diverged"`` and the epochs before it are kept.
+With ``probe=True`` the run also measures the network at initialisation and after training on the whole
+training split without updating it (one forward and backward pass per batch): the ``init`` and ``trained`` entries.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from . import data as lab_data
+
+__all__ = ["RunConfig", "run", "OPTIMIZERS", "MODELS", "INITS", "summarise_layers"]
+
+OPTIMIZERS = ("sgd", "adam")
+MODELS = ("mlp", "cnn")
+INITS = ("he", "default", "xavier")  # see relulab.lab.models.initialise
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run. Two equal configs give the same result; :meth:`key` names it on disk."""
+
+    data: str = "digits"
+    model: str = "cnn"
+    activation: str = "relu"
+    params: Mapping[str, Any] = field(default_factory=dict)  # the activation's keyword parameters
+    seed: int = 0
+    epochs: int = 10
+    lr: float = 0.05
+    optimizer: str = "sgd"  # SGD with momentum 0.9, or Adam
+    batch_size: int = 32
+    depth: int | None = None  # None: the model's default (models.default_depth)
+    width: int = 64
+    init: str = "he"
+    bias_shift: float = 0.0  # added to every hidden layer's bias after initialisation
+    target_error: float = 0.05  # train error that counts as "reached" for epochs-to-target
+    evals_per_epoch: int = 1  # how often train error is measured for epochs-to-target (fractions of an epoch)
+    probe: bool = False  # also measure at init and after training (see the module docstring)
+    revive_after: int | None = None  # after this epoch, re-initialise dead units with relulab.revive
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["params"] = dict(sorted(self.params.items()))
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown RunConfig fields: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def key(self) -> str:
+        """A short stable name: activation, seed and a hash of the whole config."""
+        digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        return f"{self.activation}-s{self.seed}-{digest}"
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def summarise_layers(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Per-layer and whole-network numbers from a monitor report dict.
+
+    ``dead_fraction``/``inactive_fraction`` of the network are unit-weighted (dead units / all units);
+    ``sparsity`` is the mean of the layers' sparsities.
+    """
+    layers = []
+    units = dead = inactive = 0
+    for layer in report["layers"]:
+        if not layer["units"]:
+            continue
+        units += layer["units"]
+        dead += layer["dead"]
+        inactive += layer["inactive"]
+        layers.append({
+            "name": layer["name"], "kind": layer["kind"], "units": layer["units"],
+            "dead_fraction": layer["dead_fraction"], "inactive_fraction": layer["inactive"] / layer["units"],
+            "sparsity": layer["sparsity"], "grad_norm": layer["grad_norm"],
+        })
+    return {
+        "dead_fraction": dead / units if units else None,
+        "inactive_fraction": inactive / units if units else None,
+        "sparsity": _mean([layer["sparsity"] for layer in layers]),
+        "layers": layers,
+    }
+
+
+def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        dataset: lab_data.Dataset | None = None) -> dict[str, Any]:
+    """Train one model as ``config`` says and return the result dict (JSON-ready; see the module docstring)."""
+    import torch
+    from torch import nn
+
+    from ..monitor import Monitor, revive
+    from .models import build_model, weight_layers
+
+    if not isinstance(config, RunConfig):
+        config = RunConfig.from_dict(config)
+    started = time.perf_counter()
+    data = dataset if dataset is not None else lab_data.load(config.data)
+    x_train, y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
+    splits = {
+        "train": (x_train, y_train),
+        "val": (torch.from_numpy(data.x_val), torch.from_numpy(data.y_val)),
+        "test": (torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)),
+    }
+
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, data.shape, data.num_classes, activation=config.activation,
+                        depth=config.depth, width=config.width, init=config.init, params=config.params)
+    weighted = weight_layers(model)
+    if config.bias_shift:
+        with torch.no_grad():
+            for _, layer in weighted[:-1]:  # every layer followed by an activation, not the classifier
+                if layer.bias is not None:
+                    layer.bias += config.bias_shift
+    # Evaluation runs on a twin made before the monitor attaches, so only training batches fill its windows; in
+    # eval mode (rrelu uses its mean slope there and draws no random numbers from the training stream).
+    twin = copy.deepcopy(model).eval()
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+    elif config.optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    else:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
+    loss_fn = nn.CrossEntropyLoss()
+    order = torch.Generator().manual_seed(config.seed)
+    n = len(y_train)
+
+    def evaluate(split: str) -> tuple[float, float]:
+        x, y = splits[split]
+        twin.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            logits = torch.cat([twin(x[i:i + 1024]) for i in range(0, len(y), 1024)])
+            loss = float(loss_fn(logits, y))
+            accuracy = float((logits.argmax(1) == y).double().mean())
+        return loss, accuracy
+
+    def weight_grad_sq() -> torch.Tensor:
+        return torch.stack([torch.linalg.vector_norm(layer.weight.grad) for _, layer in weighted]).double() ** 2
+
+    def probe(mon: Monitor) -> dict[str, Any]:
+        """Forward and backward over the whole training split without an update: one monitor window."""
+        mon.reset()
+        total, batches, loss_sum = torch.zeros(len(weighted), dtype=torch.float64), 0, 0.0
+        for i in range(0, n, config.batch_size):
+            model.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x_train[i:i + config.batch_size]), y_train[i:i + config.batch_size])
+            loss.backward()
+            total += weight_grad_sq()
+            loss_sum += float(loss.detach())
+            batches += 1
+        model.zero_grad(set_to_none=True)
+        window = mon.reset().to_dict()
+        summary = summarise_layers(window)
+        summary["weight_grad"] = [float(v) for v in (total / batches).sqrt()]
+        summary["train_loss"] = loss_sum / batches
+        return summary
+
+    result: dict[str, Any] = {
+        "config": config.to_dict(), "key": config.key(), "status": "ok", "diverged_at": None, "epochs": [],
+        "weight_layers": [name for name, _ in weighted], "revived": None,
+    }
+    model.train()
+    with Monitor(model) as mon:
+        result["activation_layers"] = mon.layers
+        if config.probe:
+            result["init"] = probe(mon)
+        for epoch in range(1, config.epochs + 1):
+            grad_sq = torch.zeros(len(weighted), dtype=torch.float64)
+            loss_sum = torch.zeros((), dtype=torch.float64)
+            batches = 0
+            diverged = False
+            batches_of_epoch = torch.randperm(n, generator=order).split(config.batch_size)
+            checkpoints = {round(len(batches_of_epoch) * k / config.evals_per_epoch)
+                           for k in range(1, config.evals_per_epoch)} - {0, len(batches_of_epoch)}
+            curve = []
+            for batch in batches_of_epoch:
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x_train[batch]), y_train[batch])
+                if not torch.isfinite(loss):
+                    diverged = True
+                    break
+                loss.backward()
+                grad_sq += weight_grad_sq()
+                optimizer.step()
+                loss_sum += loss.detach()
+                batches += 1
+                if batches in checkpoints:
+                    curve.append([epoch - 1 + batches / len(batches_of_epoch), 1.0 - evaluate("train")[1]])
+            if diverged or not all(torch.isfinite(p).all() for p in model.parameters()):
+                with np.errstate(all="ignore"):  # the diverged epoch's statistics hold NaN/inf: discard them
+                    mon.reset()
+                result["status"], result["diverged_at"] = "diverged", epoch
+                break
+            window = mon.reset()
+            record: dict[str, Any] = {"epoch": epoch, "train_loss": float(loss_sum) / batches}
+            record["train_error"] = 1.0 - evaluate("train")[1]
+            record["curve"] = curve + [[float(epoch), record["train_error"]]]
+            record["val_loss"], record["val_accuracy"] = evaluate("val")
+            record["test_accuracy"] = evaluate("test")[1]
+            record.update(summarise_layers(window.to_dict()))
+            record["weight_grad"] = [float(v) for v in (grad_sq / batches).sqrt()]
+            result["epochs"].append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+            if config.revive_after == epoch:
+                generator = torch.Generator().manual_seed(config.seed + 7919)
+                result["revived"] = revive(model, window, generator=generator, optimizer=optimizer)
+        if config.probe and result["status"] == "ok":
+            result["trained"] = probe(mon)
+    result["final"] = _final(result, config)
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def _final(result: dict[str, Any], config: RunConfig) -> dict[str, Any]:
+    """The numbers the tables show: last epoch's accuracy, dead %, sparsity, gradient ratio; epochs to target."""
+    epochs = result["epochs"]
+    reached = next((at for e in epochs for at, error in e["curve"] if error <= config.target_error), None)
+    last = epochs[-1] if epochs and result["status"] == "ok" else None
+    ratio = None
+    if last is not None and last["weight_grad"][-1] > 0:
+        ratio = last["weight_grad"][0] / last["weight_grad"][-1]
+    return {
+        "test_accuracy": last["test_accuracy"] if last else None,
+        "val_accuracy": last["val_accuracy"] if last else None,
+        "train_error": last["train_error"] if last else None,
+        "train_loss": last["train_loss"] if last else None,
+        "epochs_to_target": reached,
+        "dead_fraction": last["dead_fraction"] if last else None,
+        "inactive_fraction": last["inactive_fraction"] if last else None,
+        "sparsity": last["sparsity"] if last else None,
+        "grad_ratio": ratio if ratio is None or math.isfinite(ratio) else None,
+    }
