@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from .._io import write_atomic
 
 __all__ = ["Dataset", "DATASETS", "TORCHVISION_DATASETS", "cache_dir", "load", "kind_of", "stratified_split",
            "arrays_from_torchvision", "DataUnavailableError"]
@@ -254,17 +255,10 @@ def _cache_path(name: str) -> Path:
 
 
 def _save_atomic(path: Path, data: Dataset) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, name=data.name, kind=data.kind, shape=np.array(data.shape),
-                     num_classes=data.num_classes, x_train=data.x_train, y_train=data.y_train, x_val=data.x_val,
-                     y_val=data.y_val, x_test=data.x_test, y_test=data.y_test)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda handle: np.savez(
+        handle, name=data.name, kind=data.kind, shape=np.array(data.shape), num_classes=data.num_classes,
+        x_train=data.x_train, y_train=data.y_train, x_val=data.x_val, y_val=data.y_val, x_test=data.x_test,
+        y_test=data.y_test))
 
 
 def _read(path: Path) -> Dataset:

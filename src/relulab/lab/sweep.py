@@ -23,12 +23,13 @@ import multiprocessing
 import os
 import signal
 import sys
-import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
+
+from .._io import write_atomic
 
 __all__ = ["Task", "Sweep", "write_atomic", "to_json", "default_jobs", "Progress"]
 
@@ -59,29 +60,6 @@ def _clean(value: Any) -> Any:
 def to_json(value: Any, *, indent: int | None = 1) -> str:
     """Strict JSON text of ``value`` (non-finite floats as null)."""
     return json.dumps(_clean(value), indent=indent, allow_nan=False)
-
-
-def _file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give (mkstemp's files are private, 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def write_atomic(path: str | os.PathLike, text: str | bytes) -> Path:
-    """Write ``text`` to ``path`` so a reader sees the old file or the whole new one, never part of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 @dataclass(frozen=True)
