@@ -154,7 +154,7 @@ class Report:
                     ax.plot(xs, ys, marker="o", markersize=3, label=name)
             for ax in axes:
                 ax.set_xlabel("window (e.g. epoch)")
-            axes[0].legend(fontsize=7, frameon=False)
+            axes[0].legend(fontsize=7, frameon=False, title="layer", title_fontsize=7)
         else:
             current = self.to_dict()["layers"]
             positions = np.arange(len(current))
