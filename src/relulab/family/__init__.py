@@ -15,6 +15,7 @@ from ._core import (
     register,
     unregister,
 )
+from ._parallel import get_num_threads, set_num_threads
 from .members import (
     SELU_ALPHA,
     SELU_SCALE,
@@ -41,7 +42,7 @@ swish = silu  # alias, the same object
 
 __all__ = [
     "Activation", "Kink", "Param", "Properties", "UnknownActivationError", "get", "names", "normalize_name",
-    "register", "unregister", "SELU_ALPHA", "SELU_SCALE",
+    "register", "unregister", "SELU_ALPHA", "SELU_SCALE", "get_num_threads", "set_num_threads",
     "relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "squared_relu",
     "gelu", "silu", "swish", "mish", "softplus", "sigmoid", "tanh", "identity",
 ]

@@ -35,6 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from . import _parallel
 from ._input import as_array, check_out, check_real, compute_dtype, describe
 
 __all__ = [
@@ -199,6 +200,7 @@ class Activation:
         kink_at_zero: Callable[[Mapping[str, Any]], Kink] | None = None,
         integer_exact: bool | Callable[[Mapping[str, Any]], bool] = False,
         weight: Callable[..., Any] | None = None,
+        elementwise: bool | Callable[[Mapping[str, Any]], bool] = False,
         check: Callable[[Mapping[str, Any], str], None] | None = None,
         conventions: str = "",
         use: str = "",
@@ -223,6 +225,7 @@ class Activation:
         self._kink_at_zero = kink_at_zero
         self._integer_exact = integer_exact
         self._weight = weight
+        self._elementwise = elementwise
         self._check = check
         self._param_index = {p.name: p for p in self.params}
         self.__doc__ = self._docstring()
@@ -286,7 +289,9 @@ class Activation:
             self._check(bound, self.name)
         return bound
 
-    def _prepare(self, x: Any, args: tuple[Any, ...], params: Mapping[str, Any], out: Any, grad: bool):
+    def _validate(self, x: Any, args: tuple[Any, ...], params: Mapping[str, Any], out: Any, grad: bool):
+        """Check everything once: returns the input array (not yet converted), whether it was a scalar, the bound
+        parameters, the result's dtype and the dtype the kernel computes in."""
         expected = 1 if self._weight is not None else 0
         if len(args) != expected:
             what = "x and weight" if expected else "x"
@@ -295,20 +300,30 @@ class Activation:
         bound = self._bind(params)
         if self._weight is not None:
             bound["weight"] = self._weight(args[0], array, bound)
-        integer_in = array.dtype.kind in "iu"
-        if integer_in:
+        result_dtype = array.dtype
+        if array.dtype.kind in "iu":
             exact = self._integer_exact(bound) if callable(self._integer_exact) else self._integer_exact
             if grad or not exact:
-                array = array.astype(np.float64)  # integers promote to the default float (float64)
-        result_dtype = array.dtype
-        # Kernels always see at least 1-D arrays (NumPy turns 0-d results into scalars, which have no out=).
-        work = np.atleast_1d(array.astype(compute_dtype(array.dtype), copy=False))
+                result_dtype = np.dtype(np.float64)  # integers promote to the default float (float64)
         if out is not None:
             check_out(out, array.shape, result_dtype)
-        return work, scalar, bound, result_dtype
+        return array, scalar, bound, result_dtype, compute_dtype(result_dtype)
 
-    def _run(self, kernel: Kernel, work: np.ndarray, bound: Mapping[str, Any], out: np.ndarray | None,
-             scalar: bool, dtype: np.dtype):
+    def _prepare(self, x: Any, args: tuple[Any, ...], params: Mapping[str, Any], out: Any, grad: bool):
+        """As :meth:`_validate`, with the input converted to the compute dtype and at least 1-D (for kernels)."""
+        array, scalar, bound, result_dtype, compute = self._validate(x, args, params, out, grad)
+        # Kernels always see at least 1-D arrays (NumPy turns 0-d results into scalars, which have no out=).
+        return np.atleast_1d(array.astype(compute, copy=False)), scalar, bound, result_dtype
+
+    def _is_elementwise(self, bound: Mapping[str, Any]) -> bool:
+        return bool(self._elementwise(bound) if callable(self._elementwise) else self._elementwise)
+
+    def _run(self, kernel: Kernel, array: np.ndarray, bound: Mapping[str, Any], out: np.ndarray | None,
+             scalar: bool, dtype: np.dtype, compute: np.dtype):
+        # Large contiguous arrays: the same kernel on every core, in cache-sized chunks (family/_parallel.py).
+        if self._is_elementwise(bound) and _parallel.eligible(array, out, compute, kernel):
+            return _parallel.run(kernel, array, bound, out, dtype, compute)
+        work = np.atleast_1d(array.astype(compute, copy=False))
         direct = out.reshape(work.shape) if out is not None and out.dtype == work.dtype else None
         # Overflow in a kernel only ever rounds a true value beyond the dtype's range to inf (x^2 for x > 1.3e154,
         # a float16 result beyond 65504), which is the correct result; invalid operations stay loud.
@@ -324,15 +339,15 @@ class Activation:
 
     def __call__(self, x: Any, *args: Any, out: np.ndarray | None = None, **params: Any):
         """f(x), elementwise. ``out=`` receives the result (same shape and dtype as the result) and is returned."""
-        work, scalar, bound, dtype = self._prepare(x, args, params, out, grad=False)
-        return self._run(self._forward, work, bound, out, scalar, dtype)
+        array, scalar, bound, dtype, compute = self._validate(x, args, params, out, grad=False)
+        return self._run(self._forward, array, bound, out, scalar, dtype, compute)
 
     def grad(self, x: Any, *args: Any, at_zero: Any = None, out: np.ndarray | None = None, **params: Any):
         """f'(x), elementwise. At a kink at 0 the default follows PyTorch; ``at_zero=`` picks any subgradient.
 
         Integer inputs give float64 derivatives; float inputs keep their dtype.
         """
-        work, scalar, bound, dtype = self._prepare(x, args, params, out, grad=True)
+        array, scalar, bound, dtype, compute = self._validate(x, args, params, out, grad=True)
         if self._kink_at_zero is not None:
             bound["at_zero"] = self._check_at_zero(at_zero, bound)
         elif at_zero is not None:
@@ -340,7 +355,7 @@ class Activation:
                 f"{self.name}: at_zero={at_zero!r} does not apply, {self.name} is differentiable at 0; "
                 f"at_zero applies to members with a kink at 0: {', '.join(n for n in names() if get(n).has_kink_at_zero)}"
             )
-        return self._run(self._derivative, work, bound, out, scalar, dtype)
+        return self._run(self._derivative, array, bound, out, scalar, dtype, compute)
 
     def _check_at_zero(self, at_zero: Any, bound: Mapping[str, Any]):
         kink = self._kink_at_zero(bound)

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import _special as sp
+from ._parallel import single_pass, streamable
 from ._core import Activation, Kink, Param, Properties, register
 from ._input import describe, is_whole
 
@@ -34,8 +35,9 @@ _PAPER_LEAKY = "Maas, Hannun & Ng 2013, Rectifier Nonlinearities Improve Neural 
 
 def _fix_infinities(result: np.ndarray, x: np.ndarray, at_pos_inf: float, at_neg_inf: float) -> np.ndarray:
     """Write the mathematical limits at +-inf where an inf * 0 product would have produced NaN."""
-    np.copyto(result, at_pos_inf, where=x == np.inf)
-    np.copyto(result, at_neg_inf, where=x == -np.inf)
+    if np.isinf(x).any():  # one cheap pass saves two masked copies in the common case of no infinity
+        np.copyto(result, at_pos_inf, where=x == np.inf)
+        np.copyto(result, at_neg_inf, where=x == -np.inf)
     return result
 
 
@@ -45,9 +47,16 @@ def _nan_where_nan(result: np.ndarray, x: np.ndarray) -> np.ndarray:
     return result
 
 
+def _outside(x: np.ndarray, bound: float) -> bool:
+    """Whether some element of x has |x| > bound (NaN does not count): one pass and a reduction."""
+    return bool(np.any(np.abs(x) > bound))
+
+
 def _finite(x: np.ndarray) -> np.ndarray:
     """x with +-inf replaced by the largest finite values (NaN kept): products such as x * sigmoid(x) then never
     form inf * 0; the true limits at +-inf are written afterwards by _fix_infinities."""
+    if not np.isinf(x).any():
+        return x  # nothing to clip: x itself, no pass over it
     big = np.finfo(x.dtype).max
     return np.clip(x, -big, big)
 
@@ -66,9 +75,26 @@ def _relu(x, out):
 
 
 def _relu_grad(x, out, at_zero):
-    # heaviside: 0 for x < 0, at_zero at x == 0 (both signs of zero), 1 for x > 0, NaN for NaN.
-    return np.heaviside(x, at_zero, out=out)
+    # np.heaviside(x, at_zero): 0 for x < 0, at_zero at x == 0 (both signs of zero), 1 for x > 0, NaN for NaN.
+    # Spelled out with comparisons because np.heaviside branches per element (7 ns on random signs, not 1).
+    return _store(_step(x, x > 0, at_zero), out)
 
+
+def _step(x, one, at_zero):
+    """1 where ``one``, at_zero where x == 0, 0 elsewhere, NumPy's NaN where x is NaN (np.heaviside's values)."""
+    nan = np.isnan(x)
+    grad = one.astype(x.dtype)
+    if at_zero != 0:
+        grad = sp.select(x == 0, at_zero, grad)
+    if nan.any():
+        np.copyto(grad, np.nan, where=nan)
+    return grad
+
+
+# Their compiled twins (family/_stream.py, with numba) for large arrays: the same comparisons, whole cache lines.
+single_pass(_relu)
+streamable(_relu, lambda p, dtype: ("relu_forward", ()))
+streamable(_relu_grad, lambda p, dtype: ("relu_derivative", (dtype.type(p["at_zero"]),)))
 
 relu = register(Activation(
     "relu",
@@ -80,6 +106,7 @@ relu = register(Activation(
                           zero_for_negative=True, piecewise_linear=True),
     kink_at_zero=lambda p: Kink(default=0.0, low=0.0, high=1.0),
     integer_exact=True,
+    elementwise=True,
     forward=_relu,
     derivative=_relu_grad,
     conventions="relu(-0.0) = +0.0; f'(0) = 0 (PyTorch, JAX); integers stay integers.",
@@ -102,11 +129,18 @@ def _leaky(x, out, slope):
     if np.ndim(slope) > 0:
         # Per-element slopes (prelu, rrelu in training): a zero slope times -inf would be NaN, with a warning, where
         # the limit is 0; so zero slopes multiply 0 instead of x, and NaN inputs are put back afterwards.
-        negative = slope * np.where(slope == 0, 0, x)
-        negative = np.where(np.isnan(x), x, negative)
-    else:
-        negative = x * slope  # for x = -inf and slope > 0 this is -inf, the limit
-    return np.where(x > 0, x, negative) if out is None else _store(np.where(x > 0, x, negative), out)
+        negative = slope * sp.select(slope == 0, 0, x)
+        negative = sp.select(np.isnan(x), x, negative)
+        return _store(sp.select(x > 0, x, negative), out)
+    # where(x > 0, x, s * x) is max(x, s * x) for 0 < s <= 1 and min(x, s * x) for s > 1, element for element, signed
+    # zeros and NaN included (both operands are then the same zero or the same NaN): two passes instead of six.
+    # For x = -inf and s > 0, s * x is -inf, the limit. A negative slope keeps the select (max(+0, -0) is unsigned).
+    if slope > 0:
+        # s * x goes straight into out unless out is x's memory (in place), which the second pass still reads.
+        scratch = out if out is not None and not np.may_share_memory(x, out) else None
+        negative = np.multiply(x, slope, out=scratch)
+        return (np.maximum if slope <= 1 else np.minimum)(x, negative, out=negative if out is None else out)
+    return _store(sp.select(x > 0, x, x * slope), out)
 
 
 def _leaky_integer(x, slope):
@@ -127,10 +161,37 @@ def _leaky_integer(x, slope):
 
 def _leaky_grad(x, out, slope, at_zero):
     slope = np.asarray(slope, dtype=x.dtype)
-    at_zero = slope if at_zero is None else at_zero
-    grad = np.where(x > 0, np.ones((), x.dtype), slope)
-    grad = np.where(x == 0, np.asarray(at_zero, x.dtype), grad)
-    return _store(_nan_where_nan(np.broadcast_to(grad, x.shape).copy(), x), out)
+    at_zero = slope if at_zero is None else np.asarray(at_zero, x.dtype)
+    grad = sp.select(x > 0, np.ones((), x.dtype), slope)
+    if np.any(at_zero != slope):  # at x == 0 the select above already gave the slope
+        grad = sp.select(x == 0, at_zero, grad)
+    if grad.shape != x.shape:
+        grad = np.broadcast_to(grad, x.shape).copy()
+    return _store(_nan_where_nan(grad, x), out)
+
+
+def _leaky_relu(x, out, negative_slope):
+    return _leaky(x, out, negative_slope)
+
+
+def _leaky_relu_grad(x, out, negative_slope, at_zero):
+    return _leaky_grad(x, out, negative_slope, at_zero)
+
+
+def _leaky_stream(p, dtype):
+    slope = p["negative_slope"]
+    return ("relu_forward", ()) if slope == 0 else ("leaky_forward", (dtype.type(slope),))
+
+
+def _leaky_grad_stream(p, dtype):
+    # _leaky_grad rounds the slope to x's dtype first and uses that rounded slope as the default at_zero.
+    slope = dtype.type(p["negative_slope"])
+    return "leaky_derivative", (slope, slope if p["at_zero"] is None else dtype.type(p["at_zero"]))
+
+
+single_pass(_leaky_relu)
+streamable(_leaky_relu, _leaky_stream)
+streamable(_leaky_relu_grad, _leaky_grad_stream)
 
 
 def _slope_kink(slope):
@@ -152,8 +213,9 @@ leaky_relu = register(Activation(
         zero_for_negative=p["negative_slope"] == 0, piecewise_linear=True),
     kink_at_zero=lambda p: _slope_kink(p["negative_slope"]),
     integer_exact=lambda p: is_whole(p["negative_slope"]),
-    forward=lambda x, out, negative_slope: _leaky(x, out, negative_slope),
-    derivative=lambda x, out, negative_slope, at_zero: _leaky_grad(x, out, negative_slope, at_zero),
+    elementwise=True,
+    forward=_leaky_relu,
+    derivative=_leaky_relu_grad,
     conventions="f'(0) = negative_slope (PyTorch; JAX uses 1); leaky_relu(-0.0) = -0.0 (the sign of s * x); "
                 "integer input stays integer when negative_slope is a whole number, else becomes float64.",
     use="A drop-in for relu when units die: the small negative slope keeps a gradient for x < 0.",
@@ -208,6 +270,8 @@ prelu = register(Activation(
                           zero_for_negative=False, piecewise_linear=True),
     kink_at_zero=lambda p: _slope_kink(p["weight"]),
     weight=_prelu_weight,
+    # One slope for all is elementwise; one per channel broadcasts along an axis, so it runs whole.
+    elementwise=lambda p: np.ndim(p["weight"]) == 0,
     forward=lambda x, out, channel_axis, weight: _leaky(x, out, weight),
     derivative=lambda x, out, channel_axis, weight, at_zero: _leaky_grad(x, out, weight, at_zero),
     conventions="f'(0) = w_c (PyTorch). Monotonic only where every slope is >= 0. "
@@ -277,6 +341,7 @@ rrelu = register(Activation(
     # Valid for every element: at least the largest slope that can have been drawn.
     kink_at_zero=lambda p: Kink(default=None, low=p["upper"] if p["training"] else 0.5 * (p["lower"] + p["upper"]),
                                 high=1.0),
+    elementwise=lambda p: not p["training"],  # training draws one slope per element from the seed
     forward=lambda x, out, lower, upper, training, seed, rng: _leaky(x, out, _rrelu_slopes(x, locals())),
     derivative=lambda x, out, lower, upper, training, seed, rng, at_zero: _leaky_grad(
         x, out, _rrelu_slopes(x, locals()), at_zero),
@@ -290,29 +355,54 @@ rrelu = register(Activation(
 
 # -- elu, selu, celu -------------------------------------------------------------------------------------------
 def _elu_exponent(x, divisor):
-    """min(x, 0) / divisor (celu's x / alpha). A division, not a product with 1 / alpha: that reciprocal overflows
-    to inf for a subnormal alpha, and 0 * inf is NaN. An alpha below x's smallest subnormal would round to 0;
-    clamping it there changes no rounded result (every |f| <= alpha rounds to 0 anyway)."""
-    z = np.minimum(x, 0.0)
+    """-|x| / divisor (celu's x / alpha), which is x / divisor where the negative branch is taken and keeps exp
+    finite elsewhere. A division, not a product with 1 / alpha: that reciprocal overflows to inf for a subnormal
+    alpha, and 0 * inf is NaN. An alpha below x's smallest subnormal would round to 0; clamping it there changes
+    no rounded result (every |f| <= alpha rounds to 0 anyway)."""
+    z = sp.negative_abs(x)
     if divisor == 1.0:
         return z
     return z / max(divisor, float(np.finfo(x.dtype).smallest_subnormal))
 
 
 def _elu(x, out, alpha, scale=1.0, divisor=1.0):
-    negative = alpha * np.expm1(_elu_exponent(x, divisor))  # expm1: exact near 0; exp of x <= 0 only
-    value = np.where(x > 0, x, negative)
+    if alpha == 1.0 and scale == 1.0 and divisor == 1.0:
+        # max(x, expm1(min(x, 0))): expm1(x) >= x, so this is x for x > 0 and expm1(x) for x < 0, in three passes.
+        # min(x, 0) as bits: x where its sign bit is set (so elu(-0.0) = expm1(-0.0) = -0.0), else +0.0; a NaN
+        # stays NaN through np.maximum either way.
+        width = 8 * x.dtype.itemsize
+        signed = x.view(sp._SIGNED[x.dtype.itemsize])
+        negative = np.bitwise_and(signed, np.right_shift(signed, width - 1)).view(x.dtype)
+        np.expm1(negative, out=negative)
+        return np.maximum(x, negative, out=negative if out is None else out)
+    negative = np.expm1(_elu_exponent(x, divisor))  # expm1: exact near 0; exp of x <= 0 only
+    if alpha != 1.0:  # times 1.0 changes no bit
+        negative = alpha * negative
+    # The negative branch for x < 0 and -0.0 (expm1(-0.0) = -0.0, as PyTorch), x itself for +0.0 and x > 0.
     if scale != 1.0:
-        value = scale * value
-    return _store(value, out)
+        return _store(scale * sp.sign_select(x, negative, x), out)
+    return sp.sign_select(x, negative, x, out=out)
 
 
 def _elu_grad(x, out, alpha, scale=1.0, divisor=1.0, at_zero=None):
     # celu: alpha / alpha is exactly 1, so f'(0) = 1 for every alpha (alpha * (1 / alpha) is 1 - 2^-53 for 49).
-    negative = (scale * alpha / divisor) * np.exp(_elu_exponent(x, divisor))
-    grad = np.where(x > 0, np.asarray(scale, x.dtype), negative)
-    if at_zero is not None:
-        grad = np.where(x == 0, np.asarray(at_zero, x.dtype), grad)
+    coefficient = scale * alpha / divisor
+    if coefficient == 1.0 and scale == 1.0 and divisor == 1.0 and (at_zero is None or at_zero == 1.0):
+        # elu with alpha = 1 (celu's alpha = divisor goes the general way): f' = exp(min(x, 0)), 1 at 0 on both
+        # sides. min(x, 0) as bits: x where its sign bit is set, else +0.0; NaNs with a clear sign bit put back.
+        width = 8 * x.dtype.itemsize
+        signed = x.view(sp._SIGNED[x.dtype.itemsize])
+        exponent = np.bitwise_and(signed, np.right_shift(signed, width - 1)).view(x.dtype)
+        nan = np.isnan(x)  # taken before out (maybe x itself) is written
+        grad = np.exp(exponent, out=exponent if out is None else out)
+        if nan.any():
+            np.copyto(grad, np.nan, where=nan)
+        return grad
+    negative = coefficient * np.exp(_elu_exponent(x, divisor))
+    grad = sp.select(x > 0, np.asarray(scale, x.dtype), negative)
+    # At x == 0 the negative branch is coefficient * exp(0): the select is needed only for another at_zero.
+    if at_zero is not None and np.asarray(at_zero, x.dtype) != np.asarray(coefficient, x.dtype):
+        grad = sp.select(x == 0, np.asarray(at_zero, x.dtype), grad)
     return _store(grad, out)
 
 
@@ -326,9 +416,11 @@ elu = register(Activation(
                                     kinks=() if p["alpha"] == 1 else (0.0,), zero_for_negative=p["alpha"] == 0,
                                     piecewise_linear=p["alpha"] == 0),
     kink_at_zero=lambda p: Kink(default=p["alpha"], low=p["alpha"], high=1.0),
+    elementwise=True,
     forward=lambda x, out, alpha: _elu(x, out, alpha),
     derivative=lambda x, out, alpha, at_zero: _elu_grad(x, out, alpha, at_zero=at_zero),
-    conventions="f'(0) = alpha (PyTorch); with alpha = 1 the derivative is continuous (1 at 0).",
+    conventions="f'(0) = alpha (PyTorch); with alpha = 1 the derivative is continuous (1 at 0); "
+                "elu(-0.0) = -0.0 (PyTorch's expm1(-0.0)).",
     use="Mean activations closer to zero than relu, a smooth negative saturation; often trains a bit faster.",
     failure_mode="exp costs more than max; saturates at -alpha, so very negative inputs get small gradients.",
     paper="Clevert, Unterthiner & Hochreiter 2016, Fast and Accurate Deep Network Learning by Exponential "
@@ -345,6 +437,7 @@ selu = register(Activation(
     properties=Properties(monotonic=True, lower_bound=-SELU_SCALE * SELU_ALPHA, upper_bound=None, smooth=False,
                           kinks=(0.0,), zero_for_negative=False, piecewise_linear=False),
     kink_at_zero=lambda p: Kink(default=SELU_SCALE * SELU_ALPHA, low=SELU_SCALE * SELU_ALPHA, high=SELU_SCALE),
+    elementwise=True,
     forward=lambda x, out: _elu(x, out, SELU_ALPHA, scale=SELU_SCALE),
     derivative=lambda x, out, at_zero: _elu_grad(x, out, SELU_ALPHA, scale=SELU_SCALE, at_zero=at_zero),
     conventions="f'(0) = lambda * alpha (PyTorch). lambda and alpha to full double precision.",
@@ -363,6 +456,7 @@ celu = register(Activation(
                   high=math.inf, low_open=True, high_open=True),),
     properties=lambda p: Properties(monotonic=True, lower_bound=-p["alpha"], upper_bound=None, smooth=False,
                                     kinks=(), zero_for_negative=False, piecewise_linear=False),
+    elementwise=True,
     forward=lambda x, out, alpha: _elu(x, out, alpha, divisor=alpha),
     derivative=lambda x, out, alpha: _elu_grad(x, out, alpha, divisor=alpha),
     conventions="Differentiable at 0 for every alpha (f'(0) = 1), so at_zero does not apply.",
@@ -374,16 +468,15 @@ celu = register(Activation(
 
 
 # -- relu6, hardswish, squared_relu -------------------------------------------------------------------------------
+@single_pass
 def _relu6(x, out):
     value = np.maximum(x, 0, out=out)
     return np.minimum(value, 6, out=value)
 
 
 def _relu6_grad(x, out, at_zero):
-    saturated = x >= 6  # taken before heaviside writes: out may be x itself (in-place use)
-    grad = np.heaviside(x, at_zero, out=out)  # 0 / at_zero / 1 / NaN
-    np.copyto(grad, 0, where=saturated)  # at 6 and above: 0 (PyTorch's hardtanh backward)
-    return grad
+    # 1 on (0, 6); at_zero at 0; 0 below 0 and from 6 on (PyTorch's hardtanh backward); NaN at NaN.
+    return _store(_step(x, (x > 0) & (x < 6), at_zero), out)
 
 
 relu6 = register(Activation(
@@ -396,6 +489,7 @@ relu6 = register(Activation(
                           zero_for_negative=True, piecewise_linear=True),
     kink_at_zero=lambda p: Kink(default=0.0, low=0.0, high=1.0),
     integer_exact=True,
+    elementwise=True,
     forward=_relu6,
     derivative=_relu6_grad,
     conventions="f'(0) = 0 and f'(6) = 0 (PyTorch); relu6(-0.0) = +0.0; integers stay integers.",
@@ -409,13 +503,13 @@ relu6 = register(Activation(
 
 def _hardswish(x, out):
     c = np.clip(x, -3.0, 3.0)  # the quadratic piece only ever sees [-3, 3]
-    return _store(np.where(x <= -3.0, 0.0, np.where(x >= 3.0, x, c * (c + 3.0) / 6.0)), out)
+    return _store(sp.select(x <= -3.0, 0.0, sp.select(x >= 3.0, x, c * (c + 3.0) / 6.0)), out)
 
 
 def _hardswish_grad(x, out):
     # PyTorch's hardswish_backward: 0 for x <= -3, (2x + 3) / 6 for -3 < x < 3, 1 for x >= 3.
     c = np.clip(x, -3.0, 3.0)
-    grad = np.where(x <= -3.0, 0.0, np.where(x < 3.0, (2.0 * c + 3.0) / 6.0, 1.0)).astype(x.dtype, copy=False)
+    grad = sp.select(x <= -3.0, 0.0, sp.select(x < 3.0, (2.0 * c + 3.0) / 6.0, 1.0)).astype(x.dtype, copy=False)
     return _store(_nan_where_nan(grad, x), out)
 
 
@@ -427,6 +521,7 @@ hardswish = register(Activation(
     derivative_formula=r"\begin{cases} 0 & x \le -3 \\ (2x + 3)/6 & -3 < x < 3 \\ 1 & x \ge 3 \end{cases}",
     properties=Properties(monotonic=False, lower_bound=-0.375, upper_bound=None, smooth=False, kinks=(-3.0, 3.0),
                           zero_for_negative=False, piecewise_linear=False),
+    elementwise=True,
     forward=_hardswish,
     derivative=_hardswish_grad,
     conventions="At the kinks PyTorch's values: f'(-3) = 0, f'(3) = 1 (the outer branches). "
@@ -439,6 +534,7 @@ hardswish = register(Activation(
 ))
 
 
+@single_pass
 def _squared_relu(x, out):
     positive = np.maximum(x, 0.0)
     return np.square(positive, out=out)  # x > 1.3e154 squares to inf, the correctly rounded result
@@ -456,6 +552,7 @@ squared_relu = register(Activation(
     derivative_formula=r"2 \max(0, x)",
     properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=False, kinks=(),
                           zero_for_negative=True, piecewise_linear=False),
+    elementwise=True,
     forward=_squared_relu,
     derivative=_squared_relu_grad,
     conventions="Continuously differentiable (f'(0) = 0), so at_zero does not apply; integers become float64.",
@@ -476,8 +573,9 @@ def _gelu(x, out, approximate):
     else:
         # 0.5 x (1 + tanh(u)) = x * sigmoid(2u): no cancellation for x << 0. Clipping x keeps x^3 finite; the
         # sigmoid has saturated long before |x| = 1e5.
-        c = np.clip(x, -1e5, 1e5)
-        value = _finite(x) * sp.sigmoid(2.0 * sp.SQRT_2_OVER_PI * (c + _GELU_CUBIC * c**3))
+        # c * c * c, not c**3: NumPy's power has no fast path for 3 and costs ~90 ns per element (float32).
+        c = np.clip(x, -1e5, 1e5) if _outside(x, 1e5) else x  # no clip (and no inf) in the common case
+        value = _finite(x) * sp.sigmoid(2.0 * sp.SQRT_2_OVER_PI * (c + _GELU_CUBIC * (c * c * c)))
     return _store(_fix_infinities(value, x, np.inf, 0.0), out)
 
 
@@ -486,9 +584,10 @@ def _gelu_grad(x, out, approximate):
         grad = sp.ndtr(x) + np.clip(x, -1e5, 1e5) * sp.normal_pdf(x)
     else:
         c = np.clip(x, -1e5, 1e5)
-        u2 = 2.0 * sp.SQRT_2_OVER_PI * (c + _GELU_CUBIC * c**3)
+        u2 = 2.0 * sp.SQRT_2_OVER_PI * (c + _GELU_CUBIC * (c * c * c))
         du2 = 2.0 * sp.SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * c**2)
-        grad = sp.sigmoid(u2) + c * du2 * sp.sigmoid_slope(u2)
+        value, slope = sp.sigmoid_and_slope(u2)
+        grad = value + c * du2 * slope
     return _store(_fix_infinities(grad, x, 1.0, 0.0), out)
 
 
@@ -507,6 +606,7 @@ gelu = register(Activation(
     params=(Param("approximate", "none", "'none' for the exact erf form, 'tanh' for Hendrycks & Gimpel's "
                                          "approximation (as in PyTorch).", kind="choice", choices=("none", "tanh")),),
     properties=_gelu_properties,
+    elementwise=True,
     forward=_gelu,
     derivative=_gelu_grad,
     conventions="gelu(+inf) = +inf, gelu(-inf) = 0 (PyTorch gives NaN); accurate in the far negative tail.",
@@ -518,11 +618,26 @@ gelu = register(Activation(
 
 
 def _silu(x, out):
-    return _store(_fix_infinities(_finite(x) * sp.sigmoid(x), x, np.inf, 0.0), out)
+    # x / (1 + exp(-x)): four passes. Below exp_overflows_below (also at -inf), where exp(-x) overflows, the same
+    # value is x * exp(x) (and the limit 0 at -inf), computed for those elements only.
+    tail = x < sp.exp_overflows_below(x.dtype)
+    tail_values = None
+    if tail.any():  # rare; taken before out (maybe x) is written
+        low = x[tail]
+        tail_values = np.exp(low) * sp.select(np.isinf(low), 0.0, low)  # +0.0 at -inf, never -inf * 0
+        x = sp.select(tail, 0.0, x)  # keeps the main formula finite there
+    value = np.negative(x)
+    np.exp(value, out=value)
+    value += 1.0
+    value = np.divide(x, value, out=value if out is None else out)
+    if tail_values is not None:
+        np.place(value, tail, tail_values)
+    return value
 
 
 def _silu_grad(x, out):
-    grad = sp.sigmoid(x) + _finite(x) * sp.sigmoid_slope(x)
+    value, slope = sp.sigmoid_and_slope(x)
+    grad = value + _finite(x) * slope
     return _store(_fix_infinities(grad, x, 1.0, 0.0), out)
 
 
@@ -534,6 +649,7 @@ silu = register(Activation(
     derivative_formula=r"\sigma(x)\,\bigl(1 + x\,(1 - \sigma(x))\bigr)",
     properties=Properties(monotonic=False, lower_bound=-0.2784645427610738, upper_bound=None, smooth=True,
                           kinks=(), zero_for_negative=False, piecewise_linear=False),
+    elementwise=True,
     forward=_silu,
     derivative=_silu_grad,
     conventions="silu(-inf) = 0 (PyTorch gives NaN), silu(+inf) = +inf.",
@@ -551,8 +667,8 @@ def _mish_tanh_softplus(x):
     n = e * (e + 2.0)
     q = np.exp(-np.maximum(x, 0.0))  # x > 0: t = (1 + 2q) / (1 + 2q + 2q^2); 1 - t = 2q^2 / (same)
     d = 1.0 + 2.0 * q + 2.0 * q * q
-    t = np.where(negative, n / (n + 2.0), (1.0 + 2.0 * q) / d)
-    one_minus_t = np.where(negative, 2.0 / (n + 2.0), 2.0 * q * q / d)
+    t = sp.select(negative, n / (n + 2.0), (1.0 + 2.0 * q) / d)
+    one_minus_t = sp.select(negative, 2.0 / (n + 2.0), 2.0 * q * q / d)
     return t, one_minus_t
 
 
@@ -574,6 +690,7 @@ mish = register(Activation(
     derivative_formula=r"\tanh(\operatorname{sp}(x)) + x\,\operatorname{sech}^2(\operatorname{sp}(x))\,\sigma(x)",
     properties=Properties(monotonic=False, lower_bound=-0.30884341301725040, upper_bound=None, smooth=True,
                           kinks=(), zero_for_negative=False, piecewise_linear=False),
+    elementwise=True,
     forward=_mish,
     derivative=_mish_grad,
     conventions="mish(-inf) = 0 (PyTorch gives NaN), mish(+inf) = +inf.",
@@ -586,13 +703,13 @@ mish = register(Activation(
 
 def _softplus(x, out, beta, threshold):
     bx = beta * x
-    value = np.where(bx > threshold, x, sp.softplus(bx) / beta)
+    value = sp.select(bx > threshold, x, sp.softplus(bx) / beta)
     return _store(value, out)
 
 
 def _softplus_grad(x, out, beta, threshold):
     bx = beta * x
-    return _store(np.where(bx > threshold, np.ones((), x.dtype), sp.sigmoid(bx)), out)
+    return _store(sp.select(bx > threshold, np.ones((), x.dtype), sp.sigmoid(bx)), out)
 
 
 softplus = register(Activation(
@@ -608,6 +725,7 @@ softplus = register(Activation(
     ),
     properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=True, kinks=(),
                           zero_for_negative=False, piecewise_linear=False),
+    elementwise=True,
     forward=_softplus,
     derivative=_softplus_grad,
     conventions="Computed as max(bx, 0) + log1p(exp(-|bx|)), so no overflow; softplus(+inf) = +inf, "
@@ -629,7 +747,8 @@ sigmoid = register(Activation(
     derivative_formula=r"\sigma(x)\,(1 - \sigma(x))",
     properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=1.0, smooth=True, kinks=(),
                           zero_for_negative=False, piecewise_linear=False),
-    forward=lambda x, out: _store(sp.sigmoid(x), out),
+    elementwise=True,
+    forward=lambda x, out: sp.sigmoid(x, out=out),
     derivative=lambda x, out: _store(sp.sigmoid_slope(x), out),
     conventions="Computed from exp(-|x|) only: no overflow, exact tails.",
     use="Output layers for probabilities and gates (LSTM); a poor choice for deep hidden layers.",
@@ -645,8 +764,9 @@ tanh = register(Activation(
     derivative_formula=r"1 - \tanh^2(x) = \operatorname{sech}^2(x)",
     properties=Properties(monotonic=True, lower_bound=-1.0, upper_bound=1.0, smooth=True, kinks=(),
                           zero_for_negative=False, piecewise_linear=False),
-    forward=lambda x, out: np.tanh(x, out=out),
-    derivative=lambda x, out: _store(sp.sech2(x), out),
+    elementwise=True,
+    forward=single_pass(lambda x, out: np.tanh(x, out=out)),
+    derivative=lambda x, out: sp.sech2(x, out=out),
     conventions="The derivative is computed as 4e/(1+e)^2, e = exp(-2|x|): accurate where 1 - tanh^2 cancels.",
     use="Recurrent networks and shallow models; zero-centred, unlike sigmoid.",
     failure_mode="Vanishing gradients: saturates for |x| > 3, so deep stacks learn slowly.",
@@ -655,6 +775,7 @@ tanh = register(Activation(
 ))
 
 
+@single_pass
 def _identity(x, out):
     if out is None:
         return x.copy()
@@ -680,6 +801,7 @@ identity = register(Activation(
     properties=Properties(monotonic=True, lower_bound=None, upper_bound=None, smooth=True, kinks=(),
                           zero_for_negative=False, piecewise_linear=True),
     integer_exact=True,
+    elementwise=True,
     forward=_identity,
     derivative=_identity_grad,
     conventions="Returns a copy (never the input itself); f'(NaN) = NaN.",

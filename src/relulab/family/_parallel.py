@@ -1,0 +1,389 @@
+"""The fast path: elementwise kernels on every core, in cache-sized chunks, with streaming stores where they pay.
+
+Calling a member on a large contiguous array takes this path (``Activation._run`` decides, :func:`eligible`):
+
+* **Chunks.** The flat array is cut into chunks that whichever thread is free takes next (the caller works too, so
+  a worker that the OS schedules late costs nothing). NumPy's ufuncs release the GIL, so the threads run the
+  member's own kernel from ``members.py`` on their chunks in parallel. The result is the reference kernel's,
+  element for element, by construction: every kernel is elementwise, and chunking only changes which elements
+  are computed together. A chunk is small enough (:data:`CHUNK_BYTES`) that a multi-pass kernel such as gelu
+  (an erf from a dozen ufunc passes) keeps its temporaries in the core's L2 cache instead of streaming each one
+  through memory, which is worth as much as the second core for large arrays.
+* **float16 and integer inputs** are converted chunk by chunk (float16 computes in float32, integers promote to
+  float64 where the member says so), so the conversion is not a separate pass either.
+* **Compiled twins.** relu and leaky_relu and their derivatives are one comparison per element: memory-bound,
+  and NumPy's versions are not (np.maximum's NaN-aware loop, np.heaviside's and np.where's per-element branches).
+  With numba installed (``pip install 'relulab[fast]'``) they run the kernels of ``_stream.py`` instead: whole
+  cache lines at a time, and past :func:`streaming_threshold_bytes` with non-temporal stores, at copy speed.
+  Without numba, the NumPy kernel in chunks.
+
+Threads: :func:`set_num_threads` or the environment variable ``RELULAB_NUM_THREADS``; the default is the number
+of cores this process may run on. ``RELULAB_NUMBA=0`` keeps numba out even when installed. Small arrays, views
+that are not C-contiguous, partially overlapping ``out`` buffers and non-elementwise calls (prelu with one slope
+per channel, rrelu in training) take the plain single-threaded path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from dataclasses import dataclass, field
+from queue import SimpleQueue
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+__all__ = ["set_num_threads", "get_num_threads", "fast_path", "eligible", "run", "parallel_for", "single_pass",
+           "streamable", "stream_function", "stream_kernels", "stream_status", "streaming_threshold_bytes"]
+
+ENV_THREADS = "RELULAB_NUM_THREADS"
+ENV_NUMBA = "RELULAB_NUMBA"
+
+#: Per-array bytes of one chunk of a multi-pass NumPy kernel: small enough that its temporaries stay in the caches
+#: (L2, or L3 close by) instead of memory, large enough that each ufunc call runs long (~100 us) against the cost
+#: of passing the GIL between the threads around it (at 128 KiB two threads ran slower than one here).
+CHUNK_BYTES = 256 * 1024
+#: Per-array bytes of one chunk of a single-pass kernel (NumPy's np.maximum or a streaming kernel).
+LIGHT_CHUNK_BYTES = 1024 * 1024
+#: Below this many elements a call takes the plain path: chunking and handing work to another thread cost ~10-50 us
+#: (far more on a loaded machine), more than a multi-pass kernel on 2^16 elements gains.
+MIN_ELEMENTS = 1 << 16
+#: The same for single-pass NumPy kernels without a compiled twin (tanh, relu6, identity), which NumPy runs near
+#: memory speed on one core for arrays that fit the caches.
+MIN_ELEMENTS_LIGHT = 1 << 20
+#: Chunk boundaries fall on multiples of this many elements: whole cache lines, whole bytes of a packed mask.
+ALIGN_ELEMENTS = 64
+
+
+# -- threads -------------------------------------------------------------------------------------------------------
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _threads_from_env() -> int | None:
+    text = os.environ.get(ENV_THREADS, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{ENV_THREADS} must be a whole number >= 1; got {text!r}")
+    return value
+
+
+_num_threads: int | None = None
+
+
+def get_num_threads() -> int:
+    """How many threads relulab's fast path uses: set_num_threads(), else RELULAB_NUM_THREADS, else the cores."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _threads_from_env() or _cores()
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads (>= 1) for large arrays; 1 keeps every call on the calling thread.
+
+    >>> import relulab as rl
+    >>> previous = rl.get_num_threads()
+    >>> rl.set_num_threads(1); rl.get_num_threads()
+    1
+    >>> rl.set_num_threads(previous)
+    """
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: n must be an integer >= 1; got {n!r}")
+    _num_threads = int(n)
+
+
+class _Job:
+    """One parallel call: chunks of [0, n) handed out in order to whichever thread asks next."""
+
+    def __init__(self, task: Callable[[int, int], None], n: int, chunk: int, errors: Mapping[str, str]):
+        self.task, self.n, self.chunk, self.errors = task, n, chunk, dict(errors)
+        self.next = 0
+        self.busy = 0
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+        self.idle = threading.Condition(self.lock)
+
+    def work(self) -> None:
+        outer = getattr(_local, "inside", False)
+        _local.inside = True  # a kernel that calls a member from here stays on this thread (no nested jobs)
+        try:
+            with np.errstate(**self.errors):  # the caller's floating-point error settings, in this thread too
+                while True:
+                    with self.lock:
+                        if self.error is not None or self.next >= self.n:
+                            return
+                        start = self.next
+                        self.next = min(self.n, start + self.chunk)
+                        self.busy += 1
+                    try:
+                        self.task(start, min(self.n, start + self.chunk))
+                    except BaseException as error:  # noqa: BLE001  (re-raised in the calling thread)
+                        with self.lock:
+                            self.error = self.error or error
+                    finally:
+                        with self.lock:
+                            self.busy -= 1
+                            if self.busy == 0:
+                                self.idle.notify_all()
+        finally:
+            _local.inside = outer
+
+    def wait(self) -> None:
+        with self.lock:
+            while self.busy:
+                self.idle.wait()
+        if self.error is not None:
+            raise self.error
+
+
+class _Pool:
+    """Daemon worker threads, each waiting on its own queue for jobs."""
+
+    def __init__(self, workers: int):
+        self.queues: list[SimpleQueue] = []
+        for k in range(workers):
+            q: SimpleQueue = SimpleQueue()
+            threading.Thread(target=self._loop, args=(q,), name=f"relulab-worker-{k}", daemon=True).start()
+            self.queues.append(q)
+
+    @staticmethod
+    def _loop(q: SimpleQueue) -> None:
+        while True:
+            job = q.get()
+            if job is None:
+                return
+            job.work()
+
+    def close(self) -> None:
+        for q in self.queues:
+            q.put(None)
+
+
+_local = threading.local()
+_pool: _Pool | None = None
+_pool_lock = threading.Lock()
+
+
+def _get_pool(workers: int) -> _Pool:
+    global _pool
+    with _pool_lock:
+        if _pool is None or len(_pool.queues) != workers:
+            if _pool is not None:
+                _pool.close()
+            _pool = _Pool(workers)
+        return _pool
+
+
+def _forget_pool_after_fork() -> None:
+    # The worker threads do not exist in a forked child (the lab's worker processes): start new ones on demand.
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def parallel_for(task: Callable[[int, int], None], n: int, chunk: int, *, threads: int | None = None) -> None:
+    """Run ``task(start, stop)`` over [0, n) in chunks of ``chunk`` on up to ``threads`` threads.
+
+    The calling thread takes chunks too. The calling thread's ``np.errstate`` applies in every thread; the first
+    exception raised by a task is raised here after every running task has finished.
+    """
+    threads = get_num_threads() if threads is None else threads
+    job = _Job(task, n, chunk, np.geterr())
+    helpers = min(threads, -(-n // chunk)) - 1
+    if helpers > 0 and not getattr(_local, "inside", False):
+        pool = _get_pool(threads - 1)
+        for q in pool.queues[:helpers]:
+            q.put(job)
+    job.work()
+    job.wait()
+
+
+# -- streaming kernels (numba, optional) ----------------------------------------------------------------------------
+_STREAMABLE: dict[Callable[..., Any], Callable[[Mapping[str, Any], np.dtype], tuple[str, tuple] | None]] = {}
+_SINGLE_PASS: set[Callable[..., Any]] = set()
+
+
+def is_light(kernel: Callable[..., Any]) -> bool:
+    """Whether ``kernel`` was declared single-pass (one or two cheap NumPy passes, memory-bound)."""
+    return kernel in _SINGLE_PASS
+
+
+def single_pass(kernel: Callable[..., Any]) -> Callable[..., Any]:
+    """Declare ``kernel`` one or two cheap passes: it is chunked coarsely, and threaded only for larger arrays."""
+    _SINGLE_PASS.add(kernel)
+    return kernel
+
+
+def streamable(kernel: Callable[..., Any], choose: Callable[[Mapping[str, Any], np.dtype], tuple[str, tuple] | None]):
+    """Give ``kernel`` a compiled twin: ``choose(params, dtype) -> (name, scalars)`` names a function of
+    ``_stream.py`` and the extra scalar arguments it takes after ``streaming`` (None: no twin for these params)."""
+    _STREAMABLE[kernel] = choose
+    return kernel
+
+
+@dataclass
+class _StreamState:
+    module: Any = None
+    tried: bool = False
+    reason: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_stream = _StreamState()
+
+
+def stream_kernels():
+    """The ``_stream`` module (numba-compiled streaming kernels), or None when numba is unavailable or disabled."""
+    if not _stream.tried:
+        with _stream.lock:
+            if not _stream.tried:
+                if os.environ.get(ENV_NUMBA, "").strip() == "0":
+                    _stream.reason = f"disabled by {ENV_NUMBA}=0"
+                else:
+                    try:
+                        from . import _stream as module
+                    except Exception as error:  # numba missing, or one that does not support this NumPy
+                        _stream.reason = f"numba unavailable ({type(error).__name__}: {error})"
+                    else:
+                        _stream.module = module
+                        _stream.reason = "numba streaming kernels"
+                _stream.tried = True
+    return _stream.module
+
+
+def stream_status() -> str:
+    """One line saying whether the streaming kernels are in use, and if not, why (loads numba to find out)."""
+    stream_kernels()
+    return _stream.reason
+
+
+def _cache_bytes() -> int:
+    """The last-level cache's size in bytes (32 MiB where the system does not say), as the system reports it."""
+    for name in ("SC_LEVEL3_CACHE_SIZE", "SC_LEVEL2_CACHE_SIZE"):
+        try:
+            size = os.sysconf(name)
+        except (ValueError, OSError, AttributeError):
+            continue
+        if size and size > 0:
+            return int(size)
+    return 32 * 1024 * 1024
+
+
+# Half the last-level cache, within [8, 64] MiB: a virtual machine shares its host's cache with its neighbours.
+_STREAM_MIN_BYTES = min(64 << 20, max(8 << 20, _cache_bytes() // 2))
+
+
+def streaming_threshold_bytes() -> int:
+    """Input + output bytes from which non-temporal stores are used (half the last-level cache). Below it the
+    output may still be in cache for whatever reads it next, which streaming stores would throw away."""
+    return _STREAM_MIN_BYTES
+
+
+# -- the fast path ---------------------------------------------------------------------------------------------------
+_enabled = True
+
+
+@contextlib.contextmanager
+def fast_path(enabled: bool):
+    """Turn the fast path off (or on) inside a ``with`` block, for every thread: the tests and the benchmark
+    compare it with the plain single-threaded path this way."""
+    global _enabled
+    previous, _enabled = _enabled, bool(enabled)
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
+def eligible(array: np.ndarray, out: np.ndarray | None, compute: np.dtype, kernel: Callable[..., Any]) -> bool:
+    """Whether a validated call may take the fast path (the caller has checked the member is elementwise)."""
+    size = array.size
+    light = kernel in _SINGLE_PASS and kernel not in _STREAMABLE  # NumPy already does these well up to L3 sizes
+    if not _enabled or size < (MIN_ELEMENTS_LIGHT if light else MIN_ELEMENTS) or compute.kind != "f":
+        return False
+    if not (array.flags.c_contiguous and array.flags.aligned) or getattr(_local, "inside", False):
+        return False
+    if out is not None:
+        if not (out.flags.c_contiguous and out.flags.aligned):
+            return False
+        # In place (out is x) is fine chunk by chunk; a partial overlap is left to the plain path.
+        if np.may_share_memory(array, out) and array.ctypes.data != out.ctypes.data:
+            return False
+    return True
+
+
+def run(kernel: Callable[..., Any], array: np.ndarray, bound: Mapping[str, Any], out: np.ndarray | None,
+        dtype: np.dtype, compute: np.dtype) -> np.ndarray:
+    """The kernel's result on ``array`` (C-contiguous, size >= 1), computed in chunks on every core."""
+    result = np.empty(array.shape, dtype) if out is None else out
+    source, target = array.reshape(-1), result.reshape(-1)
+    n = source.size
+    stream = _stream_task(kernel, bound, source, target, compute)
+    if stream is not None:
+        parallel_for(stream, n, _chunk(LIGHT_CHUNK_BYTES, target.itemsize))
+        return result
+    direct = target.dtype == compute
+    step = _chunk(LIGHT_CHUNK_BYTES if kernel in _SINGLE_PASS else CHUNK_BYTES, max(target.itemsize, 4))
+
+    def task(start: int, stop: int) -> None:
+        work = source[start:stop]
+        if work.dtype != compute:
+            work = work.astype(compute)
+        part = target[start:stop]
+        value = kernel(work, part if direct else None, **bound)
+        if value is not part:
+            np.copyto(part, value, casting="unsafe")  # float32 -> float16 rounding, as the plain path does
+
+    # As the plain path: an overflow only rounds a true value beyond the dtype's range to inf (the right answer).
+    with np.errstate(over="ignore"):
+        parallel_for(task, n, step)
+    return result
+
+
+def _chunk(nbytes: int, itemsize: int) -> int:
+    return max(ALIGN_ELEMENTS, nbytes // itemsize // ALIGN_ELEMENTS * ALIGN_ELEMENTS)
+
+
+def stream_function(kernel, bound: Mapping[str, Any], dtype: np.dtype):
+    """``f(source, target, start, stop, streaming)``, the compiled twin of ``kernel`` with these parameters for 1-D
+    arrays of ``dtype``, or None (no twin, not float32/float64, numba unavailable)."""
+    choose = _STREAMABLE.get(kernel)
+    if choose is None or dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        return None
+    chosen = choose(bound, dtype)
+    module = stream_kernels() if chosen is not None else None
+    if module is None:
+        return None
+    name, scalars = chosen
+    function = getattr(module, name)
+    return lambda source, target, start, stop, streaming: function(source, target, start, stop, streaming, *scalars)
+
+
+def _stream_task(kernel, bound, source: np.ndarray, target: np.ndarray, compute: np.dtype):
+    """The compiled twin's task for this call, or None (no twin, other dtypes, numba missing). It streams its
+    stores past the cache when the arrays are larger than :func:`streaming_threshold_bytes`."""
+    if source.dtype != compute or target.dtype != compute:
+        return None
+    function = stream_function(kernel, bound, compute)
+    if function is None:
+        return None
+    # In place, each line is in cache when it is written (the kernel just read it): plain stores then cost nothing
+    # extra, while a streaming store would first have to evict the line.
+    in_place = source.ctypes.data == target.ctypes.data
+    streaming = source.nbytes + target.nbytes >= _STREAM_MIN_BYTES and not in_place
+    function(source, target, 0, 0, streaming)  # compile, or load from numba's cache, here: not in the workers
+    return lambda start, stop: function(source, target, start, stop, streaming)

@@ -1,0 +1,311 @@
+"""Compiled kernels for the single-pass members, by numba (the optional ``relulab[fast]`` extra).
+
+Why these exist: relu, leaky_relu and their derivatives do one comparison per element, so their speed is the
+memory's. NumPy gets well under it: ``np.maximum(x, 0, out=y)`` runs at ~10 GB/s even in cache (its NaN-aware
+loop), np.heaviside and np.where branch on every element, and any ufunc writing ``out`` makes the core read each
+output cache line before overwriting it (read-for-ownership), three bytes moved for every two a copy moves. These
+kernels do the comparison on a whole 64-byte line at a time and, for arrays larger than the cache (``streaming``),
+write it with a non-temporal store, as ``memcpy`` does for large copies: copy speed.
+
+Each kernel handles elements ``[start, stop)`` of flat C-contiguous arrays, is compiled with ``nogil=True`` (the
+thread pool in ``_parallel.py`` hands each thread its chunks) and ``cache=True`` (compiled once per machine, then
+loaded from ``__pycache__`` in ~0.1 s). The vector part is LLVM IR (:func:`_block`): 64 bytes of x loaded, the
+member's comparisons and selects, 64 bytes stored to a 64-byte aligned address; a scalar loop does the unaligned
+head and the tail with the same comparisons. The results equal the NumPy kernels in ``members.py`` bit for bit
+(tests/family/test_fast.py); each ``*_lanes`` function below names the NumPy expression it reproduces.
+
+Importing this module imports numba; ``import relulab`` never does (``_parallel.py`` imports it on first need).
+"""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+from llvmlite import ir
+from numba import errors, njit, types
+from numba.extending import intrinsic
+
+__all__ = ["relu_forward", "relu_derivative", "leaky_forward", "leaky_derivative", "relu_forward_mask",
+           "mask_backward", "LINE_BYTES"]
+
+LINE_BYTES = 64  # one cache line, and one 512-bit vector: a block of 16 float32 or 8 float64
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+def _splat(builder, value, vector_type):
+    """A vector with every lane equal to the scalar ``value``."""
+    i32 = ir.IntType(32)
+    lanes = vector_type.count
+    one = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value, ir.Constant(i32, 0))
+    return builder.shuffle_vector(one, ir.Constant(vector_type, ir.Undefined), ir.Constant(ir.VectorType(i32, lanes),
+                                                                                           [0] * lanes))
+
+
+def _block(compute, scalars, streaming):
+    """An intrinsic ``block(x, y, i, *scalars) -> bits`` for one 64-byte vector of lanes starting at element i.
+
+    ``compute(builder, v, scalars, vector_type) -> (result, bits)`` maps the loaded vector to the stored one; bits
+    is an ``<lanes x i1>`` returned as an int64 bit mask (lane k in bit k) or None (then 0 is returned). With
+    ``streaming`` the store is non-temporal. The store assumes y + i is 64-byte aligned (the caller's loop
+    guarantees it). ``scalars`` is how many scalar arguments follow i (numba's intrinsics take no *args); they are
+    cast to x's dtype.
+    """
+
+    def codegen(context, builder, signature, args):
+        dtype = signature.args[0].dtype
+        xa = context.make_array(signature.args[0])(context, builder, args[0])
+        ya = context.make_array(signature.args[1])(context, builder, args[1])
+        vector_type = ir.VectorType(context.get_data_type(dtype), LINE_BYTES * 8 // dtype.bitwidth)
+        source = builder.bitcast(builder.gep(xa.data, [args[2]]), vector_type.as_pointer())
+        target = builder.bitcast(builder.gep(ya.data, [args[2]]), vector_type.as_pointer())
+        v = builder.load(source, align=dtype.bitwidth // 8)
+        scalar_args = [context.cast(builder, a, t, dtype) for a, t in zip(args[3:], signature.args[3:])]
+        result, bits = compute(builder, v, scalar_args, vector_type)
+        store = builder.store(result, target, align=LINE_BYTES)
+        if streaming:
+            store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+        if bits is None:
+            return ir.Constant(ir.IntType(64), 0)
+        return builder.zext(builder.bitcast(bits, ir.IntType(vector_type.count)), ir.IntType(64))
+
+    if scalars == 0:
+        def typer(typingctx, x, y, i):
+            return types.int64(x, y, i), codegen
+    elif scalars == 1:
+        def typer(typingctx, x, y, i, a):
+            return types.int64(x, y, i, a), codegen
+    else:
+        def typer(typingctx, x, y, i, a, b):
+            return types.int64(x, y, i, a, b), codegen
+    return intrinsic(typer)
+
+
+def _relu_lanes(builder, v, scalars, vt):
+    # np.maximum(x, 0): x where x > 0 or x is NaN ("ugt": unordered or greater), else +0.0 (so relu(-0.0) = +0.0).
+    keep = builder.fcmp_unordered(">", v, ir.Constant(vt, None))
+    return builder.select(keep, v, ir.Constant(vt, None)), keep
+
+
+def _relu_derivative_lanes(builder, v, scalars, vt):
+    # np.heaviside(x, at_zero): 1 for x > 0, at_zero for x == 0, 0 for x < 0, NaN (NumPy's canonical NaN) for NaN.
+    (at_zero,) = scalars
+    zero = ir.Constant(vt, None)
+    grad = builder.select(builder.fcmp_ordered(">", v, zero), ir.Constant(vt, [1.0] * vt.count), zero)
+    grad = builder.select(builder.fcmp_ordered("==", v, zero), _splat(builder, at_zero, vt), grad)
+    grad = builder.select(builder.fcmp_unordered("uno", v, v), ir.Constant(vt, [float("nan")] * vt.count), grad)
+    return grad, None
+
+
+def _leaky_lanes(builder, v, scalars, vt):
+    # np.where(x > 0, x, x * slope): NaN takes the product branch, which keeps the NaN.
+    (slope,) = scalars
+    product = builder.fmul(v, _splat(builder, slope, vt))
+    return builder.select(builder.fcmp_ordered(">", v, ir.Constant(vt, None)), v, product), None
+
+
+def _leaky_derivative_lanes(builder, v, scalars, vt):
+    # where(x > 0, 1, slope), then where(x == 0, at_zero, .), then x itself where x is NaN (_nan_where_nan).
+    slope, at_zero = scalars
+    zero = ir.Constant(vt, None)
+    grad = builder.select(builder.fcmp_ordered(">", v, zero), ir.Constant(vt, [1.0] * vt.count),
+                          _splat(builder, slope, vt))
+    grad = builder.select(builder.fcmp_ordered("==", v, zero), _splat(builder, at_zero, vt), grad)
+    return builder.select(builder.fcmp_unordered("uno", v, v), v, grad), None
+
+
+def _mask_select_lanes(builder, v, scalars, vt):
+    # np.where(bit, g, 0): the bits arrive as an integer, lane k in bit k.
+    (bits,) = scalars
+    lanes = builder.bitcast(builder.trunc(bits, ir.IntType(vt.count)), ir.VectorType(ir.IntType(1), vt.count))
+    return builder.select(lanes, v, ir.Constant(vt, None)), None
+
+
+_relu_block = _block(_relu_lanes, 0, False)
+_relu_derivative_block = _block(_relu_derivative_lanes, 1, False)
+_leaky_block = _block(_leaky_lanes, 1, False)
+_leaky_derivative_block = _block(_leaky_derivative_lanes, 2, False)
+_relu_stream_block = _block(_relu_lanes, 0, True)
+_relu_derivative_stream_block = _block(_relu_derivative_lanes, 1, True)
+_leaky_stream_block = _block(_leaky_lanes, 1, True)
+_leaky_derivative_stream_block = _block(_leaky_derivative_lanes, 2, True)
+
+
+@intrinsic
+def _mask_select_block(typingctx, g, y, i, bits, streaming):
+    # The bits are an int64, not the vector's dtype, so this block skips _block's scalar casts.
+    def codegen(context, builder, signature, args):
+        ga = context.make_array(signature.args[0])(context, builder, args[0])
+        ya = context.make_array(signature.args[1])(context, builder, args[1])
+        element = context.get_data_type(signature.args[0].dtype)
+        vector_type = ir.VectorType(element, LINE_BYTES * 8 // signature.args[0].dtype.bitwidth)
+        source = builder.bitcast(builder.gep(ga.data, [args[2]]), vector_type.as_pointer())
+        target = builder.bitcast(builder.gep(ya.data, [args[2]]), vector_type.as_pointer())
+        v = builder.load(source, align=signature.args[0].dtype.bitwidth // 8)
+        result, _ = _mask_select_lanes(builder, v, [args[3]], vector_type)
+        store = builder.store(result, target, align=LINE_BYTES)
+        if streaming.literal_value:
+            store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+
+    if not isinstance(streaming, types.BooleanLiteral):
+        raise errors.RequireLiteralValue("streaming must be a literal True or False")
+    return types.void(g, y, i, bits, streaming), codegen
+
+
+@intrinsic
+def _store_fence(typingctx):
+    # Streaming stores are weakly ordered: fence them before another thread may read the output.
+    def codegen(context, builder, signature, args):
+        if _X86:
+            sfence = builder.module.declare_intrinsic("llvm.x86.sse.sfence", fnty=ir.FunctionType(ir.VoidType(), []))
+            builder.call(sfence, [])
+        else:
+            builder.fence("seq_cst")
+
+    return types.void(), codegen
+
+
+@njit(inline="always")
+def _aligned_start(y, start, stop):
+    """The first index >= start at which y's element lies on a 64-byte boundary (or stop)."""
+    lanes = LINE_BYTES // y.itemsize
+    offset = (y.ctypes.data // y.itemsize + start) % lanes
+    return min(stop, start + (lanes - offset) % lanes)
+
+
+# -- the kernels: y[start:stop] = f(x[start:stop]); scalar head and tail, streaming blocks in between ----------------
+@njit(nogil=True, cache=True)
+def relu_forward(x, y, start, stop, streaming):
+    lanes = LINE_BYTES // y.itemsize
+    i, head = start, _aligned_start(y, start, stop)
+    while i < stop:
+        if i < head or i > stop - lanes:
+            v = x[i]
+            y[i] = v if (v > 0 or v != v) else 0.0
+            i += 1
+        else:
+            while i <= stop - lanes:
+                if streaming:
+                    _relu_stream_block(x, y, i)
+                else:
+                    _relu_block(x, y, i)
+                i += lanes
+    if streaming:
+        _store_fence()
+
+
+@njit(nogil=True, cache=True)
+def relu_derivative(x, y, start, stop, streaming, at_zero):
+    lanes = LINE_BYTES // y.itemsize
+    i, head = start, _aligned_start(y, start, stop)
+    while i < stop:
+        if i < head or i > stop - lanes:
+            v = x[i]
+            y[i] = 1.0 if v > 0 else (at_zero if v == 0 else (np.nan if v != v else 0.0))
+            i += 1
+        else:
+            while i <= stop - lanes:
+                if streaming:
+                    _relu_derivative_stream_block(x, y, i, at_zero)
+                else:
+                    _relu_derivative_block(x, y, i, at_zero)
+                i += lanes
+    if streaming:
+        _store_fence()
+
+
+@njit(nogil=True, cache=True)
+def leaky_forward(x, y, start, stop, streaming, slope):
+    lanes = LINE_BYTES // y.itemsize
+    i, head = start, _aligned_start(y, start, stop)
+    while i < stop:
+        if i < head or i > stop - lanes:
+            v = x[i]
+            y[i] = v if v > 0 else v * slope
+            i += 1
+        else:
+            while i <= stop - lanes:
+                if streaming:
+                    _leaky_stream_block(x, y, i, slope)
+                else:
+                    _leaky_block(x, y, i, slope)
+                i += lanes
+    if streaming:
+        _store_fence()
+
+
+@njit(nogil=True, cache=True)
+def leaky_derivative(x, y, start, stop, streaming, slope, at_zero):
+    lanes = LINE_BYTES // y.itemsize
+    i, head = start, _aligned_start(y, start, stop)
+    while i < stop:
+        if i < head or i > stop - lanes:
+            v = x[i]
+            y[i] = 1.0 if v > 0 else (at_zero if v == 0 else (v if v != v else slope))
+            i += 1
+        else:
+            while i <= stop - lanes:
+                if streaming:
+                    _leaky_derivative_stream_block(x, y, i, slope, at_zero)
+                else:
+                    _leaky_derivative_block(x, y, i, slope, at_zero)
+                i += lanes
+    if streaming:
+        _store_fence()
+
+
+@njit(nogil=True, cache=True)
+def relu_forward_mask(x, y, mask, start, stop, streaming):
+    """relu into y[start:stop] and bit i of the packed mask = not (x[i] <= 0); start must be a multiple of 8."""
+    lanes = LINE_BYTES // y.itemsize
+    i, head = start, _aligned_start(y, start, stop)
+    byte = start // 8
+    pending = 0  # mask bits computed but not yet written, lowest first
+    count = 0
+    while i < stop:
+        if i < head or i > stop - lanes:
+            v = x[i]
+            keep = v > 0 or v != v
+            y[i] = v if keep else 0.0
+            pending |= np.int64(keep) << count
+            count += 1
+            i += 1
+        else:
+            bits = _relu_stream_block(x, y, i) if streaming else _relu_block(x, y, i)
+            pending |= bits << count
+            count += lanes
+            i += lanes
+        while count >= 8:
+            mask[byte] = pending & 0xFF
+            pending >>= 8
+            count -= 8
+            byte += 1
+    if count > 0:
+        mask[byte] = pending & 0xFF
+    if streaming:
+        _store_fence()
+
+
+@njit(nogil=True, cache=True)
+def mask_backward(g, mask, y, start, stop, streaming):
+    """y[i] = g[i] where bit i of the packed mask is set, else +0.0."""
+    lanes = LINE_BYTES // y.itemsize
+    i, head = start, _aligned_start(y, start, stop)
+    while i < stop:
+        byte, shift = i // 8, i % 8
+        if i < head or i > stop - lanes:
+            y[i] = g[i] if (mask[byte] >> shift) & 1 else 0.0
+            i += 1
+        else:
+            bits = np.int64(mask[byte])
+            if lanes == 16:
+                bits |= np.int64(mask[byte + 1]) << 8
+            if shift > 0:  # the block's last bits lie in the next byte, which exists since i + lanes <= stop
+                bits |= np.int64(mask[byte + lanes // 8]) << (lanes // 8 * 8)
+            if streaming:
+                _mask_select_block(g, y, i, bits >> shift, True)
+            else:
+                _mask_select_block(g, y, i, bits >> shift, False)
+            i += lanes
+    if streaming:
+        _store_fence()

@@ -1,0 +1,125 @@
+"""`relulab bench`: the engine runs every implementation and reports the schema the issue asks for.
+
+No timing is asserted (the machine is shared and noisy); the tests check what is measured and how it is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+from relulab import bench
+from relulab.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(**overrides):
+    settings = dict(sizes=[4096], members=["relu", "sigmoid", "tanh"], repeats=1, min_sample_s=0.0)
+    settings.update(overrides)
+    return bench.BenchConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def result():
+    return bench.run_bench(tiny())
+
+
+def test_rows_have_the_schema(result):
+    rows = result["rows"]
+    assert rows
+    for row in rows:
+        assert {"op", "impl", "n", "dtype", "gbps", "seconds", "bytes", "label"} <= set(row)
+        assert row["impl"] in ("relulab", "numpy", "torch", "copy")
+        assert row["n"] == 4096 and row["dtype"] == "float32"
+        assert row["gbps"] > 0 and row["seconds"] > 0
+        assert row["gbps"] == pytest.approx(row["bytes"] / row["seconds"] / 1e9)
+    json.dumps(result)  # everything is plain JSON
+
+
+def test_every_member_and_operation_is_timed_for_relulab_numpy_and_torch(result):
+    ops = {(r["op"], r["impl"]) for r in result["rows"]}
+    for member in ("relu", "sigmoid", "tanh"):
+        for op in bench.OPS:
+            for impl in ("relulab", "numpy", "torch"):
+                assert (f"{member}.{op}", impl) in ops
+    labels = {r["label"] for r in result["rows"]}
+    # The NumPy idioms and torch calls the issue names, and both copies.
+    assert {"np.maximum(x, 0)", "np.maximum(x, 0, out=y)", "x * (x > 0)", "np.where(x > 0, x, 0)",
+            "F.relu(x)", "F.relu_(x)", "torch.clamp_min(x, 0, out=y)", "np.copyto(y, x), 1 thread"} <= labels
+    assert any(r["impl"] == "copy" and "threads" in r["label"] for r in result["rows"])
+    # Bytes: read + written, two arrays of n float32 for a forward into a buffer.
+    relu_out = next(r for r in result["rows"] if r["op"] == "relu.forward_out")
+    assert relu_out["bytes"] == 2 * 4096 * 4
+
+
+def test_fused_operations_are_timed_against_their_unfused_compositions(result):
+    fused_rows = [r for r in result["rows"] if r["op"].startswith("fused.")]
+    assert {r["op"] for r in fused_rows} == {"fused.relu_mask", "fused.relu_backward_mask", "fused.bias_relu"}
+    for op in ("fused.relu_mask", "fused.relu_backward_mask", "fused.bias_relu"):
+        variants = {r["variant"] for r in fused_rows if r["op"] == op}
+        assert {"fused", "unfused"} <= variants
+        entry = next(e for e in result["summary"] if e["op"] == op)
+        assert entry["vs_unfused"] > 0
+
+
+def test_summary_ratios_and_the_claim(result):
+    entry = next(e for e in result["summary"] if e["op"] == "relu.forward_out")
+    for key in ("relulab_gbps", "numpy_gbps", "torch_gbps", "copy_gbps", "vs_numpy", "vs_torch", "vs_copy"):
+        assert entry[key] > 0
+    relulab = next(r for r in result["rows"] if r["op"] == "relu.forward_out" and r["impl"] == "relulab")
+    numpy_best = max((r for r in result["rows"] if r["op"] == "relu.forward_out" and r["impl"] == "numpy"),
+                     key=lambda r: r["gbps"])
+    assert entry["vs_numpy"] == pytest.approx(numpy_best["seconds"] / relulab["seconds"])
+    (claim,) = result["claim"]
+    for key in ("numpy_sigmoid_per_relu", "numpy_tanh_per_relu", "torch_sigmoid_per_relu", "torch_tanh_per_relu"):
+        assert claim[key] > 0
+    text = bench.format_report(result)
+    assert "n = 4,096 float32 (16 KiB per array)" in text
+    assert "relu.forward_out" in text and "fused.bias_relu" in text
+    assert "time of sigmoid and tanh per time of relu" in text
+
+
+def test_without_torch_the_torch_rows_are_skipped_with_a_note():
+    result = bench.run_bench(tiny(members=["relu"], torch=False, fused=False))
+    assert {r["impl"] for r in result["rows"]} == {"relulab", "numpy", "copy"}
+    assert "torch rows off" in result["machine"]["torch"]
+    assert "torch" in bench.format_report(result)
+
+
+def test_cli_quick_json(capsys):
+    code = main(["bench", "--quick", "--json", "--sizes", "4K", "--members", "relu", "tanh", "--repeats", "1"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"]["quick"] is True and result["config"]["sizes"] == [4096]
+    assert {r["op"].split(".")[0] for r in result["rows"]} == {"relu", "tanh", "fused"}
+
+
+def test_cli_errors_exit_2(capsys):
+    assert main(["bench", "--sizes", "lots"]) == 2
+    assert "size must be an element count such as 65536, 64K, 4M or 2^20; got 'lots'" in capsys.readouterr().err
+    assert main(["bench", "--members", "mish"]) == 2
+    assert "members must be among relu, leaky_relu" in capsys.readouterr().err
+    assert main(["bench", "--repeats", "0"]) == 2
+
+
+def test_parse_size():
+    assert bench.parse_size("65536") == 65536
+    assert bench.parse_size("64K") == 65536
+    assert bench.parse_size("4M") == 4 << 20
+    assert bench.parse_size("2^20") == bench.parse_size("2**20") == 1 << 20
+    with pytest.raises(ValueError, match="at least 64"):
+        bench.parse_size("8")
+
+
+def test_the_benchmark_script_calls_the_same_engine(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bench_family.py", "--json", "--sizes", "1K", "--members", "tanh",
+                                      "--repeats", "1", "--no-torch"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "benchmarks" / "bench_family.py"), run_name="__main__")
+    assert exit_info.value.code == 0
+    assert json.loads(capsys.readouterr().out)["config"]["members"] == ["tanh"]
