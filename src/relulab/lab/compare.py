@@ -364,7 +364,7 @@ def lr_lines(results: Mapping[str, Any]) -> list[str]:
     tuning = results["learning_rates"]["tuning"]
     lines = []
     for act, entry in tuning.items():
-        scores = ", ".join(f"{lr}: {'-' if acc is None else f'{100 * acc:.1f}%'}"
+        scores = ", ".join(f"{lr}: {'diverged' if acc is None else f'{100 * acc:.1f}%'}"
                            for lr, acc in entry["val_accuracy"].items())
         lines.append(f"  {act}: chose {entry['chosen']:g}  (validation accuracy {scores})")
     return lines
