@@ -304,3 +304,49 @@ def test_a_diverged_window_reports_nan_without_warnings():
     layer = report.layers[0]
     assert np.isnan(layer.mean).any() or np.isinf(layer.mean).any()
     assert report.to_dict()["layers"][0]["units"] == 16
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_activations_are_counted_exactly(dtype):
+    # 5001 x 3 values: all positive but row 0 (negative, so 3 zeros); sums of ones beyond 256/2048 are inexact in
+    # bfloat16/float16, so the monitor must widen before it sums.
+    x = torch.randn(5001, 3, generator=torch.Generator().manual_seed(0)).abs() + 1
+    x[0] = -1
+    model = nn.Sequential(nn.ReLU())
+    with Monitor(model) as mon:
+        model(x.to(dtype))
+    layer = mon.report().layers[0]
+    np.testing.assert_array_equal(layer.active_fraction, np.full(3, 5000 / 5001))
+    assert layer.sparsity == pytest.approx(3 / 15003, rel=1e-12)
+    expected = x.to(dtype).double().clamp_min(0)
+    np.testing.assert_allclose(layer.mean, expected.mean(0).numpy(), rtol=1e-6)
+
+
+def test_large_float16_activations_do_not_overflow_the_moments():
+    x = (torch.randn(20000, 2, generator=torch.Generator().manual_seed(1)) * 30).half()
+    model = nn.Sequential(nn.ReLU())
+    with Monitor(model) as mon:
+        model(x)
+    layer = mon.report().layers[0]
+    expected = x.double().clamp_min(0)
+    np.testing.assert_allclose(layer.mean, expected.mean(0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(layer.std, expected.std(0, unbiased=False).numpy(), rtol=1e-5)
+
+
+def test_an_empty_batch_adds_nothing():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    with Monitor(model) as mon:
+        model(torch.randn(0, 3, 8, 8))
+        model(torch.randn(2, 3, 8, 8))
+    report = mon.report()
+    assert report.samples == 2 and report.layers[0].units == 4
+
+
+def test_nan_outputs_are_neither_positive_nor_zero():
+    x = torch.tensor([[float("nan"), 1.0], [-1.0, 2.0]])
+    model = nn.Sequential(nn.ReLU())
+    with Monitor(model) as mon:
+        model(x)
+    layer = mon.report().layers[0]
+    np.testing.assert_array_equal(layer.active_fraction, [0.0, 1.0])
+    assert layer.sparsity == 0.25  # only relu(-1) is an exact zero

@@ -103,7 +103,7 @@ class _Layer:
     squared_relu) ``sign(y)`` summed per unit is the active count, and the zeros follow from it; otherwise
     ``heaviside(x)`` summed per unit counts x > 0 and ``y == 0`` is counted once. Per-unit sums of y and y^2 give
     mean and std (in the activation's dtype per batch, float64 across batches: std loses precision only for units
-    whose std is below ~1e-3 of their mean in float32). A NaN output makes its unit's counts NaN (reported active).
+    whose std is below ~1e-3 of their mean in float32). A NaN output is neither positive nor zero on both paths.
     Everything else touches (units,)-sized tensors only.
     """
 
@@ -146,11 +146,15 @@ class _Layer:
     def add_input(self, x: torch.Tensor) -> None:
         """Count x > 0 per unit (members whose output can be non-zero for x <= 0)."""
         _, reduce = self._check_units(x)
+        if x.dtype not in (torch.float32, torch.float64):
+            x = x.float()  # a float16 sum of ones is exact only up to 2048
         positive = torch.heaviside(x, x.new_zeros(()))  # 1 where x > 0, else 0; a float pass, faster than bool
-        self.active.add_(positive.sum(dim=reduce) if x.ndim > 1 else positive.sum())
+        self.active.add_(positive.sum(dim=reduce if x.ndim > 1 else None, dtype=torch.float64))
 
     def add_output(self, y: torch.Tensor) -> None:
         unit, reduce = self._check_units(y)
+        if y.numel() == 0:  # an empty batch adds nothing
+            return
         self.samples += y.shape[0] if y.ndim > 0 else 1
         self.positions += y.numel() // (self.units or 1)
         self.elements += y.numel()
@@ -164,16 +168,17 @@ class _Layer:
                              self.moments[1].numpy())
             return
         dims = reduce if y.ndim > 1 else None
+        # float16/bfloat16 hold whole numbers exactly only up to 2048/256 and overflow early: widen first, and sum
+        # every batch in float64.
+        values = y if y.dtype in (torch.float32, torch.float64) else y.float()
         if self.dead_possible:
             # f(x) >= 0, and f(x) == 0 exactly when x <= 0: sign(y) is 1 on the unit's active positions.
-            positive = torch.sign(y).sum(dim=dims)
-            self.active.add_(positive)
-            self.zeros.add_(y.numel() - positive.sum())
-        else:
-            self.zeros.add_((y == 0).sum())
+            self.active.add_(torch.sign(values).sum(dim=dims, dtype=torch.float64))
+        # Counted directly (not as "not positive") so that a NaN is neither positive nor zero, as in the fused pass.
+        self.zeros.add_((values == 0).sum())
         # Per-unit sums of y and y^2 (CPU reductions over dims are far cheaper than var_mean or bool counts).
-        self.moments[0].add_(y.sum(dim=dims))
-        self.moments[1].add_(y.square().sum(dim=dims))
+        self.moments[0].add_(values.sum(dim=dims, dtype=torch.float64))
+        self.moments[1].add_(values.square().sum(dim=dims, dtype=torch.float64))
 
     def _scratch_positive(self) -> np.ndarray:
         # Members that are not zero for x <= 0 count activity on the input; the output's positives are unused.
