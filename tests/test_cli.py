@@ -98,3 +98,20 @@ def test_plot_rejects_a_bad_range(tmp_path, capsys):
 def test_plot_refuses_prelu_by_name(tmp_path, capsys):
     assert main(["plot", "prelu", "-o", str(tmp_path / "x.png")]) == 2
     assert "needs a weight" in capsys.readouterr().err
+
+
+def test_plot_to_a_missing_folder_is_a_one_line_error(tmp_path, capsys):
+    target = tmp_path / "missing" / "x.png"
+    assert main(["plot", "relu", "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {target}" in err and "Traceback" not in err
+
+
+def test_a_closed_pipe_ends_quietly():
+    code = ("import sys; from relulab.cli import main; "
+            "sys.argv = ['relulab', 'list']; sys.exit(main(['list']))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader goes away before relulab writes
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
