@@ -215,8 +215,7 @@ def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, 
                 if batches in checkpoints:
                     curve.append([epoch - 1 + batches / len(batches_of_epoch), 1.0 - evaluate("train")[1]])
             if diverged or not all(torch.isfinite(p).all() for p in model.parameters()):
-                with np.errstate(all="ignore"):  # the diverged epoch's statistics hold NaN/inf: discard them
-                    mon.reset()
+                mon.reset()  # the diverged epoch's statistics hold NaN/inf: close the window and discard it
                 result["status"], result["diverged_at"] = "diverged", epoch
                 break
             window = mon.reset()

@@ -108,7 +108,6 @@ class _Layer:
     """
 
     name: str
-    module_name: str
     kind: str
     dead_possible: bool
     unit_dim: int
@@ -122,6 +121,7 @@ class _Layer:
     moments: torch.Tensor | None = None  # (2, units) float64: sums of y and of y^2
     grad_sq: torch.Tensor | None = None  # () float64: sum over backward passes of ||dL/dx||^2
     producers: list[str] = field(default_factory=list)
+    _scratch: np.ndarray | None = None  # the fused pass's unused positive counts (members counted on the input)
 
     def _dims(self, ndim: int) -> tuple[int, list[int]]:
         unit = self.unit_dim % ndim if ndim > 1 else 0
@@ -182,7 +182,7 @@ class _Layer:
 
     def _scratch_positive(self) -> np.ndarray:
         # Members that are not zero for x <= 0 count activity on the input; the output's positives are unused.
-        if getattr(self, "_scratch", None) is None or self._scratch.shape[0] != self.units:
+        if self._scratch is None or self._scratch.shape[0] != self.units:
             self._scratch = np.zeros(self.units)
         return self._scratch
 
@@ -395,7 +395,7 @@ class Monitor:
                 dead_possible = family.get(kind).properties_for(**params).zero_for_negative
             except (TypeError, ValueError):
                 dead_possible = family.get(kind).properties.zero_for_negative
-            layer = _Layer(name=name, module_name=name, kind=kind, dead_possible=dead_possible,
+            layer = _Layer(name=name, kind=kind, dead_possible=dead_possible,
                            unit_dim=self.unit_dim, producers=self._sources.setdefault(key, []))
             self._layers[key] = layer
         return layer
@@ -437,7 +437,7 @@ class Monitor:
                 layer.name = name if counts[name] == 1 else f"{name}[{index}]"
                 ordered.append(layer)
             if name not in counts:  # never called in this window
-                ordered.append(_Layer(name=name, module_name=name, kind=kind, dead_possible=False,
+                ordered.append(_Layer(name=name, kind=kind, dead_possible=False,
                                       unit_dim=self.unit_dim))
         return ordered
 
