@@ -40,7 +40,8 @@ class DataUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Arrays of one data set, split three ways. ``x_*`` are float32 of shape (n, *shape); ``y_*`` int64 labels."""
+    """Arrays of one data set, split three ways. ``x_*`` are float32 of shape (n, *shape); ``y_*`` int64 labels
+    (``task="classification"``) or float32 targets (``task="regression"``, the user's data; ``num_classes`` 0)."""
 
     name: str
     kind: str  # "image" (C, H, W), "sequence" (C, L) or "points" (features,)
@@ -52,6 +53,7 @@ class Dataset:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    task: str = "classification"
 
     @property
     def sizes(self) -> tuple[int, int, int]:

@@ -11,6 +11,13 @@ each epoch records:
 - per activation layer: ``dead_fraction``, ``inactive_fraction``, ``sparsity`` and ``grad_norm`` (||dL/d input||,
   root mean square over the epoch's batches), from :class:`relulab.Monitor`;
 - per Linear/Conv layer: ``weight_grad`` (||dL/dW||, root mean square over the epoch's batches).
+- per activation layer also ``dead_units`` (their indices) and, for members bounded on both sides (sigmoid, tanh),
+  ``saturated_fraction``: units whose mean output over the epoch lies within 5 % of the output range from a bound.
+
+``data`` and ``model`` may also name the user's own (:mod:`relulab.lab.user`): a prepared ``.npz`` and an import
+path, pickle file or in-process token. Then ``activation`` is the candidate member ("" = the model as built),
+``swap_from`` the member it replaces, ``init="default"`` keeps the model's own initialisation, and a regression
+(float targets) trains with mean squared error and reports R^2 where classes report accuracy (``metric``).
 
 A NaN or infinite loss stops the run: its status becomes ``"diverged"`` and the epochs before it are kept.
 With ``probe=True`` the run also measures the network at initialisation and after training on the whole
@@ -31,7 +38,8 @@ import numpy as np
 
 from . import data as lab_data
 
-__all__ = ["RunConfig", "run", "OPTIMIZERS", "MODELS", "INITS", "summarise_layers"]
+__all__ = ["RunConfig", "run", "OPTIMIZERS", "MODELS", "INITS", "summarise_layers", "saturated_fractions",
+           "load_data"]
 
 OPTIMIZERS = ("sgd", "adam")
 MODELS = ("mlp", "cnn")
@@ -59,10 +67,15 @@ class RunConfig:
     evals_per_epoch: int = 1  # how often train error is measured for epochs-to-target (fractions of an epoch)
     probe: bool = False  # also measure at init and after training (see the module docstring)
     revive_after: int | None = None  # after this epoch, re-initialise dead units with relulab.revive
+    swap_from: str = ""  # user models: the member ``activation`` replaces ("" = the model's most common one)
+    fingerprint: str = ""  # user models: a hash of the model's source, so an edited model is not resumed
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["params"] = dict(sorted(self.params.items()))
+        for name in _OMITTED_AT_DEFAULT:  # fields added later: absent at their default, so existing keys stay
+            if out[name] == "":
+                del out[name]
         return out
 
     @classmethod
@@ -76,7 +89,10 @@ class RunConfig:
     def key(self) -> str:
         """A short stable name: activation, seed and a hash of the whole config."""
         digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
-        return f"{self.activation}-s{self.seed}-{digest}"
+        return f"{self.activation or 'model'}-s{self.seed}-{digest}"
+
+
+_OMITTED_AT_DEFAULT = ("swap_from", "fingerprint")
 
 
 def _mean(values: list[float]) -> float | None:
@@ -111,6 +127,53 @@ def summarise_layers(report: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+SATURATION_MARGIN = 0.05  # a bounded unit is saturated when its mean output is this close (x range) to a bound
+
+
+def saturated_fractions(layers) -> dict[str, float]:
+    """Per activation layer of a monitor window (LayerStats) whose member is bounded on both sides and not zero
+    for x < 0 (sigmoid, tanh, ...): the fraction of units whose mean output is within 5 % of the range from a
+    bound (sigmoid: mean < 0.05 or > 0.95). Since the output is bounded, such a unit sits near the bound on most
+    samples, where its derivative is near 0."""
+    from .. import family
+
+    out = {}
+    for layer in layers:
+        if not layer.units or not layer.samples:
+            continue
+        try:
+            properties = family.get(layer.kind).properties
+        except family.UnknownActivationError:
+            continue
+        low, high = properties.lower_bound, properties.upper_bound
+        if low is None or high is None or properties.zero_for_negative:
+            continue
+        margin = SATURATION_MARGIN * (high - low)
+        mean = np.asarray(layer.mean, dtype=float)
+        out[layer.name] = float(np.mean((mean - low < margin) | (high - mean < margin)))
+    return out
+
+
+def _layer_records(window) -> dict[str, Any]:
+    summary = summarise_layers(window.to_dict())
+    dead = {layer.name: layer.dead_units for layer in window.layers}
+    saturated = saturated_fractions(window.layers)
+    for layer in summary["layers"]:
+        layer["dead_units"] = dead.get(layer["name"], [])
+        if layer["name"] in saturated:
+            layer["saturated_fraction"] = saturated[layer["name"]]
+    return summary
+
+
+def load_data(name: str) -> lab_data.Dataset:
+    """A built-in data set by name, or the user's prepared data by its path."""
+    if name in lab_data.DATASETS:
+        return lab_data.load(name)
+    from .user import read_data
+
+    return read_data(name)
+
+
 def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, Any]], None] | None = None,
         dataset: lab_data.Dataset | None = None) -> dict[str, Any]:
     """Train one model as ``config`` says and return the result dict (JSON-ready; see the module docstring)."""
@@ -118,12 +181,13 @@ def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, 
     from torch import nn
 
     from ..monitor import Monitor, revive
-    from .models import build_model, weight_layers
+    from .models import build_model, initialise, weight_layers
 
     if not isinstance(config, RunConfig):
         config = RunConfig.from_dict(config)
     started = time.perf_counter()
-    data = dataset if dataset is not None else lab_data.load(config.data)
+    data = dataset if dataset is not None else load_data(config.data)
+    regression = data.task == "regression"
     x_train, y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     splits = {
         "train": (x_train, y_train),
@@ -132,8 +196,13 @@ def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, 
     }
 
     torch.manual_seed(config.seed)
-    model = build_model(config.model, data.shape, data.num_classes, activation=config.activation,
-                        depth=config.depth, width=config.width, init=config.init, params=config.params)
+    if config.model in MODELS:
+        model = build_model(config.model, data.shape, data.num_classes, activation=config.activation,
+                            depth=config.depth, width=config.width, init=config.init, params=config.params)
+    else:
+        from .user import build_model as build_user_model
+
+        model = initialise(build_user_model(config.model, config.activation, config.swap_from), config.init)
     weighted = weight_layers(model)
     if config.bias_shift:
         with torch.no_grad():
@@ -149,7 +218,11 @@ def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, 
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     else:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
-    loss_fn = nn.CrossEntropyLoss()
+    if regression:
+        def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return nn.functional.mse_loss(output.reshape(target.shape), target)
+    else:
+        loss_fn = nn.CrossEntropyLoss()
     order = torch.Generator().manual_seed(config.seed)
     n = len(y_train)
 
@@ -159,6 +232,11 @@ def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, 
         with torch.no_grad():
             logits = torch.cat([twin(x[i:i + 1024]) for i in range(0, len(y), 1024)])
             loss = float(loss_fn(logits, y))
+            if regression:  # R^2: the accuracy-like score (1 is perfect; 1 - R^2 is the "error")
+                target = y.double()
+                total = float(((target - target.mean(0)) ** 2).sum())
+                residual = float(((logits.reshape(y.shape).double() - target) ** 2).sum())
+                return loss, (1.0 - residual / total) if total > 0 else float("nan")
             accuracy = float((logits.argmax(1) == y).double().mean())
         return loss, accuracy
 
@@ -177,8 +255,7 @@ def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, 
             loss_sum += float(loss.detach())
             batches += 1
         model.zero_grad(set_to_none=True)
-        window = mon.reset().to_dict()
-        summary = summarise_layers(window)
+        summary = _layer_records(mon.reset())
         summary["weight_grad"] = [float(v) for v in (total / batches).sqrt()]
         summary["train_loss"] = loss_sum / batches
         return summary
@@ -186,6 +263,7 @@ def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, 
     result: dict[str, Any] = {
         "config": config.to_dict(), "key": config.key(), "status": "ok", "diverged_at": None, "epochs": [],
         "weight_layers": [name for name, _ in weighted], "revived": None,
+        "metric": "r2" if regression else "accuracy",
     }
     model.train()
     with Monitor(model) as mon:
@@ -224,7 +302,7 @@ def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, 
             record["curve"] = curve + [[float(epoch), record["train_error"]]]
             record["val_loss"], record["val_accuracy"] = evaluate("val")
             record["test_accuracy"] = evaluate("test")[1]
-            record.update(summarise_layers(window.to_dict()))
+            record.update(_layer_records(window))
             record["weight_grad"] = [float(v) for v in (grad_sq / batches).sqrt()]
             result["epochs"].append(record)
             if on_epoch is not None:
