@@ -247,6 +247,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _finish(result, as_json=args.json, what=name)
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    lab = _lab()
+    from .lab import doctor
+
+    try:
+        settings = doctor.validate_doctor(
+            args.model, args.data, target=args.target, task=args.task, activation=args.activation,
+            epochs=_number("--epochs", args.epochs, int, "an integer >= 1"),
+            lr=_number("--lr", args.lr, float, "a number > 0"), optimizer=args.optimizer,
+            batch_size=_number("--batch-size", args.batch_size, int, "an integer >= 1"),
+            seeds=_number("--seeds", args.seeds, int, "an integer >= 1"),
+            jobs=_number("--jobs", args.jobs, int, "an integer >= 1"), out=args.out)
+    except lab.ConfigError as error:
+        raise UsageError(str(error)) from None
+    command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["doctor"] else "relulab doctor"
+    try:
+        result = _stoppable(lambda: doctor.run_doctor(settings, progress=not args.quiet, command=command))
+    except KeyboardInterrupt:
+        return _interrupted("doctor", settings.out)
+    for note in result.results["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    return _finish(result, as_json=args.json, what="doctor")
+
+
 # -- bench ------------------------------------------------------------------------------------------------------
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
@@ -341,6 +365,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print results.json instead of the table and verdict")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "doctor", help="diagnose training your model on your data and test which remedy helps",
+        description="Train your model briefly with the monitor attached, report per layer what is wrong (dead, "
+                    "born-dead, inactive or saturated units, vanishing or exploding gradients, divergence) with "
+                    "the evidence, then test the remedies (leaky_relu/elu/relu swaps, He init, a lower learning "
+                    "rate, revive) on the same data and seeds side by side with the untouched model. Writes "
+                    "DIR/index.html with plots, DIR/results.json and DIR/results.csv; finished runs are kept under "
+                    "DIR/runs and skipped on rerun.")
+    p.add_argument("--model", required=True, metavar="SPEC",
+                   help="package.module:factory or path/to/file.py:factory; the factory returns a torch.nn.Module "
+                        "and may take the activation's name (f(activation) or f())")
+    p.add_argument("--data", required=True, metavar="FILE|SPEC",
+                   help="a .npz (X, y or X_train, y_train, X_test, y_test), a .csv with --target, or "
+                        "package.module:loader returning (X, y), such a mapping or a torch Dataset/DataLoader")
+    p.add_argument("--target", default=None, metavar="COLUMN", help="the .csv column to predict")
+    p.add_argument("--task", default=None, choices=("classification", "regression"),
+                   help="override the task inferred from y (whole numbers with few values: classification)")
+    p.add_argument("--activation", default="", metavar="NAME",
+                   help="for a factory that needs an activation argument: the member of the untouched model "
+                        "(default relu)")
+    p.add_argument("--epochs", default="10", metavar="N", help="epochs per run (default 10)")
+    p.add_argument("--lr", default="0.001", metavar="FLOAT", help="learning rate (default 0.001)")
+    p.add_argument("--optimizer", default="adam", help="adam (default) or sgd (momentum 0.9)")
+    p.add_argument("--batch-size", default="64", metavar="N", help="batch size (default 64)")
+    p.add_argument("--seeds", default="3", metavar="N", help="seeds per arm (default 3)")
+    p.add_argument("--jobs", default=None, metavar="N", help="worker processes (default: one per core)")
+    p.add_argument("--out", default="relulab-report/doctor", metavar="DIR",
+                   help="report directory (default relulab-report/doctor)")
+    p.add_argument("--json", action="store_true", help="print results.json instead of the findings and table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_doctor)
 
     p = sub.add_parser(
         "bench", help="speed against NumPy, PyTorch and a memory copy, in one run, as GB/s and ratios",

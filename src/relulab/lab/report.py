@@ -20,7 +20,7 @@ import numpy as np
 from .sweep import to_json, write_atomic
 
 __all__ = ["Column", "render_text", "render_html", "write_page", "write_csv", "write_results", "fmt",
-           "plot_compare", "figure", "colour", "band", "integer_ticks", "error_scale"]
+           "plot_compare", "figure", "colour", "band", "integer_ticks", "error_scale", "series"]
 
 
 # -- tables ------------------------------------------------------------------------------------------------------
@@ -92,7 +92,8 @@ def write_page(out: Path, *, title: str, intro: Sequence[str], table_html: str, 
     parts = [f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>",
              f"<style>{_STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
     if verdict:
-        css = {"holds": "holds", "holds partly": "partly"}.get(verdict.get("outcome", ""), "not")
+        css = verdict.get("style") or {"holds": "holds", "holds partly": "partly"}.get(verdict.get("outcome", ""),
+                                                                                        "not")
         parts.append(f"<div class=\"verdict {css}\"><p><b>Verdict: {html.escape(verdict['outcome'])}.</b> "
                      f"{html.escape(verdict['text'])}</p></div>")
     parts += [f"<p>{html.escape(p)}</p>" for p in intro]
@@ -211,7 +212,7 @@ def error_scale(ax) -> None:
     ax.set_yticks([0, 0.5, 1, 2, 5, 10, 20, 50, 100], ["0", "0.5", "1", "2", "5", "10", "20", "50", "100"])
 
 
-def _series(runs: Sequence[Mapping[str, Any]], key: str, scale: float = 1.0) -> np.ndarray:
+def series(runs: Sequence[Mapping[str, Any]], key: str, scale: float = 1.0) -> np.ndarray:
     """(runs, epochs) array of an epoch field; NaN where a run stopped early (diverged)."""
     length = max((len(r["epochs"]) for r in runs), default=0)
     values = np.full((len(runs), length), np.nan)
@@ -221,6 +222,9 @@ def _series(runs: Sequence[Mapping[str, Any]], key: str, scale: float = 1.0) -> 
             if value is not None:
                 values[i, j] = value * scale
     return values
+
+
+_series = series
 
 
 def band(ax, values: np.ndarray, *, label: str, color: str, x: np.ndarray | None = None, style: str = "-") -> None:
