@@ -7,7 +7,7 @@ by side with the untouched model. Findings (``kind``):
 =====================  ===============================================================================================
 dead_units             a layer (relu-like member) with >= 10 % of its units dead over the last epoch (mean over
                        seeds); evidence: dead per seed, at initialisation, and the epoch each dead unit died
-inactive_units         the same for members whose gradient does not vanish there (leaky_relu, elu, ...)
+inactive_units         the same for members whose gradient is small but not zero there (leaky_relu, elu, gelu...)
 born_dead              >= 50 % of a layer's units dead at initialisation, before any update
 vanishing_gradients    RMS ||dL/dW|| of the first weight layer below 1/100 of the last one's in the first epoch
 exploding_gradients    that ratio above 100, or a layer's gradient norm growing more than 100x over the epochs
@@ -20,7 +20,8 @@ activation argument), ``relu`` in place of a saturating member, ``he_init`` (rel
 learning rate / 10) and ``revive`` (relulab.revive after half the epochs). A remedy *helped* when it improves a
 symptom it targets by the stated margin (dead/inactive/saturated % at most half the untouched model's and at least
 5 points lower; the gradient ratio 10x closer to 1; no diverged run where some diverged) and its validation metric
-is not worse than the untouched model's by more than the larger spread over seeds (at least 0.01). Runs go through
+is not worse than the untouched model's by more than the larger spread over seeds (at least 0.01), and it leaves
+no more than 10 % of the units dead unless the untouched model had as many (within 5 points). Runs go through
 the lab's resumable :class:`~relulab.lab.sweep.Sweep`: each is a task ``relulab.lab.train:run`` with a JSON config.
 """
 
@@ -201,7 +202,8 @@ def diagnose(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 **base_evidence, "dead_fraction": _mean(dead), "dead_fraction_per_seed": dead,
                 "dead_units_seed0": last[0]["dead_units"], "dead_fraction_at_init": _mean(at_init),
                 "dead_fraction_per_epoch": history, "died_at_epoch": {str(k): v for k, v in died.items()}}})
-        elif not dead_possible and _mean(inactive) >= DEAD_LIMIT:
+        elif not dead_possible and not _saturating(kind) and _mean(inactive) >= DEAD_LIMIT:
+            # sigmoid/tanh units with negative inputs still pass gradient (their trouble is saturation, below)
             findings.append({"kind": "inactive_units", "layer": name, "evidence": {
                 **base_evidence, "inactive_fraction": _mean(inactive), "inactive_fraction_per_seed": inactive}})
         if dead_possible and at_init and _mean(at_init) >= BORN_DEAD_LIMIT:
@@ -253,8 +255,8 @@ def describe(finding: Mapping[str, Any]) -> str:
                 "bound), where the derivative is near 0")
     if kind == "vanishing_gradients":
         ratios = e["first_last_ratio_per_epoch"]
-        return (f"gradient of {e['first_layer']} is {e['first_last_ratio']:.2g}x that of {e['last_layer']} in "
-                f"epoch 1 (epoch {len(ratios)}: {fmt(ratios[-1], sci=True)}x)")
+        return (f"RMS gradient of the first weight layer ({e['first_layer']}) is {e['first_last_ratio']:.2g}x that "
+                f"of the last ({e['last_layer']}) in epoch 1 (epoch {len(ratios)}: {fmt(ratios[-1], sci=True)}x)")
     if kind == "exploding_gradients":
         growth = max((g for g in e["growth_over_epochs"] if g is not None), default=None)
         return (f"gradient norms grow: first/last layer ratio {fmt(e['first_last_ratio'], sci=True)} in epoch 1; "
@@ -362,6 +364,7 @@ def arm_metrics(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "dead_fraction_at_init": _mean(at_init),
         "saturated_fraction": _mean([saturated(e) for e in last]),
         "train_loss": _mean(loss), "train_loss_std": _std(loss),
+        "initial_loss": _mean([r["init"]["train_loss"] for r in ok if "init" in r]),
         "val_metric": _mean(val), "val_metric_std": _std(val),
         "test_metric": _mean(test), "test_metric_std": _std(test),
         "grad_ratio": _geomean(ratios),
@@ -402,6 +405,10 @@ def judge(remedy: Remedy, arm: Mapping[str, Any], base: Mapping[str, Any]) -> tu
         worse = arm["val_metric"] < base["val_metric"] - tolerance or arm["diverged"] > base["diverged"]
     if not improved:
         return False, improved, "did not improve the symptoms it targets by the required margin"
+    if arm["dead_fraction"] is not None and arm["dead_fraction"] >= DEAD_LIMIT and \
+            arm["dead_fraction"] > (base["dead_fraction"] or 0.0) + _MIN_DROP:
+        return False, improved, (f"improved {', '.join(improved)} but left {100 * arm['dead_fraction']:.0f}% of the "
+                                 "units dead")
     if worse:
         return False, improved, f"improved {', '.join(improved)} but the validation {arm['metric']} got worse"
     return True, improved, f"improved {', '.join(improved)} without a worse validation {arm['metric']}"
@@ -496,7 +503,8 @@ def _verdict(findings: Sequence[Mapping[str, Any]], remedies: Sequence[Mapping[s
     if not findings:
         return {"outcome": "healthy", "style": "holds",
                 "text": (f"no dead, born-dead, inactive or saturated layer, no vanishing or exploding gradients and "
-                         f"no divergence over {base['runs']} seeds (validation {metric} "
+                         f"no divergence over {base['runs']} seeds (training loss {fmt(base['initial_loss'], 3)} at "
+                         f"init -> {fmt(base['train_loss'], 3)}, validation {metric} "
                          f"{_pm(base['val_metric'], base['val_metric_std'], metric)}).")}
     helped = [r for r in remedies if r["helped"]]
     kinds = ", ".join(dict.fromkeys(f["kind"] for f in findings))
