@@ -220,7 +220,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             width=_number("--width", args.width, int, "an integer >= 1"), init=args.init, optimizer=args.optimizer,
             batch_size=_number("--batch-size", args.batch_size, int, "an integer >= 1"),
             target_error=_number("--target", args.target, float, "a number between 0 and 1"),
-            jobs=_number("--jobs", args.jobs, int, "an integer >= 1"), out=args.out)
+            jobs=_number("--jobs", args.jobs, int, "an integer >= 1"), out=args.out,
+            target=args.target_column, task=args.task)
     except lab.ConfigError as error:
         raise UsageError(str(error)) from None
     command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else "relulab compare"
@@ -329,9 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "print a table and write DIR/index.html with plots, DIR/results.json and DIR/results.csv. "
                     "Finished runs are kept under DIR/runs: rerunning the same command skips them.")
     p.add_argument("--data", default="digits", help="digits (default), mnist1d, moons, circles, spiral, xor; "
-                                                      "mnist, fashion_mnist, cifar10 with torchvision")
-    p.add_argument("--model", choices=("cnn", "mlp"), default=None,
-                   help="cnn (default for image/sequence data) or mlp (default for 2-D points)")
+                                                      "mnist, fashion_mnist, cifar10 with torchvision; or your own: "
+                                                      "a .npz, a .csv with --target, or package.module:loader")
+    p.add_argument("--model", default=None,
+                   help="cnn (default for image/sequence data) or mlp (default for 2-D points); or your own: "
+                        "package.module:factory or path/to/file.py:factory (f(activation) or f())")
+    p.add_argument("--target-column", default=None, metavar="COLUMN",
+                   help="the .csv column to predict (your own data; --target is the train error here)")
+    p.add_argument("--task", default=None, choices=("classification", "regression"),
+                   help="override the task inferred from your y")
     p.add_argument("--activations", default="relu,leaky_relu,elu,gelu,tanh,sigmoid", metavar="A,B,...",
                    help="comma-separated member names (default: relu,leaky_relu,elu,gelu,tanh,sigmoid)")
     p.add_argument("--seeds", default="3", metavar="N", help="seeds per activation (default 3)")
@@ -341,7 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", default=None, metavar="N",
                    help="hidden layers of the mlp (default 3) or conv layers of the cnn (default 2)")
     p.add_argument("--width", default="64", metavar="N", help="hidden width (default 64)")
-    p.add_argument("--init", default="he", help="he (relulab.nn.init_, default), default (PyTorch's) or xavier")
+    p.add_argument("--init", default=None,
+                   help="he (relulab.nn.init_, default for the lab's models), default (PyTorch's; your model's own "
+                        "initialisation, the default for it) or xavier")
     p.add_argument("--optimizer", default="sgd", help="sgd (momentum 0.9, default) or adam")
     p.add_argument("--batch-size", default="64", metavar="N", help="batch size (default 64)")
     p.add_argument("--target", default="0.05", metavar="ERR",
@@ -380,7 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="FILE|SPEC",
                    help="a .npz (X, y or X_train, y_train, X_test, y_test), a .csv with --target, or "
                         "package.module:loader returning (X, y), such a mapping or a torch Dataset/DataLoader")
-    p.add_argument("--target", default=None, metavar="COLUMN", help="the .csv column to predict")
+    p.add_argument("--target", "--target-column", dest="target", default=None, metavar="COLUMN",
+                   help="the .csv column to predict")
     p.add_argument("--task", default=None, choices=("classification", "regression"),
                    help="override the task inferred from y (whole numbers with few values: classification)")
     p.add_argument("--activation", default="", metavar="NAME",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
@@ -77,7 +77,8 @@ def _activations(value: str | Sequence[str]) -> tuple[str, ...]:
 
 def _data(name: str) -> str:
     if name not in lab_data.DATASETS:
-        raise ConfigError(f"--data must be one of {', '.join(lab_data.DATASETS)}; got {name!r}")
+        raise ConfigError(f"--data must be one of {', '.join(lab_data.DATASETS)}, a .npz/.csv file or "
+                          f"package.module:loader; got {name!r}")
     if name in lab_data.TORCHVISION_DATASETS:
         try:
             import torchvision  # noqa: F401
@@ -125,29 +126,78 @@ class CompareSettings:
     target_error: float = 0.05
     jobs: int = 1
     out: Path = Path("relulab-report/compare")
+    # The user's own data and model (relulab.lab.user); then ``data`` is the prepared file and ``model`` the spec.
+    user_data: Any = field(default=None, compare=False, repr=False)
+    user_model: Any = field(default=None, compare=False, repr=False)
 
     def run_config(self, activation: str, seed: int, lr: float) -> RunConfig:
+        fingerprint = self.user_model.fingerprint if self.user_model is not None else ""
         return RunConfig(data=self.data, model=self.model, activation=activation, seed=seed, epochs=self.epochs,
                          lr=lr, optimizer=self.optimizer, batch_size=self.batch_size, depth=self.depth,
-                         width=self.width, init=self.init, target_error=self.target_error)
+                         width=self.width, init=self.init, target_error=self.target_error, fingerprint=fingerprint)
+
+    @property
+    def data_label(self) -> str:
+        return self.user_data.name if self.user_data is not None else self.data
+
+    @property
+    def model_label(self) -> str:
+        return self.user_model.label if self.user_model is not None else self.model
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings for results.json (the user's data and model by their labels)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("user_data", "user_model")}
+        out.update(out=str(self.out), activations=list(self.activations), data=self.data_label,
+                   model=self.model_label)
+        return out
 
 
-def validate_compare(*, data: str = "digits", model: str | None = None,
+def _user_input(value: Any) -> bool:
+    """A file, an import path or a Python object rather than one of the lab's names (None: the default)."""
+    if value is None:
+        return False
+    if not isinstance(value, (str, Path)):
+        return True
+    text = str(value)
+    return ":" in text or text.lower().endswith((".npz", ".csv", ".py"))
+
+
+def validate_compare(*, data: Any = "digits", model: Any = None,
                      activations: str | Sequence[str] = DEFAULT_ACTIVATIONS, seeds: int = 3, epochs: int = 10,
-                     lr: str | float = "auto", depth: int | None = None, width: int = 64, init: str = "he",
+                     lr: str | float = "auto", depth: int | None = None, width: int = 64, init: str | None = None,
                      optimizer: str = "sgd", batch_size: int = 64, target_error: float = 0.05,
-                     jobs: int | None = None, out: str | Path = "relulab-report/compare") -> CompareSettings:
+                     jobs: int | None = None, out: str | Path = "relulab-report/compare", target: str | None = None,
+                     task: str | None = None) -> CompareSettings:
     """Check every setting and return them resolved; raise :class:`ConfigError` naming the first bad one.
 
-    ``model=None`` picks a CNN for image and sequence data and an MLP for 2-D points.
+    ``model=None`` picks a CNN for image and sequence data and an MLP for 2-D points. ``data`` and ``model`` may
+    be the user's own (see :mod:`relulab.lab.user`: arrays or files, a module or factory or import path; ``target``
+    and ``task`` as there). A user model keeps its own initialisation unless ``init`` is given (default "he" for
+    the lab's models); candidates are put in by the factory's activation argument or by relulab.nn.swap.
+    Nothing is written.
     """
-    data = _data(data)
-    kind = lab_data.kind_of(data)
-    if model is None:
+    from . import user
+
+    user_data = user_model = None
+    if _user_input(data):
+        user_data = user.prepare_data(data, target=target, task=task)
+        kind = user_data.kind
+    else:
+        data = _data(data)
+        kind = lab_data.kind_of(data)
+    if _user_input(model):
+        user_model = user.model_source(model, out=_out(out))
+    elif model is None:
         model = "mlp" if kind == "points" else "cnn"
-    model = _choice("--model", model, MODELS)
-    if model == "cnn" and kind == "points":
-        raise ConfigError(f"--model cnn needs image or sequence data; {data} is 2-D points: use --model mlp")
+    if user_model is None:
+        if model not in MODELS:
+            raise ConfigError(f"--model must be one of {', '.join(MODELS)}, package.module:factory or "
+                              f"path/to/file.py:factory; got {model!r}")
+        if model == "cnn" and kind not in ("image", "sequence"):
+            raise ConfigError(f"--model cnn needs image or sequence data; "
+                              f"{user_data.name if user_data is not None else data} is 2-D points: use --model mlp")
+    if init is None:
+        init = "default" if user_model is not None else "he"
     if not isinstance(target_error, (int, float)) or isinstance(target_error, bool) or not 0 < target_error < 1:
         raise ConfigError(f"--target must be a train error strictly between 0 and 1; got {target_error!r}")
     settings = CompareSettings(
@@ -157,8 +207,15 @@ def validate_compare(*, data: str = "digits", model: str | None = None,
         width=_integer("--width", width), init=_choice("--init", init, INITS),
         optimizer=_choice("--optimizer", optimizer, OPTIMIZERS), batch_size=_integer("--batch-size", batch_size),
         target_error=float(target_error), jobs=default_jobs() if jobs is None else _integer("--jobs", jobs),
-        out=_out(out),
+        out=_out(out), user_data=user_data, user_model=user_model,
     )
+    if user_data is not None:
+        settings = replace(settings, data=str(user.data_path(user_data, settings.out)))
+    if user_model is not None:
+        if user_data is None:
+            user_data = lab_data.load(settings.data)
+        user.check_model(replace(user_model, baseline=settings.activations[0]), user_data)
+        settings = replace(settings, model=user_model.spec, jobs=1 if user_model.in_process else settings.jobs)
     return settings
 
 
@@ -244,12 +301,14 @@ def _write_outputs(out: Path, results: dict[str, Any], *, title: str, intro: Seq
 
 
 # -- compare -------------------------------------------------------------------------------------------------------
-def compare_columns(target_error: float) -> list[Column]:
-    """The columns of the compare table (text and HTML), over rows of raw numbers in results.json["table"]."""
+def compare_columns(target_error: float, metric: str = "accuracy") -> list[Column]:
+    """The columns of the compare table (text and HTML), over rows of raw numbers in results.json["table"].
+
+    ``metric="r2"`` (a regression): the test column holds R^2 x 100 and the error is 1 - R^2."""
     return [
         Column("activation", "activation", numeric=False),
         Column("lr", "lr", lambda r: f"{r['lr']:g}"),
-        Column("test_accuracy", "test acc % (mean ± std)",
+        Column("test_accuracy", "test acc % (mean ± std)" if metric == "accuracy" else "test R^2 x100 (mean ± std)",
                lambda r: fmt(r["test_accuracy"]) if r["test_accuracy_std"] is None else
                f"{fmt(r['test_accuracy'])} ± {fmt(r['test_accuracy_std'])}"),
         Column("epochs_to_target", f"epochs to {100 * target_error:g}% train err",
@@ -289,7 +348,16 @@ def compare(settings: CompareSettings, *, progress: bool = True, stream: TextIO 
             command: str | None = None) -> LabResult:
     """Run the compare grid of ``settings`` and write its report (see :class:`LabResult`)."""
     started = time.perf_counter()
-    lab_data.load(settings.data)  # build the cache once here; workers read it
+    if settings.user_data is not None:
+        from .user import save_data
+
+        save_data(settings.user_data, settings.out)  # prepared once here; workers read it
+    else:
+        lab_data.load(settings.data)  # build the cache once here; workers read it
+    if settings.user_model is not None:
+        from .user import write_inputs
+
+        write_inputs(settings.user_model)
     out = settings.out
     tuned: dict[str, Any] = {}
     with Sweep(out, jobs=settings.jobs, progress=progress, stream=stream) as sweep:
@@ -307,8 +375,7 @@ def compare(settings: CompareSettings, *, progress: bool = True, stream: TextIO 
         runs = sweep.run(tasks, label="runs")
     by_activation = {a: runs[i * settings.seeds:(i + 1) * settings.seeds] for i, a in enumerate(settings.activations)}
     rows = compare_table(by_activation, lrs)
-    settings_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
-    settings_dict["activations"] = list(settings.activations)
+    settings_dict = settings.as_dict()
     results: dict[str, Any] = {
         "experiment": "compare",
         "command": command,
@@ -323,8 +390,9 @@ def compare(settings: CompareSettings, *, progress: bool = True, stream: TextIO 
     }
     figures = report.plot_compare(out, runs, settings.activations, settings.target_error)
     summary = compare_summary(settings, lrs, tuned)
-    tables = [("", compare_columns(settings.target_error), rows)]
-    _write_outputs(out, results, title=f"relulab compare: {settings.data}, {settings.model}", intro=[summary],
+    metric = "r2" if settings.user_data is not None and settings.user_data.task == "regression" else "accuracy"
+    tables = [("", compare_columns(settings.target_error, metric), rows)]
+    _write_outputs(out, results, title=f"relulab compare: {settings.data_label}, {settings.model_label}", intro=[summary],
                    tables=tables, figures=figures, runs=results["runs"], notes=COMPARE_NOTES)
     text = "\n".join([summary, "", render_tables(tables)] + (["", "lr auto:"] + lr_lines(results) if tuned else []))
     return LabResult(results, text, out)
@@ -348,7 +416,11 @@ def compare_summary(settings: CompareSettings, lrs: Mapping[str, float], tuned: 
     depth = settings.depth if settings.depth is not None else ("3 hidden layers" if settings.model == "mlp"
                                                                 else "2 conv layers")
     optimizer = "SGD with momentum 0.9" if settings.optimizer == "sgd" else "Adam"
-    text = (f"{settings.data}, {settings.model} ({depth}, width {settings.width}), {settings.init} init, {optimizer}, "
+    if settings.user_model is not None:
+        model = f"{settings.model_label} ({'its own' if settings.init == 'default' else settings.init} init)"
+    else:
+        model = f"{settings.model} ({depth}, width {settings.width}), {settings.init} init"
+    text = (f"{settings.data_label}, {model}, {optimizer}, "
             f"batch {settings.batch_size}, {settings.epochs} epoch{'s' if settings.epochs > 1 else ''}, "
             f"{settings.seeds} seed{'s' if settings.seeds > 1 else ''} per activation.")
     if tuned:

@@ -197,7 +197,9 @@ def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, 
 
     torch.manual_seed(config.seed)
     if config.model in MODELS:
-        model = build_model(config.model, data.shape, data.num_classes, activation=config.activation,
+        # A regression's outputs: one per target column.
+        outputs = data.num_classes if not regression else int(np.prod(data.y_train.shape[1:], dtype=np.int64))
+        model = build_model(config.model, data.shape, outputs, activation=config.activation,
                             depth=config.depth, width=config.width, init=config.init, params=config.params)
     else:
         from .user import build_model as build_user_model
