@@ -296,7 +296,11 @@ class FlowTracer(TorchFunctionMode):
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def __enter__(self) -> FlowTracer:
+        # Not on the model itself: its forward-hook dict may be being iterated when the tracer is closed from one of
+        # its own hooks (the monitor does that), and calls made directly in its forward are named after its class.
         for module in self._names:
+            if module is self.model:
+                continue
             self._handles.append(module.register_forward_pre_hook(self._pre_hook))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
         super().__enter__()
@@ -340,8 +344,6 @@ class FlowTracer(TorchFunctionMode):
         return self._names.get(self._stack[-1], "") if self._stack else ""
 
     def _pre_hook(self, module: nn.Module, inputs: tuple) -> None:
-        if module is self.model and not self._stack:
-            self.new_forward()
         self._stack.append(module)
         spec = self._activations.get(module)
         if spec is not None and inputs and isinstance(inputs[0], torch.Tensor):
