@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from relulab.family import get, names
+from relulab.family import names
 
 from .modules import activation_name, activation_params
 
