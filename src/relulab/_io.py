@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Any, Callable, Mapping
 
-__all__ = ["write_atomic"]
+__all__ = ["write_atomic", "json_safe"]
 
 
 def _file_mode() -> int:
@@ -38,3 +39,17 @@ def write_atomic(path: str | os.PathLike, data: str | bytes | Callable[[IO[bytes
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of ``value`` that strict JSON can hold: NaN and infinities become None, tuples lists, NumPy
+    scalars Python numbers, mapping keys strings."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
+        return json_safe(value.item())
+    return value

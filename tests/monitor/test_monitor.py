@@ -97,7 +97,8 @@ def test_planted_dead_units_are_found_exactly():
     assert report["samples"] == 4 * 64
     assert all(type(u) is int for u in first["dead_units"])
     assert set(first) == {"name", "kind", "units", "dead", "dead_units", "dead_fraction", "inactive",
-                          "inactive_units", "sparsity", "grad_norm"}
+                          "inactive_units", "nan_units", "sparsity", "grad_norm", "unit_dim", "how"}
+    assert first["unit_dim"] == -1 and first["nan_units"] == []
 
 
 def test_leaky_network_reports_planted_units_inactive_not_dead():
@@ -348,5 +349,7 @@ def test_nan_outputs_are_neither_positive_nor_zero():
     with Monitor(model) as mon:
         model(x)
     layer = mon.report().layers[0]
-    np.testing.assert_array_equal(layer.active_fraction, [0.0, 1.0])
+    # Unit 0 saw a NaN pre-activation (and -1): it was never shown positive, but a NaN is not a dead unit either.
+    assert layer.nan_units == [0] and layer.dead_units == [] and layer.inactive_units == []
+    assert layer.active_fraction[1] == 1.0
     assert layer.sparsity == 0.25  # only relu(-1) is an exact zero

@@ -1,6 +1,6 @@
 """Monitor: online per-unit statistics of every activation in a PyTorch model, cheap enough to leave on.
 
-For each activation layer the monitor keeps, over a *window* (an epoch, or the samples you choose), O(units)
+For each activation call site the monitor keeps, over a *window* (an epoch, or the samples you choose), O(units)
 state on the model's device and never a per-sample buffer:
 
 - how often each unit's input (pre-activation) was > 0; a unit never positive in the window is *inactive*, and
@@ -10,16 +10,20 @@ state on the model's device and never a per-sample buffer:
 - the squared L2 norm of the loss gradient with respect to the layer's input, per backward pass.
 
 Each batch adds a handful of fused reductions per layer and no host synchronisation: nothing is copied to the host
-until a report is made. A unit is a feature of a dense (N, F) activation or a channel (dim 1) of a conv activation
-(N, C, ...); pass ``unit_dim=-1`` for (N, T, F) sequence activations.
+until a report is made.
+
+Which axis holds the units is read from the data flow, not guessed from the shape: the first forward pass is
+traced (:mod:`relulab.nn.flow`) and each call site's units are the features written by the layer that produced
+its input: the last dim after a Linear-style layer ((N, F) and (N, T, F)), dim 1 after a ConvNd ((N, C, ...)),
+followed through norms, dropout, residual adds and transposes.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import re
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -29,15 +33,11 @@ from torch import nn
 
 from .. import family
 from ..nn import activation_name, activation_params
+from ..nn.flow import FlowTracer, Site
 from .report import LayerStats, Report
 
 __all__ = ["Monitor", "find_activations"]
 
-# Modules whose output unit i depends only on input unit i: a dead unit can be traced back through them to the
-# Linear/Conv that produced it (used by revive).
-_UNIT_PRESERVING = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
-                    nn.Dropout3d, nn.AlphaDropout, nn.Identity)
-_PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _FUNCTIONAL_CALL = re.compile(r"\b(?:F|functional|torch)\.(relu|relu_|leaky_relu|elu|selu|celu|gelu|silu|mish|"
                               r"softplus|hardswish|relu6|sigmoid|tanh|prelu|rrelu)\s*\(|\.(relu|sigmoid|tanh)\(\)")
 
@@ -121,10 +121,16 @@ class _Layer:
     moments: torch.Tensor | None = None  # (2, units) float64: sums of y and of y^2
     grad_sq: torch.Tensor | None = None  # () float64: sum over backward passes of ||dL/dx||^2
     producers: list[str] = field(default_factory=list)
+    how: str = ""  # how the activation was identified, and how its unit axis was found
     _scratch: np.ndarray | None = None  # the fused pass's unused positive counts (members counted on the input)
 
     def _dims(self, ndim: int) -> tuple[int, list[int]]:
-        unit = self.unit_dim % ndim if ndim > 1 else 0
+        if ndim <= 1:
+            return 0, []
+        if not -ndim <= self.unit_dim < ndim:
+            raise ValueError(f"Monitor: unit_dim={self.unit_dim} is out of range for layer {self.name!r}, whose "
+                             f"activations have {ndim} dims; allowed: {-ndim} to {ndim - 1}")
+        unit = self.unit_dim % ndim
         return unit, [d for d in range(ndim) if d != unit]
 
     def _check_units(self, t: torch.Tensor) -> tuple[int, list[int]]:
@@ -139,7 +145,8 @@ class _Layer:
         elif units != self.units:
             raise RuntimeError(
                 f"Monitor: layer {self.name!r} had {self.units} units and now receives {units} along dim "
-                f"{self.unit_dim}; a call site must keep its width (reset() the monitor after changing the model)"
+                f"{self.unit_dim} (shape {tuple(t.shape)}); a call site must keep its width (reset() the monitor "
+                "after changing the model)"
             )
         return unit, reduce
 
@@ -160,9 +167,11 @@ class _Layer:
         self.elements += y.numel()
         fused = _fused_kernel()
         if fused is not None and y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64) \
-                and unit == 1 and y.is_contiguous():
-            # One compiled pass: positive count, zeros, sum and sum of squares per unit.
-            values = y.numpy().reshape(y.shape[0], self.units, -1)
+                and (unit == 1 or unit == y.ndim - 1) and y.is_contiguous():
+            # One compiled pass: positive count, zeros, sum and sum of squares per unit. Units on dim 1 of
+            # (N, C, ...) are (N, C, S); units on the last dim of (..., F) are (rows, F, 1).
+            values = y.numpy().reshape(y.shape[0], self.units, -1) if unit == 1 \
+                else y.numpy().reshape(-1, self.units, 1)
             positive = self.active.numpy() if self.dead_possible else self._scratch_positive()
             fused.unit_stats(values, positive, self.zeros.numpy().reshape(1), self.moments[0].numpy(),
                              self.moments[1].numpy())
@@ -209,7 +218,7 @@ class _Layer:
         if self.units is None:
             return LayerStats(name=self.name, kind=self.kind, units=None, samples=0, dead_possible=self.dead_possible,
                               active_fraction=np.zeros(0), mean=np.zeros(0), std=np.zeros(0), sparsity=None,
-                              grad_norm=None, producers=list(self.producers))
+                              grad_norm=None, producers=list(self.producers), unit_dim=self.unit_dim, how=self.how)
         if flat is None:
             flat = self.flat().cpu().numpy()
         samples, positions, elements, grad_batches = (int(v) for v in flat[:4])
@@ -221,13 +230,16 @@ class _Layer:
         with np.errstate(invalid="ignore", over="ignore"):  # a diverged window (inf/NaN outputs) reports NaN
             mean = total / per_unit
             std = np.sqrt(np.maximum(total_sq / per_unit - mean**2, 0.0))
+        # A unit whose output was NaN somewhere in the window has a NaN sum: it was neither shown alive nor dead,
+        # so it is reported as such (nan_units) and never counted dead or inactive.
+        active = np.where(np.isnan(total), np.nan, active)
 
         return LayerStats(
             name=self.name, kind=self.kind, units=u, samples=samples, dead_possible=self.dead_possible,
             active_fraction=active / per_unit, mean=mean, std=std,
             sparsity=float(zeros / elements) if elements else None,
             grad_norm=float(np.sqrt(grad_sq / grad_batches)) if grad_batches else None,
-            producers=list(self.producers),
+            producers=list(self.producers), unit_dim=self.unit_dim, how=self.how,
         )
 
 
@@ -235,12 +247,19 @@ class Monitor:
     """Watch every activation of ``model``: dead and inactive units, sparsity, output moments, gradient flow.
 
     Args:
-        model: any ``torch.nn.Module`` (also wrapped in DistributedDataParallel).
-        modules: which activations to watch: ``None`` for every activation module found (torch.nn's ReLU family,
-            Sigmoid, Tanh and relulab.nn modules), or an iterable of qualified module names or modules.
+        model: any ``torch.nn.Module``: torch.nn, relulab.nn, Hugging Face transformers, timm and torchvision
+            models (also wrapped in DistributedDataParallel).
+        modules: which activation modules to watch: ``None`` for every activation module found (torch.nn's and
+            relulab.nn's, transformers' and timm's activation classes, classes declared with
+            :func:`relulab.nn.register_counterpart`), or an iterable of qualified module names or modules.
         every: collect statistics on every ``every``-th forward pass of ``model`` (1 = every batch).
-        unit_dim: the dimension of an activation that indexes units (1: features of (N, F), channels of
-            (N, C, ...)); use -1 for (N, T, F) sequence activations.
+        unit_dim: ``None`` (default) reads each call site's unit axis from the data flow: the last dim after a
+            Linear-style layer, dim 1 after a ConvNd. An int forces that dim for every site (validated against
+            each activation's rank).
+        functional: also watch activation *functions* called inside ``forward`` (``F.relu``, ``torch.relu``,
+            ``x.relu()``, ``F.gelu``, ``F.silu``, ``torch.sigmoid``, ``torch.tanh``, ...), each call site reported
+            as ``module.path:function[k]``. It runs every forward pass under a ``TorchFunctionMode``, which costs
+            Python time per torch call (see the README for measurements), so it is off by default.
 
     Example::
 
@@ -256,43 +275,49 @@ class Monitor:
     """
 
     def __init__(self, model: nn.Module, modules: Iterable[str | nn.Module] | None = None, every: int = 1,
-                 unit_dim: int = 1) -> None:
+                 unit_dim: int | None = None, functional: bool = False) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be an integer >= 1; got {every!r}")
-        if isinstance(unit_dim, bool) or not isinstance(unit_dim, int):
-            raise TypeError(f"unit_dim must be an int; got {unit_dim!r}")
+        if unit_dim is not None and (isinstance(unit_dim, bool) or not isinstance(unit_dim, int)):
+            raise TypeError(f"unit_dim must be None (inferred from the data flow) or an int; got {unit_dim!r}")
+        if not isinstance(functional, bool):
+            raise TypeError(f"functional must be True or False; got {functional!r}")
         self.model = model
         self.every = every
         self.unit_dim = unit_dim
+        self.functional = functional
         self.history: list[dict[str, Any]] = []
         self.enabled = True  # False pauses collection (e.g. during validation) without removing hooks
-        self._targets = self._select(model, modules)
-        self.notes = _functional_notes(model)
-        self._layers: dict[tuple[str, int], _Layer] = {}
+        self._targets = self._select(model, modules, functional)
+        self.notes = [] if functional else _functional_notes(model)
+        self._sites: dict[str, Site] = {}  # call site -> what the traced forward learnt about it
+        self._site_order: list[str] = []  # call sites in the order first seen
+        self._layers: dict[str, _Layer] = {}
         self._calls: dict[str, int] = {}
         self._handles: list[Any] = []
-        self._producer_handles: list[Any] = []
-        self._recent: dict[int, tuple[str, Any, Any]] = {}  # id(tensor) -> (module name, ref, ref to its input)
-        self._sources: dict[tuple[str, int], list[str]] = {}  # call site -> producer chain (kept across windows)
-        self._pending: dict[int, _Layer] = {}  # module id -> the call site its pre-hook just counted
+        self._pending: dict[int, list[_Layer | None]] = {}  # module id -> call sites its pre-hook counted
+        self._tracer: FlowTracer | None = None
+        self._traced = False
+        self._depth = 0
         self._forward_index = 0
         self._collect = True
-        self._root_seen = False
         self._window = 0
 
     @staticmethod
-    def _select(model: nn.Module, modules) -> list[tuple[str, nn.Module, str]]:
+    def _select(model: nn.Module, modules, functional: bool) -> list[tuple[str, nn.Module, str]]:
         found = find_activations(model)
         if modules is None:
-            if not found:
+            if not found and not functional:
                 looked_for = ("torch.nn ReLU, LeakyReLU, PReLU, RReLU, ELU, SELU, CELU, ReLU6, GELU, SiLU, Mish, "
-                              "Softplus, Hardswish, Sigmoid, Tanh and every relulab.nn activation module")
+                              "Softplus, Hardswish, Hardsigmoid, Hardtanh, Sigmoid, Tanh, every relulab.nn "
+                              "activation module, transformers' and timm's activation classes and classes declared "
+                              "with relulab.nn.register_counterpart")
                 raise ValueError(
                     f"Monitor found no activation modules in {type(model).__name__}; it looks for {looked_for}. "
-                    "Activations called functionally inside forward (F.relu, torch.relu) are invisible to hooks: "
-                    "make them modules (e.g. self.act = relulab.nn.ReLU()), or pass modules=[...] explicitly."
+                    "Activations called as functions inside forward (F.relu, torch.relu, x.relu()) are watched with "
+                    "Monitor(model, functional=True); or pass modules=[...] explicitly."
                 )
             return found
         by_name = {name: (name, module, kind) for name, module, kind in found}
@@ -318,127 +343,171 @@ class Monitor:
 
     # -- attaching ---------------------------------------------------------------------------------------------
     def attach(self) -> Monitor:
-        """Register the hooks (idempotent). Returns self."""
+        """Register the hooks. Returns self. Nested ``with`` blocks on one monitor are allowed: the hooks stay
+        until the outermost block exits."""
+        self._depth += 1
         if self._handles:
             return self
         self._handles.append(self.model.register_forward_pre_hook(self._on_root_forward))
-        self._handles.append(self.model.register_forward_hook(self._stop_tracing))
+        self._handles.append(self.model.register_forward_hook(self._on_root_done, always_call=True))
         for name, module, kind in self._targets:
             self._handles.append(module.register_forward_pre_hook(self._make_pre_hook(name, kind)))
-            self._handles.append(module.register_forward_hook(self._make_post_hook(name)))
-        self._watch_producers()
+            self._handles.append(module.register_forward_hook(self._make_post_hook(name), always_call=True))
         return self
 
     def detach(self) -> None:
         """Remove every hook; the statistics and history stay readable."""
-        for handle in self._handles + self._producer_handles:
+        self._depth = 0
+        self._stop_tracer()
+        for handle in self._handles:
             handle.remove()
-        self._handles, self._producer_handles = [], []
-        self._recent.clear()
+        self._handles = []
 
     def __enter__(self) -> Monitor:
         return self.attach()
 
     def __exit__(self, *exc: Any) -> None:
-        self.detach()
+        self._depth -= 1
+        if self._depth <= 0:
+            self.detach()
 
-    def _watch_producers(self) -> None:
-        """Hook Linear/Conv/BatchNorm/Dropout for one forward to learn which layer feeds each activation."""
-        for name, module in self.model.named_modules():
-            if isinstance(module, _PRODUCERS + _UNIT_PRESERVING):
-                self._producer_handles.append(module.register_forward_hook(self._make_producer_hook(name)))
-
-    def _make_producer_hook(self, name: str):
-        def hook(module, inputs, output):
-            if isinstance(output, torch.Tensor):
-                source = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-                self._recent[id(output)] = (name, weakref.ref(output),
-                                            weakref.ref(source) if source is not None else None)
-        return hook
-
-    def _trace_producers(self, x: torch.Tensor) -> list[str]:
-        """The chain of modules that produced x, nearest first, ending at a Linear/Conv when one is found."""
-        chain: list[str] = []
-        tensor: torch.Tensor | None = x
-        while tensor is not None:
-            entry = self._recent.get(id(tensor))
-            if entry is None or entry[1]() is not tensor:  # ids are reused: check it is the same tensor
-                break
-            name, _, source = entry
-            chain.append(name)
-            if isinstance(self.model.get_submodule(name), _PRODUCERS):
-                break
-            tensor = source() if source is not None else None
-        return chain
-
-    def _stop_tracing(self, module=None, inputs=None, output=None) -> None:
-        """After one full forward every call site's source is known: remove the producer hooks."""
-        for handle in self._producer_handles:
-            handle.remove()
-        self._producer_handles = []
-        self._recent.clear()
-
+    # -- one forward pass --------------------------------------------------------------------------------------
     def _on_root_forward(self, module, inputs) -> None:
-        self._root_seen = True
         self._calls.clear()
         self._collect = self.enabled and self._forward_index % self.every == 0
         self._forward_index += 1
+        # The first collected forward is traced (unit axes, producers); with functional=True every collected one
+        # runs under the tracer, which reports the functional call sites.
+        if self._tracer is None and self._collect and (self.functional or not self._traced):
+            targets = {m: name for name, m, _ in self._targets}
+            self._tracer = FlowTracer(self.model, sites=targets, functional=self.functional,
+                                      on_function=self._on_function, on_module=self._on_traced_module,
+                                      record=not self._traced)
+            self._tracer.__enter__()
+            self._tracer.new_forward()
 
-    def _slot(self, name: str, kind: str, module: nn.Module) -> _Layer:
-        index = self._calls.get(name, 0) if self._root_seen else 0
-        self._calls[name] = index + 1
-        key = (name, index)
-        layer = self._layers.get(key)
-        if layer is None:
-            params = activation_params(module)
-            try:
-                dead_possible = family.get(kind).properties_for(**params).zero_for_negative
-            except (TypeError, ValueError):
-                dead_possible = family.get(kind).properties.zero_for_negative
-            layer = _Layer(name=name, kind=kind, dead_possible=dead_possible,
-                           unit_dim=self.unit_dim, producers=self._sources.setdefault(key, []))
-            self._layers[key] = layer
+    def _on_root_done(self, module, inputs, output) -> None:
+        if self._tracer is not None:
+            self._traced = True
+        self._stop_tracer()
+
+    def _stop_tracer(self) -> None:
+        tracer, self._tracer = self._tracer, None
+        if tracer is not None:
+            tracer.__exit__(None, None, None)
+
+    def _layer(self, site_name: str, kind: str, params: dict[str, Any], site: Site | None) -> _Layer:
+        layer = self._layers.get(site_name)
+        if layer is not None:
+            return layer
+        if site is not None and site_name not in self._sites:
+            self._sites[site_name] = site
+            self._site_order.append(site_name)
+        site = self._sites.get(site_name, site)
+        try:
+            dead_possible = family.get(kind).properties_for(**params).zero_for_negative
+        except (TypeError, ValueError):
+            dead_possible = family.get(kind).properties.zero_for_negative
+        if self.unit_dim is not None:
+            unit_dim, how_axis = self.unit_dim, "unit_dim given"
+        elif site is not None and site.unit_dim is not None:
+            unit_dim = site.unit_dim
+            how_axis = f"units written by {site.producer}" if site.producer else "units on the features' axis"
+        else:
+            unit_dim, how_axis = 1, "unit axis not inferred (no Linear/Conv upstream): dim 1 assumed"
+        how = f"{site.how if site is not None else 'class'}; {how_axis}"
+        producers = list(reversed(site.path)) if site is not None and site.exact and site.producer and \
+            site.path and site.path[0] == site.producer else []
+        layer = _Layer(name=site_name, kind=kind, dead_possible=dead_possible, unit_dim=unit_dim,
+                       producers=producers, how=how)
+        self._layers[site_name] = layer
+        if site_name not in self._site_order:
+            self._site_order.append(site_name)
         return layer
+
+    def _module_site_name(self, name: str) -> str:
+        index = self._calls.get(name, 0)
+        self._calls[name] = index + 1
+        return f"{name}[{index}]" if index else name
+
+    def _observe_input(self, layer: _Layer, x: torch.Tensor) -> None:
+        if not layer.dead_possible:  # otherwise the output alone tells which units were active
+            with torch.no_grad():
+                layer.add_input(x.detach())
+        if x.requires_grad and torch.is_grad_enabled():
+            x.register_hook(layer.add_grad)  # dL/dx, before any in-place activation overwrites x
 
     def _make_pre_hook(self, name: str, kind: str):
         def hook(module, inputs):
-            if not (self.enabled and self._collect) or not inputs or not isinstance(inputs[0], torch.Tensor):
-                return
-            x = inputs[0]
-            layer = self._slot(name, kind, module)
-            if not layer.dead_possible:  # otherwise the output alone tells which units were active
-                with torch.no_grad():
-                    layer.add_input(x)
-            if not layer.producers and self._producer_handles:
-                layer.producers.extend(self._trace_producers(x))  # the list is shared with self._sources
-            if x.requires_grad and torch.is_grad_enabled():
-                x.register_hook(layer.add_grad)  # dL/dx, before any in-place activation overwrites x
-            self._pending[id(module)] = layer
+            if self._tracer is not None or not (self.enabled and self._collect) or not inputs \
+                    or not isinstance(inputs[0], torch.Tensor):
+                return  # a traced forward reaches _on_traced_module instead
+            site_name = self._module_site_name(name)
+            layer = self._layer(site_name, kind, activation_params(module), None)
+            self._observe_input(layer, inputs[0])
+            self._pending.setdefault(id(module), []).append(layer)
         return hook
 
     def _make_post_hook(self, name: str):
         def hook(module, inputs, output):
-            layer = self._pending.pop(id(module), None)
-            if layer is None or not isinstance(output, torch.Tensor):
+            pending = self._pending.get(id(module))
+            if not pending:
                 return
-            with torch.no_grad():
-                layer.add_output(output.detach())
+            layer = pending.pop()
+            if isinstance(output, torch.Tensor):
+                with torch.no_grad():
+                    layer.add_output(output.detach())
         return hook
+
+    def _on_traced_module(self, site: Site, phase: str, tensor: torch.Tensor) -> None:
+        if not (self.enabled and self._collect):
+            return
+        name = site.module or site.name
+        if phase == "input":
+            site_name = self._module_site_name(name)
+            layer = self._layer(site_name, site.member, site.params, site)
+            self._observe_input(layer, tensor)
+            self._pending.setdefault(id(site), []).append(layer)
+        else:
+            pending = self._pending.get(id(site))
+            if pending:
+                with torch.no_grad():
+                    pending.pop().add_output(tensor.detach())
+
+    def _on_function(self, site: Site, phase: str, tensor: torch.Tensor) -> None:
+        if not (self.enabled and self._collect):
+            return
+        layer = self._layer(site.name, site.member, site.params, site)
+        if phase == "input":
+            self._observe_input(layer, tensor)
+        else:
+            with torch.no_grad():
+                layer.add_output(tensor.detach())
 
     # -- windows and reports -----------------------------------------------------------------------------------
     def _layer_list(self) -> list[_Layer]:
-        counts: dict[str, int] = {}
-        for name, _ in self._layers:
-            counts[name] = counts.get(name, 0) + 1
+        """This window's call sites in data-flow order (the order of the traced forward); a module called k > 1
+        times per forward is reported as ``name[0]`` ... ``name[k-1]``; watched sites not called in this window
+        are listed with no samples."""
+        order = list(self._site_order)
+        seen_modules = {site.split("[")[0] for site in order}
+        for name, _, _ in self._targets:
+            if name not in seen_modules:
+                order.append(name)
+        repeated = {site.split("[")[0] for site in order if ":" not in site and site.endswith("]")}
+        kinds = {name: kind for name, _, kind in self._targets}
         ordered = []
-        for name, module, kind in self._targets:
-            for index in range(counts.get(name, 0)):
-                layer = self._layers[(name, index)]
-                layer.name = name if counts[name] == 1 else f"{name}[{index}]"
-                ordered.append(layer)
-            if name not in counts:  # never called in this window
-                ordered.append(_Layer(name=name, kind=kind, dead_possible=False,
-                                      unit_dim=self.unit_dim))
+        for site_name in order:
+            layer = self._layers.get(site_name)
+            if layer is None:
+                site = self._sites.get(site_name)
+                kind = site.member if site is not None else kinds.get(site_name.split("[")[0], "identity")
+                layer = _Layer(name=site_name, kind=kind, dead_possible=False, unit_dim=self.unit_dim or 1)
+            shown = site_name
+            if ":" not in site_name and site_name in repeated:
+                shown = f"{site_name}[0]"
+            layer.name = shown
+            ordered.append(layer)
         return ordered
 
     def _reduced(self, layers: list[_Layer]) -> list[np.ndarray | None]:
@@ -471,6 +540,7 @@ class Monitor:
         self.history.append(report.to_dict())
         self._layers.clear()
         self._calls.clear()
+        self._pending.clear()
         self._window += 1
         return report
 
@@ -478,3 +548,8 @@ class Monitor:
     def layers(self) -> list[str]:
         """The names of the watched activation modules."""
         return [name for name, _, _ in self._targets]
+
+    @property
+    def sites(self) -> dict[str, Site]:
+        """What the traced forward learnt about each call site (unit axis, producing layer, how identified)."""
+        return dict(self._sites)

@@ -14,12 +14,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._io import write_atomic
+from .._io import json_safe, write_atomic
 
 __all__ = ["LayerStats", "Report"]
 
 LAYER_KEYS = ("name", "kind", "units", "dead", "dead_units", "dead_fraction", "inactive", "inactive_units",
-              "sparsity", "grad_norm")
+              "nan_units", "sparsity", "grad_norm", "unit_dim", "how")
 
 
 @dataclass
@@ -43,6 +43,13 @@ class LayerStats:
     sparsity: float | None
     grad_norm: float | None
     producers: list[str] = field(default_factory=list)
+    unit_dim: int | None = None  # the activation's dim that holds the units
+    how: str = ""  # how the activation was identified and how its unit axis was found
+
+    @property
+    def nan_units(self) -> list[int]:
+        """Units whose output was NaN somewhere in the window: neither shown alive nor counted dead."""
+        return [int(u) for u in np.flatnonzero(np.isnan(self.active_fraction))] if self.samples else []
 
     @property
     def inactive_units(self) -> list[int]:
@@ -66,8 +73,11 @@ class LayerStats:
             "dead_fraction": self.dead_fraction,
             "inactive": len(self.inactive_units),
             "inactive_units": self.inactive_units,
+            "nan_units": self.nan_units,
             "sparsity": self.sparsity,
             "grad_norm": self.grad_norm,
+            "unit_dim": self.unit_dim,
+            "how": self.how,
         }
 
 
@@ -110,7 +120,8 @@ class Report:
         """Write :meth:`to_dict` (with ``history``) as JSON, atomically."""
         payload = self.to_dict()
         payload["history"] = self.history
-        write_atomic(path, json.dumps(payload, indent=2, allow_nan=False))
+        # A diverged window has NaN/inf gradient norms: strict JSON has neither, so they are written as null.
+        write_atomic(path, json.dumps(json_safe(payload), indent=2, allow_nan=False))
 
     def __str__(self) -> str:
         header = ("layer", "kind", "units", "dead", "dead %", "inactive", "sparsity", "grad norm")

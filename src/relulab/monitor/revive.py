@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from ..nn import gain
-from .core import _PRODUCERS, Monitor
+from ..nn.flow import is_weight_layer, weight_fan_in
+from .core import Monitor
 from .report import Report
 
 __all__ = ["revive", "born_dead", "BornDead"]
@@ -62,11 +63,14 @@ def revive(model: nn.Module, report: Report | Mapping[str, Any], *, bias: float 
         units = torch.as_tensor(dead, dtype=torch.long, device=producer.weight.device)
         with torch.no_grad():
             weight = producer.weight
-            fan_in = weight[0].numel()
-            std = gain(layer["kind"]) / math.sqrt(fan_in)
-            fresh = torch.randn((len(dead),) + tuple(weight.shape[1:]), generator=generator,
-                                dtype=weight.dtype, device="cpu" if generator is None else generator.device)
-            weight[units] = (fresh * std).to(weight.device)
+            # The dead units' rows: dim 0 of a Linear/Conv weight; dim 1 of a GPT-2-style Conv1D (stored (in, out)).
+            unit_axis = 1 if _transposed(producer) else 0
+            std = gain(layer["kind"]) / math.sqrt(weight_fan_in(producer))
+            shape = list(weight.shape)
+            shape[unit_axis] = len(dead)
+            fresh = torch.randn(shape, generator=generator, dtype=weight.dtype,
+                                device="cpu" if generator is None else generator.device)
+            weight.index_copy_(unit_axis, units, (fresh * std).to(weight.device))
             if producer.bias is not None:
                 producer.bias[units] = bias
             for name in chain[:-1]:
@@ -79,35 +83,43 @@ def revive(model: nn.Module, report: Report | Mapping[str, Any], *, bias: float 
                         module.running_mean[units] = 0.0
                         module.running_var[units] = 1.0
         if optimizer is not None:
-            _clear_optimizer_rows(optimizer, [producer.weight, producer.bias], units)
+            _clear_optimizer_rows(optimizer, [(producer.weight, unit_axis), (producer.bias, 0)], units)
         revived += len(dead)
     return revived
 
 
 def _mapping_problem(model: nn.Module, chain: list[str], layer: Mapping[str, Any]) -> str | None:
     if not chain:
-        return ("no Linear/Conv was seen feeding it (an op such as a residual add, a reshape or a functional call "
-                "sits in between); re-initialise that layer yourself")
+        return ("no Linear/Conv was seen feeding it through unit-preserving modules only (an op such as a residual "
+                "add, a reshape, a norm across units or a functional call sits in between); re-initialise that layer "
+                "yourself")
     try:
         producer = model.get_submodule(chain[-1])
     except AttributeError:
         return f"the model has no module {chain[-1]!r} (is this report from another model?)"
-    if not isinstance(producer, _PRODUCERS):
+    if not is_weight_layer(producer) or isinstance(producer, nn.modules.conv._ConvTransposeNd):
         return (f"it is fed by {chain[-1]!r} ({type(producer).__name__}), which is not a Linear or Conv; revive "
                 "maps only through BatchNorm and Dropout")
-    rows = producer.weight.shape[0]
+    rows = producer.weight.shape[1 if _transposed(producer) else 0]
     if rows != layer["units"]:
         return f"its source {chain[-1]!r} has {rows} outputs but the layer has {layer['units']} units"
     return None
 
 
-def _clear_optimizer_rows(optimizer: torch.optim.Optimizer, params: list[Any], units: torch.Tensor) -> None:
-    for param in params:
+def _transposed(module: nn.Module) -> bool:
+    # transformers' Conv1D keeps its weight as (in, out): its units are columns
+    return not isinstance(module, nn.Linear) and is_weight_layer(module) and module.weight.ndim == 2 and \
+        getattr(module, "nf", None) == module.weight.shape[1]
+
+
+def _clear_optimizer_rows(optimizer: torch.optim.Optimizer, params: list[tuple[Any, int]],
+                          units: torch.Tensor) -> None:
+    for param, axis in params:
         if param is None:
             continue
         for value in optimizer.state.get(param, {}).values():
             if isinstance(value, torch.Tensor) and value.shape == param.shape:
-                value[units] = 0
+                value.index_fill_(axis, units.to(value.device), 0)
 
 
 @dataclass
@@ -123,25 +135,34 @@ class BornDead:
         return self.born_dead
 
 
-def born_dead(model: nn.Module, inputs: torch.Tensor, *, rtol: float = 1e-6) -> BornDead:
+def born_dead(model: nn.Module, inputs: Any, *, rtol: float = 1e-6) -> BornDead:
     """One forward pass over ``inputs``: is the network born dead (constant output, Lu et al. 2019)?
 
-    The output counts as constant when every row is within ``rtol * max(1, max|f|)`` of the first. Also lists the
-    layers that are entirely dead on these inputs (every unit's input <= 0 for every sample). The model runs in
-    eval mode under no_grad and is put back in the mode it was in.
+    ``inputs`` is a tensor, a tuple of positional inputs, or a dict of keyword inputs (``{"input_ids": ids}`` for a
+    transformers model); the first tensor among them must hold at least two samples along dim 0. The output may be
+    a tensor, a tuple/list, a dict or a transformers ``ModelOutput``: its first tensor is compared (the logits or
+    the last hidden state). The output counts as constant when every row is within ``rtol * max(1, max|f|)`` of the
+    first. Also lists the layers that are entirely dead on these inputs (every unit's input <= 0 for every sample).
+    The model runs in eval mode under no_grad and is put back in the mode it was in.
 
     Reference: Lu, Shin, Su & Karniadakis 2019, Dying ReLU and Initialization: Theory and Numerical Examples.
     """
-    if not isinstance(inputs, torch.Tensor) or inputs.ndim < 1 or inputs.shape[0] < 2:
-        raise ValueError("inputs must be a tensor holding at least two samples along dim 0")
+    args, kwargs = _as_call(inputs)
+    first = next((t for t in list(args) + list(kwargs.values()) if isinstance(t, torch.Tensor)), None)
+    if first is None or first.ndim < 1 or first.shape[0] < 2:
+        raise ValueError("inputs must be a tensor (or a tuple/dict of inputs whose first tensor is one) holding at "
+                         f"least two samples along dim 0; got {_describe(inputs)}")
     was_training = model.training
     model.eval()
     try:
         with Monitor(model) as mon, torch.no_grad():
-            output = model(inputs)
+            output = model(*args, **kwargs)
         report = mon.report()
     finally:
         model.train(was_training)
+    output = _first_tensor(output)
+    if output is None:
+        raise TypeError(f"born_dead: the model returned {type(output).__name__} with no tensor in it")
     output = output.reshape(output.shape[0], -1).double()
     spread = float((output - output[:1]).abs().max())
     scale = max(1.0, float(output.abs().max()))
@@ -149,3 +170,35 @@ def born_dead(model: nn.Module, inputs: torch.Tensor, *, rtol: float = 1e-6) -> 
     dead_layers = [name for name, fraction in fractions.items() if fraction == 1.0]
     return BornDead(born_dead=spread <= rtol * scale, dead_layers=dead_layers, output_spread=spread,
                     dead_fraction=fractions)
+
+
+def _as_call(inputs: Any) -> tuple[tuple, dict]:
+    if isinstance(inputs, Mapping):
+        return (), dict(inputs)
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs), {}
+    return (inputs,), {}
+
+
+def _describe(inputs: Any) -> str:
+    if isinstance(inputs, torch.Tensor):
+        return f"a tensor of shape {tuple(inputs.shape)}"
+    return type(inputs).__name__
+
+
+def _first_tensor(output: Any) -> torch.Tensor | None:
+    """The first tensor of a model's output: itself, the first of a tuple/list, the first value of a dict or a
+    transformers ModelOutput (an ordered dict of its non-None fields)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping):
+        values = list(output.values())
+    elif isinstance(output, (tuple, list)):
+        values = list(output)
+    else:
+        return None
+    for value in values:
+        found = _first_tensor(value)
+        if found is not None:
+            return found
+    return None

@@ -42,8 +42,10 @@ from .modules import (
 )
 from .modules import __all__ as _module_classes
 from .modules import *  # noqa: F403  (the generated classes: ReLU, LeakyReLU, ...)
+from .flow import Flow, FlowTracer, Origin, Site, trace
 from .swap import swap
 
 __all__ = sorted(set(_module_classes) - {"make", "activation_name", "activation_params"}) + [
     "make", "functional", "gain", "init_", "swap", "param_groups", "activation_name", "activation_params",
+    "trace", "Flow", "FlowTracer", "Origin", "Site",
 ]

@@ -19,9 +19,10 @@ from torch import nn
 
 from relulab.family import Activation, get
 
+from .flow import is_weight_layer, weight_fan_in
 from .modules import activation_name, activation_params
 
-__all__ = ["gain", "init_", "param_groups", "WEIGHT_LAYERS", "NORM_LAYERS"]
+__all__ = ["gain", "init_", "InitPlan", "param_groups", "WEIGHT_LAYERS", "NORM_LAYERS"]
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORM_LAYERS = tuple(
@@ -115,32 +116,97 @@ def _module_gain(module: nn.Module) -> tuple[str, float]:
     return name, gain(name, **params)
 
 
+class InitPlan(dict):
+    """What :func:`init_` did: ``{layer name: (activation name or "identity", gain)}``, plus ``skipped``
+    (``{layer name: why it was left as it was}``) and ``method`` ("data flow" or "registration order")."""
+
+    def __init__(self, *args: Any, method: str = "data flow", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.method = method
+        self.skipped: dict[str, str] = {}
+
+
+def _init_layer(module: nn.Module, gain_value: float, generator: torch.Generator | None) -> None:
+    module.weight.normal_(0.0, gain_value / math.sqrt(weight_fan_in(module)), generator=generator)
+    if getattr(module, "bias", None) is not None:
+        module.bias.zero_()
+
+
+def _split_inputs(inputs: Any) -> tuple[tuple, dict]:
+    if isinstance(inputs, dict):
+        return (), dict(inputs)
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs), {}
+    return (inputs,), {}
+
+
 @torch.no_grad()
-def init_(model: nn.Module, *, generator: torch.Generator | None = None) -> dict[str, tuple[str, float]]:
-    """He-style initialisation of every Linear/Conv1d/2d/3d in ``model`` for the activation applied to its input.
+def init_(model: nn.Module, inputs: Any = None, *, generator: torch.Generator | None = None) -> InitPlan:
+    """He-style initialisation of every weight layer of ``model`` for the activation whose output it consumes.
 
-    Each weight is drawn from N(0, gain^2 / fan_in) and each bias set to 0, where gain = :func:`gain` of the
-    nearest activation module registered before the layer (and after the previous weight layer): that is the
-    activation whose output the layer consumes, so each layer's pre-activations keep unit variance (He et al.
-    2015, eq. 10, written for any f). A layer with no activation before it (the first layer, which sees the data)
-    gets gain 1. For stacks of relu-like members this equals the usual "gain of the activation after the layer";
-    for tanh, elu, selu it is the choice that keeps the variance. Order is registration order (``named_modules``),
-    which follows the forward pass in Sequential models and in most custom ones; activations called as functions
-    inside ``forward`` are invisible (see docs/nn.md).
+    Weight layers are Linear, ConvNd, ConvTransposeNd and transformers' GPT-2-style ``Conv1D``. Each weight is drawn
+    from N(0, gain^2 / fan_in) and each bias set to 0, where gain = :func:`gain` of the activation that feeds the
+    layer, so each layer's pre-activations keep unit variance (He et al. 2015, eq. 10, written for any f). A layer
+    fed by the data or by a normalisation (LayerNorm, BatchNorm: unit variance already) gets gain 1.
 
-    Returns ``{layer name: (activation name or "identity", gain)}``.
+    ``inputs`` (a tensor, a tuple of positional inputs, or a dict of keyword inputs such as
+    ``{"input_ids": ids}``) runs one forward pass, in eval mode and without gradients, to learn which activation
+    really feeds each layer (:func:`relulab.nn.trace`: through pooling, flatten, dropout, residual adds and
+    functional calls such as ``F.relu`` inside ``forward``). Layers that pass does not reach are left as they were
+    and listed in ``plan.skipped`` with the reason. Without ``inputs`` the activation is the nearest activation
+    module registered before the layer (``named_modules`` order), which follows the forward pass in Sequential
+    models and in most hand-written ones, but not where modules are registered out of call order or activations
+    are functions; ``plan.method`` says which was used.
+
+    Returns an :class:`InitPlan`: ``{layer name: (activation name or "identity", gain)}``.
+
+    >>> import torch, relulab.nn as rnn
+    >>> model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    >>> plan = rnn.init_(model, torch.randn(4, 8))
+    >>> plan["0"], plan["2"][0], round(plan["2"][1], 4), plan.method
+    (('identity', 1.0), 'relu', 1.4142, 'data flow')
     """
-    plan: dict[str, tuple[str, float]] = {}
+    if inputs is None:
+        return _init_by_order(model, generator)
+    from .flow import trace
+
+    args, kwargs = _split_inputs(inputs)
+    was_training = model.training
+    model.eval()
+    try:
+        flow = trace(model, *args, **kwargs)
+    finally:
+        model.train(was_training)
+    sites = {site.name: site for site in flow.sites}
+    plan = InitPlan(method="data flow")
+    for qualified, module in model.named_modules():
+        if not is_weight_layer(module):
+            continue
+        if qualified not in flow.feeders:
+            plan.skipped[qualified] = "not called by the forward pass over the given inputs"
+            continue
+        feeder = flow.feeders[qualified]
+        if feeder is None:
+            choice = ("identity", 1.0)
+        else:
+            site = sites[feeder]
+            if site.module is not None:
+                choice = _module_gain(model.get_submodule(site.module))
+            else:
+                choice = (site.member, gain(site.member, **site.params))
+        _init_layer(module, choice[1], generator)
+        plan[qualified] = choice
+    return plan
+
+
+def _init_by_order(model: nn.Module, generator: torch.Generator | None) -> InitPlan:
+    plan = InitPlan(method="registration order")
     current = ("identity", 1.0)
     for qualified, module in model.named_modules():
-        if activation_name(module) not in (None, "identity"):  # nn.Identity is mostly a placeholder
+        if activation_name(module) not in (None, "identity"):  # relulab.nn.Identity is an explicit no-op choice
             current = _module_gain(module)
-        elif isinstance(module, WEIGHT_LAYERS):
-            weight = module.weight
-            fan_in = weight.shape[1] * math.prod(weight.shape[2:])
-            weight.normal_(0.0, current[1] / math.sqrt(fan_in), generator=generator)
-            if module.bias is not None:
-                module.bias.zero_()
+        elif is_weight_layer(module):
+            _init_layer(module, current[1], generator)
             plan[qualified] = current
             current = ("identity", 1.0)
     return plan
