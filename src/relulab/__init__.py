@@ -14,9 +14,9 @@ from .family import *  # noqa: F403  (the family's public names are relulab's)
 from .family import __all__ as _family_all
 
 __version__ = "0.1.0"
-__all__ = list(_family_all) + ["Monitor", "Report", "revive", "born_dead"]
+__all__ = list(_family_all) + ["Monitor", "Report", "revive", "born_dead", "prune", "doctor"]
 
-_LAZY = {"Monitor", "Report", "revive", "born_dead"}  # need torch: loaded on first use, not at import
+_LAZY = {"Monitor", "Report", "revive", "born_dead", "prune"}  # need torch: loaded on first use, not at import
 
 
 def __getattr__(name: str):
@@ -24,4 +24,8 @@ def __getattr__(name: str):
         from . import monitor
 
         return getattr(monitor, name)
+    if name == "doctor":  # the lab's: what is wrong with training a model, and which remedy helps
+        from .lab.doctor import doctor
+
+        return doctor
     raise AttributeError(f"module 'relulab' has no attribute {name!r}")

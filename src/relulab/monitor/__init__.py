@@ -10,6 +10,8 @@ See :class:`Monitor` for the definitions (dead, inactive, sparsity, gradient nor
 
 from .core import Monitor, find_activations
 from .report import LayerStats, Report
+from .prune import PruneResult, prune
 from .revive import BornDead, born_dead, revive
 
-__all__ = ["Monitor", "Report", "LayerStats", "find_activations", "revive", "born_dead", "BornDead"]
+__all__ = ["Monitor", "Report", "LayerStats", "find_activations", "revive", "born_dead", "BornDead", "prune",
+           "PruneResult"]
