@@ -155,3 +155,20 @@ def test_cli_with_a_model_file_and_a_csv_in_workers_then_resumed(tmp_path, capsy
     printed = json.loads(capsys.readouterr().out)
     assert printed["counts"] == {"computed": 0, "skipped": computed}
     assert printed["findings"] == stored["findings"] and printed["table"] == stored["table"]
+
+
+def test_unscaled_inputs_are_found_and_standardize_uses_the_training_statistics():
+    from relulab.lab.doctor import input_scale
+    from relulab.lab.train import standardized
+
+    x, y = blobs()
+    x[:, 2] = x[:, 2] * 30 + 70  # one feature in raw units (a price, an age)
+    data = prepare_data((x, y))
+    finding = input_scale(data)
+    assert finding["kind"] == "unscaled_inputs" and finding["evidence"]["unscaled"] == 1
+    worst = finding["evidence"]["worst"][0]
+    assert worst["feature"] == 2 and worst["mean"] == pytest.approx(float(np.mean(data.x_train[:, 2], dtype=np.float64)))
+    scaled = standardized(data)
+    mean, std = data.x_train.astype(np.float64).mean(0), data.x_train.astype(np.float64).std(0)
+    np.testing.assert_allclose(scaled.x_test, (data.x_test - mean) / std, rtol=1e-5, atol=1e-5)
+    assert input_scale(scaled) is None and input_scale(prepare_data(blobs())) is None

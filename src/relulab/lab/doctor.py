@@ -13,11 +13,14 @@ vanishing_gradients    RMS ||dL/dW|| of the first weight layer below 1/100 of th
 exploding_gradients    that ratio above 100, or a layer's gradient norm growing more than 100x over the epochs
 saturation             >= 20 % of a sigmoid/tanh layer's units with mean output within 5 % of the range of a bound
 diverged               a run whose loss became NaN or infinite
+unscaled_inputs        an input feature whose std or |mean| over the training split is above 5 (only reported
+                       together with a finding about the network, which it may explain)
 =====================  ===============================================================================================
 
-Remedies: ``leaky_relu`` and ``elu`` in place of the member that died (relulab.nn.swap, or the factory's
-activation argument), ``relu`` in place of a saturating member, ``he_init`` (relulab.nn.init_), ``lower_lr`` (the
-learning rate / 10) and ``revive`` (relulab.revive after half the epochs). A remedy *helped* when it improves a
+Remedies: ``standardize`` (inputs scaled by the training split's mean and std), ``leaky_relu`` and ``elu`` in place
+of the member that died (relulab.nn.swap, or the factory's activation argument), ``relu`` in place of a saturating
+member, ``he_init`` (relulab.nn.init_), ``lower_lr`` (the learning rate / 10) and ``revive`` (relulab.revive after
+half the epochs). A remedy *helped* when it improves a
 symptom it targets by the stated margin (dead/inactive/saturated % at most half the untouched model's and at least
 5 points lower; the gradient ratio 10x closer to 1; no diverged run where some diverged) and its validation metric
 is not worse than the untouched model's by more than the larger spread over seeds (at least 0.01), and it leaves
@@ -49,12 +52,13 @@ __all__ = ["DoctorSettings", "Remedy", "validate_doctor", "run_doctor", "doctor"
            "FINDING_KINDS", "DEAD_LIMIT", "BORN_DEAD_LIMIT", "VANISHING_LIMIT", "EXPLODING_LIMIT", "SATURATION_LIMIT"]
 
 FINDING_KINDS = ("dead_units", "inactive_units", "born_dead", "vanishing_gradients", "exploding_gradients",
-                 "saturation", "diverged")
+                 "saturation", "diverged", "unscaled_inputs")
 DEAD_LIMIT = 0.10
 BORN_DEAD_LIMIT = 0.5
 VANISHING_LIMIT = 1e-2
 EXPLODING_LIMIT = 1e2
 SATURATION_LIMIT = 0.2
+SCALE_LIMIT = 5.0  # an input feature whose std or |mean| over the training split exceeds this is "unscaled"
 _MIN_DROP = 0.05  # a fraction symptom must fall by at least 5 points (and to half) to count as improved
 BASELINE = "untouched"
 
@@ -235,16 +239,35 @@ def diagnose(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return findings
 
 
+def input_scale(data: Dataset) -> dict[str, Any] | None:
+    """The ``unscaled_inputs`` finding for the training split's features, or None when they are near unit scale."""
+    flat = data.x_train.reshape(len(data.x_train), -1).astype(np.float64)
+    mean, std = flat.mean(0), flat.std(0)
+    worst = np.maximum(std, np.abs(mean))
+    if not flat.size or worst.max() <= SCALE_LIMIT:
+        return None
+    order = [int(i) for i in np.argsort(-worst)[:3] if worst[i] > SCALE_LIMIT]
+    return {"kind": "unscaled_inputs", "layer": "input", "evidence": {
+        "features": int(flat.shape[1]), "unscaled": int(np.sum(worst > SCALE_LIMIT)),
+        "worst": [{"feature": i, "mean": float(mean[i]), "std": float(std[i])} for i in order],
+        "std_range": [float(std.min()), float(std.max())]}}
+
+
 def describe(finding: Mapping[str, Any]) -> str:
     """One line of plain words with the numbers behind a finding."""
     e = finding["evidence"]
     kind = finding["kind"]
     where = f"layer {finding['layer']}" + (f" ({e['member']}, {e['units']} units)" if "member" in e else "")
     if kind == "dead_units":
-        died = ", ".join(f"{'at init' if k == '0' else 'epoch ' + k}: {v}" for k, v in e["died_at_epoch"].items())
+        died = {int(k): v for k, v in e["died_at_epoch"].items()}
+        later = {k: v for k, v in died.items() if k > 0}
+        when = f"{died.get(0, 0)} dead from initialisation on"
+        if later:
+            peak = max(later, key=lambda k: later[k])
+            when += (f", {sum(later.values())} died during training (epochs {min(later)}-{max(later)}, most in "
+                     f"epoch {peak}: {later[peak]})")
         return (f"{where}: {100 * e['dead_fraction']:.0f}% of units dead over the last epoch (per seed: "
-                f"{', '.join(f'{100 * v:.0f}%' for v in e['dead_fraction_per_seed'])}; at init "
-                f"{fmt(e['dead_fraction_at_init'], 0, scale=100)}%); died (all seeds) {died or '-'}")
+                f"{', '.join(f'{100 * v:.0f}%' for v in e['dead_fraction_per_seed'])}); over all seeds {when}")
     if kind == "inactive_units":
         return (f"{where}: {100 * e['inactive_fraction']:.0f}% of units never positive over the last epoch "
                 "(their gradient is small, not zero)")
@@ -261,6 +284,10 @@ def describe(finding: Mapping[str, Any]) -> str:
         growth = max((g for g in e["growth_over_epochs"] if g is not None), default=None)
         return (f"gradient norms grow: first/last layer ratio {fmt(e['first_last_ratio'], sci=True)} in epoch 1; "
                 f"largest growth over the epochs {fmt(growth, sci=True)}x ({finding['layer']})")
+    if kind == "unscaled_inputs":
+        worst = "; ".join(f"feature {w['feature']}: mean {w['mean']:.3g}, std {w['std']:.3g}" for w in e["worst"])
+        return (f"{e['unscaled']} of {e['features']} input features are far from unit scale ({worst}); "
+                "pre-activations then start large and one-sided")
     if kind == "diverged":
         return (f"{e['seeds_diverged']} of {e['seeds']} seeds diverged (loss NaN or infinite) at epoch(s) "
                 f"{', '.join(str(a) for a in e['at_epoch'])} with lr {e['lr']:g}")
@@ -305,6 +332,11 @@ def propose(findings: Sequence[Mapping[str, Any]], settings: DoctorSettings,
                else f"relulab.nn.swap(model, {old!r}, {new!r})")
         return Remedy(new, f"{new} instead of {old} ({how})", {"activation": new, "swap_from": old}, targets)
 
+    if "unscaled_inputs" in kinds:
+        add(Remedy("standardize", "inputs scaled to mean 0 and std 1 per feature with the training split's "
+                                  "statistics (do the same in your data pipeline)", {"standardize": True},
+                   tuple(k for k in ("dead_units", "born_dead", "inactive_units", "exploding_gradients", "diverged",
+                                     "saturation", "vanishing_gradients") if k in kinds)))
     dead_targets = tuple(k for k in ("dead_units", "born_dead") if k in kinds)
     for member in dead_members:
         add(swap("leaky_relu", member, dead_targets))
@@ -431,6 +463,9 @@ def run_doctor(settings: DoctorSettings, *, progress: bool = True, stream: TextI
         base_runs = sweep.run([_task(settings.run_config(data_path, s), BASELINE) for s in seeds],
                               label="diagnosis")
         findings = diagnose(base_runs)
+        scale = input_scale(settings.data)
+        if findings and scale is not None:  # a likely cause of what was found, tested like any remedy
+            findings.append(scale)
         remedies = propose(findings, settings, _members(base_runs))
         tasks = [_task(settings.run_config(data_path, s, **r.changes), r.name) for r in remedies for s in seeds]
         remedy_runs = sweep.run(tasks, label="remedies") if tasks else []
@@ -517,7 +552,7 @@ def _verdict(findings: Sequence[Mapping[str, Any]], remedies: Sequence[Mapping[s
     m = best["metrics"]
     others = [r["name"] for r in helped if r is not best]
     return {"outcome": "remedy found", "style": "holds",
-            "text": (f"found {kinds}. Best remedy: {best['name']} ({best['description']}): dead "
+            "text": (f"found {kinds}. Best remedy: {best['name']}, {best['description']}: dead "
                      f"{fmt(base['dead_fraction'], scale=100)}% -> {fmt(m['dead_fraction'], scale=100)}%, final "
                      f"train loss {fmt(base['train_loss'], 3)} -> {fmt(m['train_loss'], 3)}, validation {metric} "
                      f"{_pm(base['val_metric'], base['val_metric_std'], metric)} -> "

@@ -16,7 +16,8 @@ each epoch records:
 
 ``data`` and ``model`` may also name the user's own (:mod:`relulab.lab.user`): a prepared ``.npz`` and an import
 path, pickle file or in-process token. Then ``activation`` is the candidate member ("" = the model as built),
-``swap_from`` the member it replaces, ``init="default"`` keeps the model's own initialisation, and a regression
+``swap_from`` the member it replaces, ``init="default"`` keeps the model's own initialisation, ``standardize``
+scales the inputs by the training split's statistics, and a regression
 (float targets) trains with mean squared error and reports R^2 where classes report accuracy (``metric``).
 
 A NaN or infinite loss stops the run: its status becomes ``"diverged"`` and the epochs before it are kept.
@@ -69,12 +70,13 @@ class RunConfig:
     revive_after: int | None = None  # after this epoch, re-initialise dead units with relulab.revive
     swap_from: str = ""  # user models: the member ``activation`` replaces ("" = the model's most common one)
     fingerprint: str = ""  # user models: a hash of the model's source, so an edited model is not resumed
+    standardize: bool = False  # scale every input feature by the training split's mean and std before training
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["params"] = dict(sorted(self.params.items()))
-        for name in _OMITTED_AT_DEFAULT:  # fields added later: absent at their default, so existing keys stay
-            if out[name] == "":
+        for name, default in _OMITTED_AT_DEFAULT.items():  # added later: absent at their default, so keys stay
+            if out[name] == default:
                 del out[name]
         return out
 
@@ -92,7 +94,7 @@ class RunConfig:
         return f"{self.activation or 'model'}-s{self.seed}-{digest}"
 
 
-_OMITTED_AT_DEFAULT = ("swap_from", "fingerprint")
+_OMITTED_AT_DEFAULT = {"swap_from": "", "fingerprint": "", "standardize": False}
 
 
 def _mean(values: list[float]) -> float | None:
@@ -165,6 +167,17 @@ def _layer_records(window) -> dict[str, Any]:
     return summary
 
 
+def standardized(data: lab_data.Dataset) -> lab_data.Dataset:
+    """Every input element scaled by the training split's mean and std over samples (constant ones left as 0)."""
+    from dataclasses import replace
+
+    mean = data.x_train.mean(axis=0, dtype=np.float64)
+    std = data.x_train.std(axis=0, dtype=np.float64)
+    std = np.where(std > 0, std, 1.0)
+    scale = lambda x: ((x - mean) / std).astype(np.float32)  # noqa: E731
+    return replace(data, x_train=scale(data.x_train), x_val=scale(data.x_val), x_test=scale(data.x_test))
+
+
 def load_data(name: str) -> lab_data.Dataset:
     """A built-in data set by name, or the user's prepared data by its path."""
     if name in lab_data.DATASETS:
@@ -188,6 +201,8 @@ def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, 
     started = time.perf_counter()
     data = dataset if dataset is not None else load_data(config.data)
     regression = data.task == "regression"
+    if config.standardize:
+        data = standardized(data)
     x_train, y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     splits = {
         "train": (x_train, y_train),
