@@ -237,12 +237,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         name, out, jobs = lab.validate_experiment(args.name, out=args.out,
                                                   jobs=_number("--jobs", args.jobs, int, "an integer >= 1"))
+        from .lab.experiments import validate_user_inputs
+
+        inputs = validate_user_inputs(name, data=args.data, model=args.model, target=args.target, task=args.task,
+                                      out=out)
     except lab.ConfigError as error:
         raise UsageError(str(error)) from None
     command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["run"] else f"relulab run {name}"
     try:
         result = _stoppable(lambda: lab.run_experiment(name, quick=args.quick, out=out, jobs=jobs,
-                                                       progress=not args.quiet, command=command))
+                                                       progress=not args.quiet, command=command, inputs=inputs))
     except KeyboardInterrupt:
         return _interrupted("run", out)
     return _finish(result, as_json=args.json, what=name)
@@ -369,6 +373,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "PNG plots and DIR/results.json; finished runs are kept and skipped on rerun.")
     p.add_argument("name", metavar="NAME", help="convergence, vanishing, sparsity, dying, init or born-dead")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke version (for tests)")
+    p.add_argument("--data", default=None, metavar="FILE|SPEC",
+                   help="your own classification data in place of the preset's (convergence, dying, vanishing, "
+                        "init): a .npz, a .csv with --target, or package.module:loader")
+    p.add_argument("--model", default=None, metavar="SPEC",
+                   help="your own model in place of the preset's (convergence, dying): package.module:factory or "
+                        "path/to/file.py:factory")
+    p.add_argument("--target", default=None, metavar="COLUMN", help="the .csv column to predict")
+    p.add_argument("--task", default=None, choices=("classification",), help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, metavar="DIR", help="report directory (default relulab-report/NAME)")
     p.add_argument("--jobs", default=None, metavar="N", help="worker processes (default: one per core)")
     p.add_argument("--json", action="store_true", help="print results.json instead of the table and verdict")

@@ -187,3 +187,31 @@ def test_bad_inputs_are_one_line_errors_with_exit_2_and_nothing_written(tmp_path
         tmp_path, model_file, capsys, "--model", model, "--data", str(tmp_path / "text.csv"), "--target", "nope")
     assert "--model must be package.module:name" in _bad(tmp_path, model_file, capsys, "--model", "mlp",
                                                          "--data", ok)
+
+
+def test_compare_and_run_train_the_users_model_and_data(tmp_path, model_file, capsys):
+    import json
+
+    x, y = _blobs(120)
+    np.savez(tmp_path / "xy.npz", X=x, y=y % 2)
+    out = tmp_path / "compare"
+    code = main(["compare", "--model", f"{model_file}:plain", "--data", str(tmp_path / "xy.npz"), "--activations",
+                 "relu,elu", "--seeds", "1", "--epochs", "1", "--lr", "0.1", "--jobs", "1", "--quiet", "--json",
+                 "--out", str(out)])
+    assert code == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [row["activation"] for row in results["table"]] == ["relu", "elu"]
+    assert results["settings"]["model"] == f"{model_file}:plain" and results["settings"]["data"] == "xy.npz"
+    for run in results["runs"]:  # every run trained the user's model on the prepared copy of the user's data
+        assert run["config"]["model"] == f"{model_file}:plain" and run["config"]["init"] == "default"
+        assert run["config"]["data"].startswith(str(out.resolve() / "inputs" / "data-"))
+        assert run["activation_layers"] == ["1"] and run["weight_layers"] == ["0", "2"]
+    code = main(["run", "init", "--quick", "--data", str(tmp_path / "xy.npz"), "--jobs", "1", "--quiet", "--json",
+                 "--out", str(tmp_path / "init")])
+    assert code == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results["inputs"] == {"data": "xy.npz", "model": None}
+    assert all(r["config"]["data"].endswith(".npz") for r in results["runs"]) and results["runs"]
+    assert main(["run", "born-dead", "--data", str(tmp_path / "xy.npz"), "--out", str(tmp_path / "no")]) == 2
+    assert "relulab run born-dead does not take your data" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()

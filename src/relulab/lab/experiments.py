@@ -24,19 +24,20 @@ import difflib
 import math
 import textwrap
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
 import numpy as np
 
 from . import report
-from .compare import ConfigError, LabResult, _integer, _out, _task, _write_outputs, render_tables
+from .compare import TRAIN, ConfigError, LabResult, _integer, _out, _task, _write_outputs, render_tables
 from .report import Column, band, colour, figure, fmt, integer_ticks
 from .sweep import Sweep, Task, default_jobs
 from .train import RunConfig
 
 __all__ = ["EXPERIMENTS", "Experiment", "Outcome", "run_experiment", "validate_experiment", "born_dead_cell",
+           "UserInputs", "validate_user_inputs", "USER_INPUTS",
            "HOLDS", "PARTLY", "NOT"]
 
 HOLDS, PARTLY, NOT = "holds", "holds partly", "does not hold here"
@@ -759,14 +760,96 @@ def validate_experiment(name: str, *, out: str | Path | None = None, jobs: int |
     return name, path, default_jobs() if jobs is None else _integer("--jobs", jobs)
 
 
+# What each experiment can take from the user: its claim must still be about the same thing on other data or
+# another model. vanishing and init are about a deep MLP by design (data only); sparsity compares the lab's data
+# sets and models, born-dead draws random networks without data (neither).
+USER_INPUTS = {"convergence": ("data", "model"), "dying": ("data", "model"), "vanishing": ("data",),
+               "init": ("data",), "sparsity": (), "born-dead": ()}
+
+
+@dataclass(frozen=True)
+class UserInputs:
+    """The user's data and/or model for ``relulab run`` (see :func:`validate_user_inputs`)."""
+
+    data: Any = None  # a prepared relulab.lab.data.Dataset
+    model: Any = None  # a relulab.lab.user.ModelSource
+
+    def note(self) -> str:
+        parts = ([f"data {self.data.name}"] if self.data is not None else []) + (
+            [f"model {self.model.label} (candidates put in by its factory or relulab.nn.swap)"]
+            if self.model is not None else [])
+        return "Run on your " + " and your ".join(parts) + " instead of the preset's."
+
+
+def validate_user_inputs(name: str, *, data: Any = None, model: Any = None, target: str | None = None,
+                         task: str | None = None, out: Path) -> UserInputs | None:
+    """Check ``--data``/``--model`` for experiment ``name`` (None when neither is given). Writes nothing."""
+    if data is None and model is None:
+        return None
+    from . import user
+
+    accepted = USER_INPUTS.get(name, ())
+    for option, value in (("data", data), ("model", model)):
+        if value is not None and option not in accepted:
+            why = {"sparsity": "it compares the lab's data sets and models",
+                   "born-dead": "it draws random networks at initialisation, without data"}.get(
+                name, "its claim is about the preset's deep MLP")
+            raise ConfigError(f"--{option}: relulab run {name} does not take your {option}: {why} (accepted: "
+                              + (", ".join(f"{n} ({'/'.join(v)})" for n, v in USER_INPUTS.items() if v)) + ")")
+    prepared = user.prepare_data(data, target=target, task=task) if data is not None else None
+    if prepared is not None and prepared.task != "classification":
+        raise ConfigError(f"--data: relulab run measures accuracy and train error: it needs classes; "
+                          f"{prepared.name} is a regression")
+    source = user.model_source(model, out=out) if model is not None else None
+    if source is not None:
+        from .data import load
+
+        user.check_model(replace(source, baseline="relu"), prepared if prepared is not None else load("digits"))
+    return UserInputs(prepared, source)
+
+
+class _WithUserInputs:
+    """The experiment's sweep with every training task pointed at the user's data and/or model."""
+
+    def __init__(self, sweep: Sweep, inputs: UserInputs, out: Path) -> None:
+        from . import user
+
+        self.sweep = sweep
+        self.data = str(user.save_data(inputs.data, out)) if inputs.data is not None else None
+        self.model = inputs.model
+        if inputs.model is not None:
+            user.write_inputs(inputs.model)
+
+    def run(self, tasks: Sequence[Task], *, label: str = "runs") -> list[Any]:
+        return self.sweep.run([self._point(t) for t in tasks], label=label)
+
+    def _point(self, task: Task) -> Task:
+        if task.fn != TRAIN:
+            return task
+        config = dict(task.config)
+        if self.data is not None:
+            config["data"] = self.data
+        if self.model is not None:
+            config.update(model=self.model.spec, fingerprint=self.model.fingerprint)
+        return Task(task.fn, config, task.label)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sweep, name)
+
+
 def run_experiment(name: str, *, quick: bool = False, out: str | Path | None = None, jobs: int | None = None,
-                   progress: bool = True, stream: TextIO | None = None, command: str | None = None) -> LabResult:
-    """Run the named experiment and write its report (see :class:`~relulab.lab.compare.LabResult`)."""
+                   progress: bool = True, stream: TextIO | None = None, command: str | None = None,
+                   inputs: UserInputs | None = None) -> LabResult:
+    """Run the named experiment and write its report (see :class:`~relulab.lab.compare.LabResult`).
+
+    ``inputs`` (from :func:`validate_user_inputs`): the user's data and/or model in place of the preset's."""
     name, path, jobs = validate_experiment(name, out=out, jobs=jobs)
     experiment = EXPERIMENTS[name]
     started = time.perf_counter()
+    if inputs is not None and inputs.model is not None and inputs.model.in_process:
+        jobs = 1
     with Sweep(path, jobs=jobs, progress=progress, stream=stream) as sweep:
-        outcome = experiment.run(quick, sweep, path)
+        outcome = experiment.run(quick, sweep if inputs is None else _WithUserInputs(sweep, inputs, path), path)
     results: dict[str, Any] = {
         "experiment": name, "title": experiment.title, "anchor": experiment.anchor, "quick": quick,
         "command": command, "verdict": outcome.verdict, "measured": outcome.measured,
@@ -777,9 +860,12 @@ def run_experiment(name: str, *, quick: bool = False, out: str | Path | None = N
         "seconds": time.perf_counter() - started,
     }
     heading = f"relulab run {name}: {experiment.title}" + (" (quick)" if quick else "")
-    _write_outputs(path, results, title=heading, intro=[f"Anchor: {experiment.anchor}"], tables=outcome.tables,
+    intro = [f"Anchor: {experiment.anchor}"] + ([inputs.note()] if inputs is not None else [])
+    if inputs is not None:
+        results["inputs"] = {"data": inputs.data.name if inputs.data is not None else None,
+                             "model": inputs.model.label if inputs.model is not None else None}
+    _write_outputs(path, results, title=heading, intro=intro, tables=outcome.tables,
                    figures=outcome.figures, runs=outcome.runs, csv_rows=outcome.csv_rows)
     verdict = f"Verdict: {outcome.verdict['outcome']}. {outcome.verdict['text']}"
-    text = "\n\n".join([heading, f"Anchor: {experiment.anchor}", render_tables(outcome.tables),
-                         textwrap.fill(verdict, 110)])
+    text = "\n\n".join([heading, *intro, render_tables(outcome.tables), textwrap.fill(verdict, 110)])
     return LabResult(results, text, path)
