@@ -9,16 +9,21 @@
     from relulab.lab import run_experiment
     done = run_experiment("vanishing", quick=True, out="report-vanishing")
 
+    from relulab.lab import doctor
+    done = doctor("./mymodel.py:build", "train.csv", target="label", out="report-doctor")
+
 Importing this package loads NumPy only; torch is imported by the code that trains (in worker processes).
 """
 
 from .compare import (DEFAULT_ACTIVATIONS, CompareSettings, ConfigError, LabResult, compare, compare_columns,
                       compare_table, validate_compare)
 from .data import DATASETS, Dataset, load
+from .doctor import DoctorSettings, doctor, run_doctor, validate_doctor
 from .experiments import EXPERIMENTS, run_experiment, validate_experiment
 from .sweep import Sweep, Task
 from .train import RunConfig
 
 __all__ = ["ConfigError", "CompareSettings", "LabResult", "validate_compare", "compare", "compare_table",
            "compare_columns", "DEFAULT_ACTIVATIONS", "DATASETS", "Dataset", "load", "EXPERIMENTS", "run_experiment",
-           "validate_experiment", "Sweep", "Task", "RunConfig"]
+           "validate_experiment", "Sweep", "Task", "RunConfig", "doctor", "validate_doctor", "run_doctor",
+           "DoctorSettings"]

@@ -589,8 +589,9 @@ def _notes(settings: DoctorSettings) -> list[str]:
     notes = []
     if settings.model.note:
         notes.append(settings.model.note)
-    if settings.model.obj is not None and not callable(getattr(settings.model.obj, "__code__", None)) and \
-            hasattr(settings.model.obj, "forward"):
+    from torch import nn
+
+    if isinstance(settings.model.obj, nn.Module):
         notes.append("The model was given as an instance: every seed starts from its weights, so seeds differ in "
                      "batch order only (give a factory to vary the initialisation too).")
     return notes
@@ -607,7 +608,8 @@ DOCTOR_NOTES = (
     "of the output range from a bound.",
     "helped: the remedy lowers a symptom it targets (a fraction to at most half and by at least 5 points; the "
     "gradient ratio 10x closer to 1; no diverged seed) and its validation metric is not worse than the untouched "
-    "model's by more than the larger std over seeds (at least 0.01).",
+    "model's by more than the larger std over seeds (at least 0.01), and it does not leave >= 10% of the units "
+    "dead (unless the untouched model had as many).",
     "Every arm runs the same seeds on the same data split; a seed fixes the initialisation (for a factory) and the "
     "batch order.",
 )
