@@ -30,6 +30,7 @@ the lab's resumable :class:`~relulab.lab.sweep.Sweep`: each is a task ``relulab.
 
 from __future__ import annotations
 
+import html
 import math
 import textwrap
 import time
@@ -509,7 +510,7 @@ def run_doctor(settings: DoctorSettings, *, progress: bool = True, stream: TextI
                         "figures": [name for name, _ in figures]}
     report.write_csv(out, results["runs"])
     report.write_results(out, results)
-    tables_html = "".join(f"<h3>{t}</h3>" + report.render_html(c, r) for t, c, r in tables)
+    tables_html = "".join(f"<h3>{html.escape(t)}</h3>" + report.render_html(c, r) for t, c, r in tables)
     summary = _summary(settings)
     report.write_page(out, title=f"relulab doctor: {settings.model.label} on {settings.data_label}", intro=[summary],
                       table_html=tables_html, figures=figures, verdict=verdict, settings=results["settings"],
@@ -538,8 +539,8 @@ def _verdict(findings: Sequence[Mapping[str, Any]], remedies: Sequence[Mapping[s
     if not findings:
         return {"outcome": "healthy", "style": "holds",
                 "text": (f"no dead, born-dead, inactive or saturated layer, no vanishing or exploding gradients and "
-                         f"no divergence over {base['runs']} seeds (training loss {fmt(base['initial_loss'], 3)} at "
-                         f"init -> {fmt(base['train_loss'], 3)}, validation {metric} "
+                         f"no divergence over {base['runs']} seeds (training loss {_number(base['initial_loss'])} "
+                         f"at init -> {_number(base['train_loss'])}, validation {metric} "
                          f"{_pm(base['val_metric'], base['val_metric_std'], metric)}).")}
     helped = [r for r in remedies if r["helped"]]
     kinds = ", ".join(dict.fromkeys(f["kind"] for f in findings))
@@ -551,20 +552,38 @@ def _verdict(findings: Sequence[Mapping[str, Any]], remedies: Sequence[Mapping[s
     best = max(helped, key=lambda r: (r["metrics"]["val_metric"], -(r["metrics"]["train_loss"] or math.inf)))
     m = best["metrics"]
     others = [r["name"] for r in helped if r is not best]
+    shown = {"dead %": ("dead", "dead_fraction"), "dead % at init": ("dead at init", "dead_fraction_at_init"),
+             "inactive %": ("inactive", "inactive_fraction"), "saturated %": ("saturated", "saturated_fraction")}
+    changes = []
+    for symptom in best["improved"]:
+        if symptom in shown:
+            label, key = shown[symptom]
+            changes.append(f"{label} {fmt(base[key], scale=100)}% -> {fmt(m[key], scale=100)}%")
+        elif symptom == "gradient ratio":
+            changes.append(f"gradient first/last {fmt(base['grad_ratio'], sci=True)} -> {fmt(m['grad_ratio'], sci=True)}")
+        elif symptom == "no divergence":
+            changes.append(f"diverged seeds {base['diverged']} -> 0")
+    changes.append(f"final train loss {_number(base['train_loss'])} -> {_number(m['train_loss'])}")
+    changes.append(f"validation {metric} {_pm(base['val_metric'], base['val_metric_std'], metric)} -> "
+                   f"{_pm(m['val_metric'], m['val_metric_std'], metric)}")
     return {"outcome": "remedy found", "style": "holds",
-            "text": (f"found {kinds}. Best remedy: {best['name']}, {best['description']}: dead "
-                     f"{fmt(base['dead_fraction'], scale=100)}% -> {fmt(m['dead_fraction'], scale=100)}%, final "
-                     f"train loss {fmt(base['train_loss'], 3)} -> {fmt(m['train_loss'], 3)}, validation {metric} "
-                     f"{_pm(base['val_metric'], base['val_metric_std'], metric)} -> "
-                     f"{_pm(m['val_metric'], m['val_metric_std'], metric)}"
+            "text": (f"found {kinds}. Best remedy: {best['name']}, {best['description']}: {', '.join(changes)}"
                      + (f"; also helped: {', '.join(others)}." if others else "."))}
 
 
+def _number(value: float | None, digits: int = 3) -> str:
+    """Fixed decimals for ordinary numbers, 3 significant digits for huge ones (a diverging loss)."""
+    if value is not None and math.isfinite(value) and abs(value) >= 1e4:
+        return fmt(value, sci=True)
+    return fmt(value, digits)
+
+
 def _pm(mean: float | None, std: float | None, metric: str, *, unit: bool = True) -> str:
-    scale, digits, unit = (100, 1, "%" if unit else "") if metric == "accuracy" else (1, 3, "")
+    if metric != "accuracy":
+        return _number(mean) + ("" if std is None else f" ± {_number(std)}")
     if mean is None:
         return "-"
-    return fmt(mean, digits, scale=scale) + unit + ("" if std is None else f" ± {fmt(std, digits, scale=scale)}")
+    return fmt(mean, scale=100) + ("%" if unit else "") + ("" if std is None else f" ± {fmt(std, scale=100)}")
 
 
 def _data_summary(settings: DoctorSettings) -> dict[str, Any]:
@@ -629,8 +648,8 @@ def remedy_columns(metric: str) -> list[Column]:
         Column("inactive_fraction", "inactive %",
                lambda r: _pm_percent(r["inactive_fraction"], r["inactive_fraction_std"])),
         Column("train_loss", "final loss",
-               lambda r: fmt(r["train_loss"], 3) + ("" if r["train_loss_std"] is None
-                                                    else f" ± {fmt(r['train_loss_std'], 3)}")),
+               lambda r: _number(r["train_loss"]) + ("" if r["train_loss_std"] is None
+                                                     else f" ± {_number(r['train_loss_std'])}")),
         Column("val_metric", name, lambda r: _pm(r["val_metric"], r["val_metric_std"], metric, unit=False)),
         Column("grad_ratio", "grad first/last", lambda r: fmt(r["grad_ratio"], sci=True)),
         Column("diverged", "diverged", lambda r: f"{r['diverged']}/{r['runs']}"),
