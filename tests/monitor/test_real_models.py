@@ -24,16 +24,8 @@ PLANTED = [1, 4]  # producer rows that get a -1000 bias: never positive on any i
 
 
 def _plant(layer: nn.Module) -> None:
-    with torch.no_grad():
-        if type(layer).__name__ == "Conv1D":  # GPT-2 stores (in, out): the units are columns, the bias is per unit
-            layer.bias[PLANTED] = -1e3
-        else:
-            layer.bias[PLANTED] = -1e3
-
-
-def _quiet_config(config):
-    config.attn_implementation = "eager"
-    return config
+    with torch.no_grad():  # the bias is per output unit (GPT-2's Conv1D too, though it stores its weight (in, out))
+        layer.bias[PLANTED] = -1e3
 
 
 def bert(act):
@@ -74,8 +66,7 @@ def vit():
     config = transformers.ViTConfig(image_size=16, patch_size=4, hidden_size=16, num_hidden_layers=2,
                                     num_attention_heads=2, intermediate_size=24, num_channels=3)
     model = transformers.ViTModel(config, add_pooling_layer=False)
-    return model, {f"encoder.layer.{i}.intermediate.intermediate_act_fn": f"encoder.layer.{i}.intermediate.dense"
-                   for i in range(2)}
+    return model, {f"layers.{i}.mlp.activation_fn": f"layers.{i}.mlp.fc1" for i in range(2)}
 
 
 def _inputs(kind: str, seed: int, tokens: int):
