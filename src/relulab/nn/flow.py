@@ -38,8 +38,8 @@ from relulab.family import names
 
 from .modules import activation_name, activation_params
 
-__all__ = ["Origin", "Site", "Flow", "FlowTracer", "trace", "FUNCTIONAL_ACTIVATIONS", "is_weight_layer",
-           "weight_fan_in", "UNIT_PRESERVING"]
+__all__ = ["Origin", "Site", "Flow", "FlowTracer", "trace", "call_inputs", "FUNCTIONAL_ACTIVATIONS",
+           "is_weight_layer", "weight_fan_in", "UNIT_PRESERVING"]
 
 # Modules whose output unit i is a function of input unit i alone (revive and prune can map units through them).
 UNIT_PRESERVING: tuple[type[nn.Module], ...] = (
@@ -535,6 +535,16 @@ def _identifier():
     from . import modules
 
     return getattr(modules, "identify", None)
+
+
+def call_inputs(inputs: Any) -> tuple[tuple, dict]:
+    """Example inputs as ``(args, kwargs)`` for ``model(*args, **kwargs)``: a dict is keyword inputs
+    (``{"input_ids": ids}``), a tuple or list positional inputs, anything else the one positional input."""
+    if isinstance(inputs, dict):
+        return (), dict(inputs)
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs), {}
+    return (inputs,), {}
 
 
 def trace(model: nn.Module, *args: Any, **kwargs: Any) -> Flow:

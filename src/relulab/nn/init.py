@@ -132,14 +132,6 @@ def _init_layer(module: nn.Module, gain_value: float, generator: torch.Generator
         module.bias.zero_()
 
 
-def _split_inputs(inputs: Any) -> tuple[tuple, dict]:
-    if isinstance(inputs, dict):
-        return (), dict(inputs)
-    if isinstance(inputs, (tuple, list)):
-        return tuple(inputs), {}
-    return (inputs,), {}
-
-
 @torch.no_grad()
 def init_(model: nn.Module, inputs: Any = None, *, generator: torch.Generator | None = None) -> InitPlan:
     """He-style initialisation of every weight layer of ``model`` for the activation whose output it consumes.
@@ -168,9 +160,9 @@ def init_(model: nn.Module, inputs: Any = None, *, generator: torch.Generator | 
     """
     if inputs is None:
         return _init_by_order(model, generator)
-    from .flow import trace
+    from .flow import call_inputs, trace
 
-    args, kwargs = _split_inputs(inputs)
+    args, kwargs = call_inputs(inputs)
     was_training = model.training
     model.eval()
     try:
