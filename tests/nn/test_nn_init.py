@@ -44,7 +44,8 @@ def test_quadrature_reproduces_the_closed_forms(member, params):
 
 NUMERICAL = [("elu", {}), ("elu", {"alpha": 0.5}), ("selu", {}), ("celu", {"alpha": 2.0}), ("hardswish", {}),
              ("gelu", {}), ("gelu", {"approximate": "tanh"}), ("silu", {}), ("mish", {}), ("softplus", {}),
-             ("softplus", {"beta": 2.0}), ("sigmoid", {}), ("tanh", {}), ("relu6", {})]
+             ("softplus", {"beta": 2.0}), ("sigmoid", {}), ("tanh", {}), ("relu6", {}), ("quick_gelu", {}),
+             ("hard_sigmoid", {}), ("hard_tanh", {}), ("hard_tanh", {"min_val": -0.5, "max_val": 2.0})]
 
 
 @pytest.mark.parametrize("member, params", NUMERICAL, ids=[f"{m}-{p}" for m, p in NUMERICAL])

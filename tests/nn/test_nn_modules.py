@@ -107,6 +107,7 @@ NAN_DERIVATIVE = {
     "relu": 1.0, "leaky_relu": 0.01, "leaky_relu-0.2": 0.2, "leaky_relu-neg": -0.5, "rrelu": 11 / 48,
     "rrelu-0.1-0.3": 0.2, "elu": 1.0, "elu-0.5": 1.0, "elu-0": 1.0, "selu": rl.SELU_SCALE, "celu": 1.0,
     "celu-2": 1.0, "relu6": 1.0, "hardswish": 1.0, "identity": 1.0,
+    "hard_tanh": 1.0, "hard_tanh-0-6": 1.0, "hard_tanh-neg2.5-0.5": 1.0,  # torch's hardtanh_backward, as relu6
 }
 
 
@@ -334,7 +335,8 @@ TORCH_EQUIVALENTS = [
     ("ReLU", (), {}), ("ReLU", (True,), {}), ("LeakyReLU", (0.2, True), {}), ("ELU", (0.5,), {}),
     ("CELU", (2.0, True), {}), ("SELU", (), {"inplace": True}), ("ReLU6", (True,), {}), ("RReLU", (0.1, 0.3), {}),
     ("GELU", ("tanh",), {}), ("Softplus", (2.0, 5.0), {}), ("SiLU", (), {}), ("Mish", (), {}),
-    ("Hardswish", (), {}), ("Sigmoid", (), {}), ("Tanh", (), {}), ("Identity", (), {}), ("PReLU", (3,), {}),
+    ("Hardswish", (), {}), ("Sigmoid", (), {}), ("Tanh", (), {}), ("PReLU", (3,), {}),
+    ("Hardsigmoid", (), {}), ("Hardtanh", (), {}), ("Hardtanh", (-2.0, 0.5, True), {}),
 ]
 
 
@@ -345,6 +347,12 @@ def test_constructor_and_repr_follow_torch_nn(name, args, kwargs):
     assert rnn.activation_name(theirs) == rnn.activation_name(ours) == ours.activation.name
     assert rnn.activation_params(theirs) == rnn.activation_params(ours) == ours.params
     assert type(ours).torch_counterpart is type(theirs)
+
+
+def test_identity_is_an_activation_only_when_chosen_from_relulab():
+    # torch.nn.Identity is a placeholder (timm's drop_path, HF ConvNeXt); relulab.nn.Identity is an explicit choice.
+    assert repr(rnn.Identity()) == repr(torch.nn.Identity()) and rnn.Identity.torch_counterpart is torch.nn.Identity
+    assert rnn.activation_name(torch.nn.Identity()) is None and rnn.activation_name(rnn.Identity()) == "identity"
 
 
 def test_repr_shows_relulab_options():

@@ -32,18 +32,21 @@ with the reasons they differ, and what :func:`swap` cannot see.
 """
 
 from . import functional
-from .init import gain, init_, param_groups
-from .modules import (
-    MODULES,
-    ActivationModule,
+from .init import fan_in, gain, init_, param_groups
+from .counterparts import (
+    Identification,
     activation_name,
     activation_params,
-    make,
+    identify,
+    register_counterpart,
+    unregister_counterpart,
 )
+from .modules import MODULES, ActivationModule, make
 from .modules import __all__ as _module_classes
 from .modules import *  # noqa: F403  (the generated classes: ReLU, LeakyReLU, ...)
 from .swap import swap
 
-__all__ = sorted(set(_module_classes) - {"make", "activation_name", "activation_params"}) + [
+__all__ = sorted(set(_module_classes) - {"make"}) + [
     "make", "functional", "gain", "init_", "swap", "param_groups", "activation_name", "activation_params",
+    "identify", "Identification", "register_counterpart", "unregister_counterpart", "fan_in",
 ]

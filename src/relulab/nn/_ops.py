@@ -327,7 +327,38 @@ def _fixed_function(label: str, fwd: Callable, bwd: Callable) -> type:
     })
 
 
+QUICK_GELU_SCALE = 1.702
+
+
+def quick_gelu_fwd(x: Tensor, approximate: str) -> Tensor:
+    # x * sigmoid(1.702 x) with x clamped below: -inf * sigmoid(-inf) would be NaN, the limit is 0.
+    clamped = x.clamp_min(-INF_CLAMP)
+    return torch.sigmoid(clamped * QUICK_GELU_SCALE).mul_(clamped)
+
+
+def quick_gelu_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
+    # s(u) + u s(u) s(-u), u = 1.702 x: s(-u) instead of 1 - s(u), which cancels for u >> 0. Clamped so that
+    # u * s(u) s(-u) is never inf * 0 (beyond 1e4 the derivative is 0 or 1 exactly).
+    u = x.clamp(-INF_CLAMP, INF_CLAMP) * QUICK_GELU_SCALE
+    s = torch.sigmoid(u)
+    return g * (s + u * s * torch.sigmoid(-u))
+
+
+def hard_sigmoid_fwd(x: Tensor, approximate: str) -> Tensor:
+    return F.hardsigmoid(x)
+
+
+def hard_sigmoid_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
+    # torch's hardsigmoid_backward multiplies by float32's 1/6 even in float64 (0.16666667163); the family's
+    # derivative is 1/6 in x's dtype, 0 at the kinks and outside, NaN at NaN.
+    inside = (x > -3.0) & (x < 3.0)
+    grad = torch.where(inside, g / 6.0, torch.zeros((), dtype=g.dtype, device=g.device))
+    return torch.where(x.isnan(), x, grad)
+
+
 GELUFunction = _fixed_function("GELU", gelu_fwd, gelu_bwd)
+QuickGELUFunction = _fixed_function("QuickGELU", quick_gelu_fwd, quick_gelu_bwd)
+HardSigmoidFunction = _fixed_function("HardSigmoid", hard_sigmoid_fwd, hard_sigmoid_bwd)
 SiLUFunction = _fixed_function("SiLU", silu_fwd, silu_bwd)
 MishFunction = _fixed_function("Mish", mish_fwd, mish_bwd)
 HardswishFunction = _fixed_function("Hardswish", hardswish_fwd, hardswish_bwd)
@@ -417,6 +448,16 @@ def _hardswish(x, inplace, at_zero, lean, training):
     return HardswishFunction.apply(x, "none", inplace)
 
 
+def _hard_sigmoid(x, inplace, at_zero, lean, training):
+    if _tracked(x):
+        return HardSigmoidFunction.apply(x, "none", inplace)
+    return F.hardsigmoid(x, inplace=inplace)  # inference: torch's fused kernel, nothing saved
+
+
+def _hard_tanh(x, inplace, at_zero, lean, training, min_val, max_val):
+    return F.hardtanh(x, min_val, max_val, inplace=inplace)
+
+
 def _squared_relu(x, inplace, at_zero, lean, training):
     # relu saves its output r and square saves its input r: one tensor, shared.
     return torch.relu(x).square()
@@ -432,6 +473,10 @@ def _silu(x, inplace, at_zero, lean, training):
     if kernels_exact(x):
         return F.silu(x, inplace=inplace)
     return SiLUFunction.apply(x, "none", inplace)
+
+
+def _quick_gelu(x, inplace, at_zero, lean, training):
+    return QuickGELUFunction.apply(x, "none", False)
 
 
 def _mish(x, inplace, at_zero, lean, training):
@@ -483,9 +528,12 @@ OPS: dict[str, MemberOp] = {
     "celu": MemberOp(_celu, ("alpha",), inplace=True),
     "relu6": MemberOp(_relu6, inplace=True, lean_saves="1 bit per element"),
     "hardswish": MemberOp(_hardswish, inplace=True),
+    "hard_sigmoid": MemberOp(_hard_sigmoid, inplace=True),
+    "hard_tanh": MemberOp(_hard_tanh, ("min_val", "max_val"), inplace=True),
     "squared_relu": MemberOp(_squared_relu, lean_saves="relu(x) (one tensor, as the native path)"),
     "gelu": MemberOp(_gelu, ("approximate",)),
     "silu": MemberOp(_silu, inplace=True),
+    "quick_gelu": MemberOp(_quick_gelu),
     "mish": MemberOp(_mish, inplace=True),
     "softplus": MemberOp(_softplus, ("beta", "threshold")),
     "sigmoid": MemberOp(_sigmoid, lean_saves="its output (as the native path)"),

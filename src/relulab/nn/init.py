@@ -19,9 +19,9 @@ from torch import nn
 
 from relulab.family import Activation, get
 
-from .modules import activation_name, activation_params
+from .counterparts import activation_name, activation_params
 
-__all__ = ["gain", "init_", "param_groups", "WEIGHT_LAYERS", "NORM_LAYERS"]
+__all__ = ["gain", "init_", "param_groups", "fan_in", "WEIGHT_LAYERS", "NORM_LAYERS"]
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORM_LAYERS = tuple(
@@ -30,6 +30,33 @@ NORM_LAYERS = tuple(
         "InstanceNorm3d", "LayerNorm", "GroupNorm", "LocalResponseNorm", "RMSNorm",
     ) if hasattr(nn, name)
 )
+
+def _is_transposed_linear(module: nn.Module) -> bool:
+    """transformers' ``Conv1D`` (GPT-2, GPT, ...): a Linear whose weight is stored (in, out), recognised by its
+    attributes (``nf`` outputs, ``nx`` inputs, ``weight`` of shape (nx, nf)) without importing transformers."""
+    weight = getattr(module, "weight", None)
+    nf, nx = getattr(module, "nf", None), getattr(module, "nx", None)
+    return (type(module).__name__ == "Conv1D" and isinstance(weight, torch.Tensor) and weight.dim() == 2
+            and isinstance(nf, int) and isinstance(nx, int) and tuple(weight.shape) == (nx, nf))
+
+
+def fan_in(module: nn.Module) -> int | None:
+    """The number of inputs each output of a weight layer sums over, or None for a module that is not one.
+
+    Weight layers: ``nn.Linear`` and ``nn.Conv1d/2d/3d`` (weight (out, in, *kernel): in * prod(kernel)) and
+    transformers' ``Conv1D`` (weight (in, out): in), told apart by duck typing.
+
+    >>> import torch, relulab.nn as rnn
+    >>> rnn.fan_in(torch.nn.Conv2d(3, 8, 5)), rnn.fan_in(torch.nn.Linear(7, 2)), rnn.fan_in(torch.nn.ReLU())
+    (75, 7, None)
+    """
+    if isinstance(module, WEIGHT_LAYERS):
+        weight = module.weight
+        return weight.shape[1] * math.prod(weight.shape[2:])
+    if _is_transposed_linear(module):
+        return module.weight.shape[0]
+    return None
+
 
 # Gauss-Legendre panels on [-40, 40]: beyond |z| = 40 the Gaussian weight is below 1e-347, zero in float64.
 _RANGE = 40.0
@@ -117,7 +144,8 @@ def _module_gain(module: nn.Module) -> tuple[str, float]:
 
 @torch.no_grad()
 def init_(model: nn.Module, *, generator: torch.Generator | None = None) -> dict[str, tuple[str, float]]:
-    """He-style initialisation of every Linear/Conv1d/2d/3d in ``model`` for the activation applied to its input.
+    """He-style initialisation of every weight layer in ``model`` (Linear, Conv1d/2d/3d, transformers' Conv1D: see
+    :func:`fan_in`) for the activation applied to its input.
 
     Each weight is drawn from N(0, gain^2 / fan_in) and each bias set to 0, where gain = :func:`gain` of the
     nearest activation module registered before the layer (and after the previous weight layer): that is the
@@ -135,11 +163,9 @@ def init_(model: nn.Module, *, generator: torch.Generator | None = None) -> dict
     for qualified, module in model.named_modules():
         if activation_name(module) not in (None, "identity"):  # nn.Identity is mostly a placeholder
             current = _module_gain(module)
-        elif isinstance(module, WEIGHT_LAYERS):
-            weight = module.weight
-            fan_in = weight.shape[1] * math.prod(weight.shape[2:])
-            weight.normal_(0.0, current[1] / math.sqrt(fan_in), generator=generator)
-            if module.bias is not None:
+        elif (inputs := fan_in(module)) is not None:
+            module.weight.normal_(0.0, current[1] / math.sqrt(inputs), generator=generator)
+            if getattr(module, "bias", None) is not None:
                 module.bias.zero_()
             plan[qualified] = current
             current = ("identity", 1.0)

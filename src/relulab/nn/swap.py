@@ -9,7 +9,8 @@ from torch import nn
 from relulab.family import Activation
 
 from ._params import member_op
-from .modules import activation_name, make
+from .counterparts import activation_name
+from .modules import make
 
 __all__ = ["swap"]
 
