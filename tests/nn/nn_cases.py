@@ -41,7 +41,7 @@ CASES = [
     ("identity", "identity", {}),
 ]
 CASE_IDS = [case[0] for case in CASES]
-PIECEWISE = ("relu", "leaky_relu", "relu6", "rrelu", "prelu")  # the members with a bit-mask lean path
+PIECEWISE = ("relu", "leaky_relu", "relu6", "rrelu", "prelu", "hard_tanh", "hard_sigmoid")  # the members with a bit-mask lean path
 KINK_AT_ZERO = [name for name in rnn.MODULES if rl.get(name).has_kink_at_zero]
 
 BIG = np.finfo(np.float64).max

@@ -108,6 +108,7 @@ NAN_DERIVATIVE = {
     "rrelu-0.1-0.3": 0.2, "elu": 1.0, "elu-0.5": 1.0, "elu-0": 1.0, "selu": rl.SELU_SCALE, "celu": 1.0,
     "celu-2": 1.0, "relu6": 1.0, "hardswish": 1.0, "identity": 1.0,
     "hard_tanh": 1.0, "hard_tanh-0-6": 1.0, "hard_tanh-neg2.5-0.5": 1.0,  # torch's hardtanh_backward, as relu6
+    "hard_sigmoid": 0.0,  # torch's hardsigmoid_backward: the region test -3 < x < 3 fails
 }
 
 
