@@ -59,6 +59,15 @@ def test_numerical_gains_agree_with_mpmath(member, params):
     assert rnn.gain(member, **params) == pytest.approx(1 / math.sqrt(float(moment)), rel=1e-10)
 
 
+@pytest.mark.parametrize("low, high", [(-1.0, 1.0), (-0.5, 2.0)])
+def test_hard_tanh_gain_is_the_closed_form(low, high):
+    # E[clip(z, a, b)^2] = E[z^2; a < z < b] + a^2 P(z < a) + b^2 P(z > b), E[z^2; a < z < b] = [Phi - z phi]_a^b
+    cdf = lambda z: 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))  # noqa: E731
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    moment = (cdf(high) - high * pdf(high)) - (cdf(low) - low * pdf(low)) + low**2 * cdf(low) + high**2 * (1 - cdf(high))
+    assert rnn.gain("hard_tanh", min_val=low, max_val=high) == pytest.approx(1 / math.sqrt(moment), rel=1e-12)
+
+
 def test_selu_gain_is_one_and_differs_from_torch_on_purpose():
     # SELU's constants make E[selu(z)^2] = 1 for z ~ N(0, 1); torch returns 3/4, chosen for gradient flow in
     # deep rectangular networks rather than to preserve the forward variance (docs/nn.md).

@@ -419,7 +419,7 @@ def test_module_attributes_and_signature():
 
 
 @pytest.mark.parametrize("module_name", ["relulab.nn", "relulab.nn.modules", "relulab.nn.functional",
-                                         "relulab.nn.init", "relulab.nn.swap"])
+                                         "relulab.nn.init", "relulab.nn.swap", "relulab.nn.counterparts"])
 def test_docstring_examples_run(module_name):
     __import__(module_name)
     result = doctest.testmod(sys.modules[module_name], optionflags=doctest.NORMALIZE_WHITESPACE)

@@ -15,15 +15,17 @@ Import it explicitly (``import relulab`` never imports torch)::
 
 What is here:
 
-* **Modules** for every member (``ReLU, LeakyReLU, PReLU, RReLU, ELU, SELU, CELU, ReLU6, Hardswish, SquaredReLU,
-  GELU, SiLU, Mish, Softplus, Sigmoid, Tanh, Identity``), generated from the family registry; each has
+* **Modules** for every member (``ReLU, LeakyReLU, PReLU, RReLU, ELU, SELU, CELU, ReLU6, Hardswish, Hardsigmoid,
+  Hardtanh, SquaredReLU, GELU, SiLU, QuickGELU, Mish, Softplus, Sigmoid, Tanh, Identity``), generated from the family registry; each has
   ``.activation`` (the family member) and ``.params``, torch.nn's constructor arguments, ``inplace`` where safe,
   ``at_zero=`` at a kink at 0 and ``lean=``. :func:`make` builds one by name or alias.
 * :mod:`relulab.nn.functional`: the same as functions with torch.nn.functional's signatures.
 * **Numbers**: the same values and gradients as the NumPy member, including relulab's limits at +-inf where
   torch's kernels give NaN; torch's own fused kernels on the common path (as fast as torch.nn).
 * **lean=True**: piecewise-linear members keep a packed 1-bit mask for the backward instead of a float tensor.
-* :func:`gain`, :func:`init_`, :func:`param_groups`, :func:`swap`, :func:`activation_name`,
+* :func:`gain`, :func:`init_`, :func:`fan_in`, :func:`param_groups`, :func:`swap`.
+* :func:`identify` (which member any module computes: relulab, torch.nn, transformers, timm, declared with
+  :func:`register_counterpart`, or found by evaluating it), and its views :func:`activation_name`,
   :func:`activation_params`.
 
 docs/nn.md has the tables: every difference from torch (values and derivatives at +-inf, at kinks, at NaN and
