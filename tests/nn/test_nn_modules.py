@@ -40,6 +40,12 @@ def test_every_registered_member_has_a_module_and_a_function():
         assert cls.activation is rl.get(name)
 
 
+def test_every_module_has_test_cases():
+    # CASES (nn_cases.py) drives every numeric test here, in test_nn_lean and test_nn_compile: a member without a
+    # case would go untested (prelu has its own tests).
+    assert {case[1] for case in CASES} | {"prelu"} == set(rnn.MODULES)
+
+
 def test_import_relulab_does_not_import_torch():
     code = "import sys, relulab; relulab.relu([1.0]); assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
