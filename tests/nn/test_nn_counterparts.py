@@ -283,6 +283,8 @@ def test_register_counterpart_rejects_bad_declarations():
         rnn.register_counterpart(ScaledLeaky, "leaky_relu", negative_slope=float("nan"))
     with pytest.raises(ValueError, match="min_val must be < max_val"):
         rnn.register_counterpart(ScaledLeaky, "hard_tanh", min_val=2.0, max_val=1.0)
+    with pytest.raises(TypeError, match="prelu takes init, num_parameters; got unexpected 'weight'"):
+        rnn.register_counterpart(ScaledLeaky, "prelu", weight=0.2)
     with pytest.raises(ValueError, match="relulab.nn module already"):
         rnn.register_counterpart(rnn.ReLU, "relu")
     with pytest.raises(ValueError, match="was not registered"):

@@ -40,7 +40,6 @@ from torch import nn
 from relulab.family import Activation, get, names
 
 from ._ops import OPS
-from ._params import torch_params
 from .modules import MODULES, ActivationModule
 
 __all__ = ["Identification", "identify", "register_counterpart", "unregister_counterpart", "activation_name",
@@ -179,7 +178,7 @@ def register_counterpart(cls: type, member: str | Activation | None, *, replace:
     if cls in _REGISTERED and not replace:
         raise ValueError(f"register_counterpart: {cls.__qualname__} is already declared as "
                          f"{_REGISTERED[cls].member!r}; pass replace=True to replace it")
-    if isinstance(cls, type) and issubclass(cls, ActivationModule):
+    if issubclass(cls, ActivationModule):
         raise ValueError(f"register_counterpart: {cls.__qualname__} is a relulab.nn module already")
     if member is None:
         if params:
@@ -189,7 +188,8 @@ def register_counterpart(cls: type, member: str | Activation | None, *, replace:
         _PROBED.clear()
         return
     activation = get(member)
-    allowed = {p.name for p in torch_params(activation)} if activation.name in OPS else set(activation.defaults)
+    # make()'s keywords (prelu: num_parameters, init), or the family's for a member without a torch op
+    allowed = set(MODULES[activation.name]._param_names) if activation.name in OPS else set(activation.defaults)
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise TypeError(f"register_counterpart: {activation.name} takes {', '.join(sorted(allowed)) or 'no parameters'}"
