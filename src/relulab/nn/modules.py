@@ -282,3 +282,13 @@ def make(name: str | Activation, **params: Any) -> ActivationModule:
     """
     activation, _ = member_op(name)
     return MODULES[activation.name](**params)
+
+
+def __getattr__(name: str) -> Any:
+    # identify, activation_name and activation_params live in counterparts.py, which imports this module; they stay
+    # importable from here (``from relulab.nn.modules import activation_name``), resolved on first use.
+    if name in ("identify", "activation_name", "activation_params", "Identification"):
+        from . import counterparts
+
+        return getattr(counterparts, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
