@@ -142,6 +142,12 @@ def test_transformers_non_members_really_are_not_members(activations):
     assert any(True for _ in activations.ACT2FN["xielu"].parameters())
 
 
+def test_bloom_gelu_is_gelu_tanh():
+    bloom = pytest.importorskip("transformers.models.bloom.modeling_bloom")
+    # sqrt(2/pi) written 0.79788456: 8e-10 relative in the tanh's argument, ~1e-10 absolute in the value
+    assert_computes_its_member(bloom.BloomGelu(), "gelu", {"approximate": "tanh"}, "transformers", atol=1e-9)
+
+
 def test_recognition_imports_neither_transformers_nor_timm():
     code = ("import sys, torch, relulab.nn as rnn\n"
             "m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.GELU(), torch.nn.Identity())\n"

@@ -140,6 +140,9 @@ for _name, (_member, _params) in _TRANSFORMERS_ROWS.items():
 for _name, (_member, _params) in _TIMM_ROWS.items():
     for _prefix in ("timm.layers.", "timm.models.layers."):  # the current path and the one before timm 0.9
         _BY_NAME[_prefix + _name] = _Counterpart(_member, _full_params(_member, _params) if _member else (), "timm")
+# BLOOM's own module (models/bloom): the tanh form with sqrt(2/pi) written 0.79788456 (8e-10 relative), checked
+_BY_NAME["transformers.models.bloom.modeling_bloom.BloomGelu"] = _Counterpart(
+    "gelu", _full_params("gelu", _GELU_TANH), "transformers")
 _BY_NAME["torchvision.ops.stochastic_depth.StochasticDepth"] = _Counterpart(None, (), "torch")
 
 #: Every class relulab knows by name without importing it: "module.qualname" -> (member or None, how).
