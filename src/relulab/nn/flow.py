@@ -36,7 +36,7 @@ from torch.overrides import TorchFunctionMode
 
 from relulab.family import names
 
-from .modules import activation_name, activation_params
+from .counterparts import activation_name, activation_params, identify
 
 __all__ = ["Origin", "Site", "Flow", "FlowTracer", "trace", "call_inputs", "FUNCTIONAL_ACTIVATIONS",
            "is_weight_layer", "weight_fan_in", "UNIT_PRESERVING"]
@@ -517,24 +517,10 @@ class FlowTracer(TorchFunctionMode):
 
 
 def _how(module: nn.Module) -> str:
-    """How a module was identified as an activation (for the report)."""
-    identify = _identifier()
-    if identify is not None:
-        found = identify(module)
-        if found is not None:
-            return getattr(found, "how", "class")
-    module_name = type(module).__module__
-    if module_name.startswith("relulab."):
-        return "relulab"
-    if module_name.startswith("torch."):
-        return "torch"
-    return "class"
-
-
-def _identifier():
-    from . import modules
-
-    return getattr(modules, "identify", None)
+    """How a module was identified as an activation (for the report): relulab, registered, torch, transformers,
+    timm or probe."""
+    found = identify(module)
+    return found.how if found is not None else "class"
 
 
 def call_inputs(inputs: Any) -> tuple[tuple, dict]:
