@@ -25,7 +25,10 @@ PLANTED = [1, 4]  # producer rows that get a -1000 bias: never positive on any i
 
 def _plant(layer: nn.Module) -> None:
     with torch.no_grad():  # the bias is per output unit (GPT-2's Conv1D too, though it stores its weight (in, out))
-        layer.bias[PLANTED] = -1e3
+        if layer.bias is not None:
+            layer.bias[PLANTED] = -1e3
+        else:  # Llama's projections have no bias: a zero row makes the pre-activation exactly 0, never > 0
+            layer.weight[PLANTED] = 0.0
 
 
 def bert(act):
