@@ -107,6 +107,19 @@ def hardswish_terms(x):
     return abs(2 * x) / 6 + HALF if -3 < x < 3 else ONE
 
 
+def hard_sigmoid(x):
+    return min(max(x + 3, ZERO), ctx.mpf(6)) / 6
+
+
+def hard_sigmoid_grad(x):
+    return ONE / 6 if -3 < x < 3 else ZERO
+
+
+def hard_tanh(low: float, high: float) -> tuple[Scalar, Scalar]:
+    a, b = mpf(low), mpf(high)
+    return (lambda x: min(max(x, a), b)), (lambda x: ONE if a < x < b else ZERO)
+
+
 def squared_relu(x):
     return max(x, ZERO) ** 2
 
@@ -177,6 +190,23 @@ def silu_grad(x):
 
 def silu_terms(x):
     return sigmoid_mp(x) + abs(x) * sigmoid_slope_mp(x)
+
+
+QUICK_GELU_SCALE = ctx.mpf("1.702")
+
+
+def quick_gelu(x):
+    return x * sigmoid_mp(QUICK_GELU_SCALE * x)
+
+
+def quick_gelu_grad(x):
+    u = QUICK_GELU_SCALE * x
+    return sigmoid_mp(u) + u * sigmoid_slope_mp(u)
+
+
+def quick_gelu_terms(x):
+    u = QUICK_GELU_SCALE * x
+    return sigmoid_mp(u) + abs(u) * sigmoid_slope_mp(u)
 
 
 def mish(x):
@@ -274,10 +304,17 @@ CASES: tuple[Case, ...] = (
     _case("celu-subnormal-alpha", "celu", celu(1e-310), params={"alpha": 1e-310}),
     _case("relu6", "relu6", (relu6, relu6_grad), kinks=(0.0, 6.0)),
     _case("hardswish", "hardswish", (hardswish, hardswish_grad), kinks=(-3.0, 3.0), terms=hardswish_terms),
+    _case("hard_sigmoid", "hard_sigmoid", (hard_sigmoid, hard_sigmoid_grad), kinks=(-3.0, 3.0)),
+    _case("hard_tanh", "hard_tanh", hard_tanh(-1.0, 1.0), kinks=(-1.0, 1.0)),
+    _case("hard_tanh-0-6", "hard_tanh", hard_tanh(0.0, 6.0), params={"min_val": 0.0, "max_val": 6.0},
+          kinks=(0.0, 6.0)),
+    _case("hard_tanh-neg2.5-0.5", "hard_tanh", hard_tanh(-2.5, 0.5), params={"min_val": -2.5, "max_val": 0.5},
+          kinks=(-2.5, 0.5)),
     _case("squared_relu", "squared_relu", (squared_relu, squared_relu_grad)),
     _case("gelu", "gelu", (gelu, gelu_grad), terms=gelu_terms),
     _case("gelu-tanh", "gelu", (gelu_tanh, gelu_tanh_grad), params={"approximate": "tanh"}, terms=gelu_tanh_terms),
     _case("silu", "silu", (silu, silu_grad), terms=silu_terms),
+    _case("quick_gelu", "quick_gelu", (quick_gelu, quick_gelu_grad), terms=quick_gelu_terms),
     _case("mish", "mish", (mish, mish_grad), terms=mish_terms),
     _case("softplus", "softplus", softplus(1.0, 20.0), kinks=(20.0,)),
     _case("softplus-beta2-t10", "softplus", softplus(2.0, 10.0), params={"beta": 2.0, "threshold": 10.0},

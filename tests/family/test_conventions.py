@@ -48,6 +48,14 @@ EDGE_TABLE = [
     ("hardswish", -INF, 0.0, 0.0), ("hardswish", -3.0, 0.0, 0.0), ("hardswish", -0.0, 0.0, 0.5),
     ("hardswish", 0.0, 0.0, 0.5), ("hardswish", 3.0, 3.0, 1.0), ("hardswish", INF, INF, 1.0),
     ("hardswish", NAN, NAN, NAN),
+    ("hard_sigmoid", -INF, 0.0, 0.0), ("hard_sigmoid", -3.0, 0.0, 0.0), ("hard_sigmoid", -0.0, 0.5, 1 / 6),
+    ("hard_sigmoid", 0.0, 0.5, 1 / 6), ("hard_sigmoid", 3.0, 1.0, 0.0), ("hard_sigmoid", INF, 1.0, 0.0),
+    ("hard_sigmoid", NAN, NAN, NAN),
+    ("hard_tanh", -INF, -1.0, 0.0), ("hard_tanh", -1.0, -1.0, 0.0), ("hard_tanh", -0.0, MINUS_ZERO, 1.0),
+    ("hard_tanh", 0.0, PLUS_ZERO, 1.0), ("hard_tanh", 1.0, 1.0, 0.0), ("hard_tanh", INF, 1.0, 0.0),
+    ("hard_tanh", NAN, NAN, NAN),
+    ("quick_gelu", -INF, 0.0, 0.0), ("quick_gelu", -0.0, 0.0, 0.5), ("quick_gelu", 0.0, 0.0, 0.5),
+    ("quick_gelu", INF, INF, 1.0), ("quick_gelu", NAN, NAN, NAN),
     ("squared_relu", -INF, 0.0, 0.0), ("squared_relu", -0.0, 0.0, 0.0), ("squared_relu", 0.0, 0.0, 0.0),
     ("squared_relu", INF, INF, INF), ("squared_relu", NAN, NAN, NAN),
     ("gelu", -INF, 0.0, 0.0), ("gelu", -0.0, 0.0, 0.5), ("gelu", 0.0, 0.0, 0.5), ("gelu", INF, INF, 1.0),
@@ -203,6 +211,13 @@ def test_hardswish_grad_at_kinks_takes_the_outer_branch():
     np.testing.assert_array_equal(rl.hardswish.grad([-3.0, 3.0]), [0.0, 1.0])
 
 
+def test_hard_sigmoid_and_hard_tanh_grad_at_kinks_are_zero_like_torch():
+    np.testing.assert_array_equal(rl.hard_sigmoid.grad([-3.0, np.nextafter(-3.0, 0.0), 3.0]), [0.0, 1 / 6, 0.0])
+    np.testing.assert_array_equal(rl.hard_tanh.grad([-1.0, np.nextafter(1.0, 0.0), 1.0]), [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(rl.hard_tanh.grad([0.0, 6.0, 3.0], min_val=0.0, max_val=6.0), [0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(rl.hard_tanh([-7.0, 3.0, 9.0], min_val=0.0, max_val=6.0), rl.relu6([-7.0, 3.0, 9.0]))
+
+
 def test_members_without_a_kink_have_continuous_derivatives_at_zero():
     # celu for every alpha, squared_relu: f'(0-) = f'(0+), and the derivative at 0 is that value.
     tiny = 1e-12
@@ -229,8 +244,8 @@ def test_at_zero_outside_the_subdifferential_raises():
         rl.relu.grad(0.0, at_zero=NAN)
 
 
-SMOOTH_AT_ZERO = ["celu", "hardswish", "squared_relu", "gelu", "silu", "mish", "softplus", "sigmoid", "tanh",
-                  "identity"]
+SMOOTH_AT_ZERO = ["celu", "hardswish", "hard_sigmoid", "hard_tanh", "squared_relu", "gelu", "silu", "quick_gelu",
+                  "mish", "softplus", "sigmoid", "tanh", "identity"]
 
 
 @pytest.mark.parametrize("name", SMOOTH_AT_ZERO)
@@ -624,6 +639,11 @@ def _torch_members(torch):
         "silu": ({}, F.silu), "mish": ({}, F.mish), "softplus": ({}, F.softplus),
         "softplus-beta2-t10": ({"beta": 2.0, "threshold": 10.0}, lambda t: F.softplus(t, beta=2.0, threshold=10.0)),
         "sigmoid": ({}, torch.sigmoid), "tanh": ({}, torch.tanh),
+        "hard_sigmoid": ({}, F.hardsigmoid), "hard_tanh": ({}, F.hardtanh),
+        "hard_tanh-0-6": ({"min_val": 0.0, "max_val": 6.0}, lambda t: F.hardtanh(t, 0.0, 6.0)),
+        "hard_tanh-neg2.5-0.5": ({"min_val": -2.5, "max_val": 0.5}, lambda t: F.hardtanh(t, -2.5, 0.5)),
+        # transformers' QuickGELUActivation and timm's quick_gelu, written out
+        "quick_gelu": ({}, lambda t: t * torch.sigmoid(1.702 * t)),
     }
 
 
@@ -636,18 +656,26 @@ def _torch_value_and_grad(torch, fn, x):
 
 def _ours(key, x, params):
     name = key.split("-")[0]
+    if name == "hard_sigmoid":
+        # torch's float64 hardsigmoid_backward multiplies by float32's 1/6 (0.16666667163...); the family gives
+        # 1/6. The comparison is against torch's value with that constant put back to 1/6.
+        # The same region (1/6 strictly inside (-3, 3), 0 elsewhere) is what is compared exactly.
+        derivative = grad(name, x, **params)
+        np.testing.assert_array_equal(derivative[derivative != 0], 1 / 6)
+        return value(name, x, **params), np.where(derivative != 0, float(np.float32(1 / 6)), derivative)
     return value(name, x, **params), grad(name, x, **params)
 
 
 KINKED_FOR_TORCH = ["relu", "leaky_relu", "leaky_relu-0.2", "relu6", "elu", "elu-0.5", "elu-2", "selu", "celu-2",
-                    "hardswish", "rrelu", "prelu"]
+                    "hardswish", "rrelu", "prelu", "hard_sigmoid", "hard_tanh", "hard_tanh-0-6", "hard_tanh-neg2.5-0.5"]
 
 
 @pytest.mark.parametrize("key", KINKED_FOR_TORCH)
 def test_derivatives_at_kinks_match_torch_autograd(key):
     torch = pytest.importorskip("torch")
     params, fn = _torch_members(torch)[key]
-    kinks = np.array([-3.0, -0.0, 0.0, 3.0, 6.0])  # every kink in this family, for every member here
+    own = rl.get(key.split("-")[0]).properties_for(**params).kinks  # hard_tanh's depend on its parameters
+    kinks = np.array([-3.0, -0.0, 0.0, 3.0, 6.0] + [k for k in own if k not in (-3.0, 0.0, 3.0, 6.0)])
     near = np.array([np.nextafter(0.0, 1.0), -np.nextafter(0.0, 1.0), np.nextafter(6.0, 0.0),
                      np.nextafter(-3.0, 0.0), np.nextafter(3.0, 0.0), -1.5, 1.0, 7.0])
     ours_value, ours_grad = _ours(key, kinks, params)
@@ -661,8 +689,8 @@ def test_derivatives_at_kinks_match_torch_autograd(key):
     np.testing.assert_allclose(ours_value, torch_value, rtol=1e-15, atol=0)
 
 
-@pytest.mark.parametrize("key", ["gelu", "gelu-tanh", "silu", "mish", "softplus", "softplus-beta2-t10", "sigmoid",
-                                 "tanh"])
+@pytest.mark.parametrize("key", ["gelu", "gelu-tanh", "silu", "quick_gelu", "mish", "softplus", "softplus-beta2-t10",
+                                 "sigmoid", "tanh"])
 def test_smooth_members_match_torch_on_finite_inputs(key):
     torch = pytest.importorskip("torch")
     params, fn = _torch_members(torch)[key]

@@ -84,6 +84,9 @@ BAD_PARAMS = [
     ("rrelu", {"seed": 1, "rng": np.random.default_rng(0)}, ValueError, r"^rrelu: give seed or rng, not both$"),
     ("gelu", {"approximate": "foo"}, ValueError, r"^gelu: approximate must be one of 'none', 'tanh'; got 'foo'"),
     ("gelu", {"approximate": None}, ValueError, r"^gelu: approximate must be one of 'none', 'tanh'; got None"),
+    ("hard_tanh", {"min_val": 1.0}, ValueError, r"^hard_tanh: min_val must be < max_val; got min_val=1\.0, max_val=1\.0$"),
+    ("hard_tanh", {"min_val": 2.0, "max_val": -2.0}, ValueError, r"^hard_tanh: min_val must be < max_val"),
+    ("hard_tanh", {"max_val": math.inf}, ValueError, r"^hard_tanh: max_val must be a real number in \(-inf, inf\)"),
     ("prelu", {"channel_axis": 1.5}, TypeError, r"^prelu: channel_axis must be an integer in \[-64, 64\]; got 1\.5"),
 ]
 

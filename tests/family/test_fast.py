@@ -32,7 +32,8 @@ CALLS = [
     ("leaky_relu", {"negative_slope": -0.5}), ("leaky_relu", {"negative_slope": 3.0}),
     ("leaky_relu", {"negative_slope": 0.0}), ("elu", {}), ("elu", {"alpha": 0.5}), ("selu", {}),
     ("celu", {"alpha": 2.0}), ("relu6", {}), ("hardswish", {}), ("squared_relu", {}), ("gelu", {}),
-    ("gelu", {"approximate": "tanh"}), ("silu", {}), ("mish", {}), ("softplus", {}),
+    ("gelu", {"approximate": "tanh"}), ("silu", {}), ("quick_gelu", {}), ("mish", {}), ("softplus", {}),
+    ("hard_sigmoid", {}), ("hard_tanh", {}), ("hard_tanh", {"min_val": 0.0, "max_val": 6.0}),
     ("softplus", {"beta": 2.0, "threshold": 5.0}), ("sigmoid", {}), ("tanh", {}), ("identity", {}), ("rrelu", {}),
 ]
 CALL_IDS = [name + "".join(f"-{k}={v}" for k, v in params.items()) for name, params in CALLS]

@@ -36,9 +36,9 @@ def df(name, x):
 
 # -- the claims, against the mathematics --------------------------------------------------------------------------
 MONOTONIC = {"relu", "leaky_relu", "rrelu", "elu", "selu", "celu", "relu6", "squared_relu", "softplus", "sigmoid",
-             "tanh", "identity"}
+             "tanh", "identity", "hard_sigmoid", "hard_tanh"}
 # A decreasing pair (a < b, f(a) > f(b)) for each member that is not monotonic (prelu: its slope may be negative).
-NOT_MONOTONIC_WITNESS = {"gelu": (-3.0, -1.0), "silu": (-4.0, -1.5), "mish": (-4.0, -1.5),
+NOT_MONOTONIC_WITNESS = {"gelu": (-3.0, -1.0), "silu": (-4.0, -1.5), "mish": (-4.0, -1.5), "quick_gelu": (-3.0, -1.0),
                          "hardswish": (-3.0, -1.5), "prelu": (-2.0, -1.0, -0.5)}
 
 
@@ -57,6 +57,8 @@ BOUNDS = {
     "celu": (-1.0, None), "relu6": (0.0, 6.0), "hardswish": (-0.375, None), "squared_relu": (0.0, None),
     "gelu": (-0.16997120747990, None), "silu": (-0.27846454276107, None), "mish": (-0.30884341301725, None),
     "softplus": (0.0, None), "sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "identity": (None, None),
+    "hard_sigmoid": (0.0, 1.0), "hard_tanh": (-1.0, 1.0),
+    "quick_gelu": (-0.27846454276107 / 1.702, None),  # silu's minimum, scaled: x s(a x) = silu(a x) / a
 }
 # The minima of gelu, silu and mish are checked to full precision with mpmath in test_reference.py.
 
@@ -82,9 +84,9 @@ def test_parameter_dependent_properties():
     assert rl.gelu.properties_for(approximate="tanh").lower_bound == pytest.approx(-0.170040750571254, rel=1e-12)
 
 
-SMOOTH = {"gelu", "silu", "mish", "softplus", "sigmoid", "tanh", "identity"}
+SMOOTH = {"gelu", "silu", "quick_gelu", "mish", "softplus", "sigmoid", "tanh", "identity"}
 ZERO_FOR_NEGATIVE = {"relu", "relu6", "squared_relu"}
-PIECEWISE_LINEAR = {"relu", "leaky_relu", "prelu", "rrelu", "relu6", "identity"}
+PIECEWISE_LINEAR = {"relu", "leaky_relu", "prelu", "rrelu", "relu6", "identity", "hard_sigmoid", "hard_tanh"}
 
 
 def test_smoothness_and_shape_claims_match_the_mathematics():
@@ -94,6 +96,9 @@ def test_smoothness_and_shape_claims_match_the_mathematics():
     assert {n for n, p in members.items() if p.piecewise_linear} == PIECEWISE_LINEAR
     assert members["relu6"].kinks == (0.0, 6.0) and members["hardswish"].kinks == (-3.0, 3.0)
     assert members["elu"].kinks == () and rl.elu.properties_for(alpha=2.0).kinks == (0.0,)
+    assert members["hard_sigmoid"].kinks == (-3.0, 3.0) and members["hard_tanh"].kinks == (-1.0, 1.0)
+    relu6_like = rl.hard_tanh.properties_for(min_val=0.0, max_val=6.0)
+    assert relu6_like.kinks == (0.0, 6.0) and relu6_like.zero_for_negative and relu6_like.upper_bound == 6.0
 
 
 # -- relu ----------------------------------------------------------------------------------------------------------
@@ -209,7 +214,7 @@ def test_softplus_is_x_above_the_threshold(beta, threshold):
 
 
 # -- derivatives against finite differences --------------------------------------------------------------------------
-SMOOTH_PARAMS = [("gelu", {}), ("gelu", {"approximate": "tanh"}), ("silu", {}), ("mish", {}),
+SMOOTH_PARAMS = [("gelu", {}), ("gelu", {"approximate": "tanh"}), ("silu", {}), ("quick_gelu", {}), ("mish", {}),
                  ("softplus", {"threshold": math.inf}), ("softplus", {"beta": 3.0, "threshold": math.inf}),
                  ("sigmoid", {}), ("tanh", {}), ("identity", {}), ("celu", {"alpha": 0.7}), ("elu", {}),
                  ("squared_relu", {})]  # the last three are continuously differentiable (C1), enough here

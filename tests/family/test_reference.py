@@ -145,7 +145,7 @@ def _derivative_root(case: Case, guess: float) -> float:
 
 
 @pytest.mark.parametrize(("case_id", "guess"), [("gelu", -0.75), ("gelu-tanh", -0.75), ("silu", -1.28),
-                                                 ("mish", -1.19), ("hardswish", -1.5)])
+                                                 ("quick_gelu", -0.75), ("mish", -1.19), ("hardswish", -1.5)])
 def test_derivative_at_its_own_root_is_within_ulps_of_the_terms(case_id, guess):
     # The hardest points for f' = A + x A': the float64 neighbours of the true root, where f' is ~1e-16.
     case = next(c for c in CASES if c.id == case_id)
@@ -174,7 +174,7 @@ def test_reference_derivative_is_the_derivative_of_the_reference_value(case):
 
 
 @pytest.mark.parametrize(("case_id", "guess"), [("gelu", -0.75), ("gelu-tanh", -0.75), ("silu", -1.28),
-                                                 ("mish", -1.19), ("hardswish", -1.5)])
+                                                 ("quick_gelu", -0.75), ("mish", -1.19), ("hardswish", -1.5)])
 def test_lower_bound_is_the_minimum(case_id, guess):
     case = next(c for c in CASES if c.id == case_id)
     minimum = _to_float(case.value(ctx.findroot(case.derivative, mpf(guess))))

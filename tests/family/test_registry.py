@@ -14,12 +14,12 @@ import relulab
 import relulab as rl
 from relulab.family import Activation, Properties, UnknownActivationError
 
-MEMBERS = ["relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "squared_relu",
-           "gelu", "silu", "mish", "softplus", "sigmoid", "tanh", "identity"]
+MEMBERS = ["relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "hard_sigmoid",
+           "hard_tanh", "squared_relu", "gelu", "silu", "quick_gelu", "mish", "softplus", "sigmoid", "tanh", "identity"]
 
 
-def test_names_are_exactly_the_17_members():
-    assert len(rl.names()) == 17
+def test_names_are_exactly_the_20_members():
+    assert len(rl.names()) == 20
     assert sorted(rl.names()) == sorted(MEMBERS)
 
 
@@ -34,6 +34,7 @@ def test_each_member_is_exported_under_its_name(name):
     ("swish", "silu"), ("Swish", "silu"), ("hard_swish", "hardswish"), ("Hard-Swish", "hardswish"),
     ("LeakyReLU", "leaky_relu"), ("leaky relu", "leaky_relu"), ("leaky-relu", "leaky_relu"), ("PReLU", "prelu"),
     ("ReLU6", "relu6"), ("SELU", "selu"), ("logistic", "sigmoid"), ("linear", "identity"),
+    ("Hardsigmoid", "hard_sigmoid"), ("Hardtanh", "hard_tanh"), ("QuickGELU", "quick_gelu"),
 ])
 def test_get_is_case_insensitive_and_resolves_aliases(query, name):
     assert rl.get(query) is getattr(rl, name)
@@ -100,7 +101,7 @@ def test_register_and_unregister_a_user_member(shifted):
     for key in ("shifted_relu_test", "shifted_test"):
         with pytest.raises(UnknownActivationError):
             rl.get(key)
-    assert len(rl.names()) == 17
+    assert len(rl.names()) == 20
 
 
 def test_register_refuses_a_taken_name_unless_replace(shifted):
@@ -143,6 +144,8 @@ FORMULA_FRAGMENTS = {
     "gelu": [r"x\,\Phi(x)", r"\operatorname{erf}", r"0.044715 x^3"], "silu": [r"x\,\sigma(x)"],
     "mish": [r"x \tanh", r"\ln(1 + e^{x})"], "softplus": [r"\ln(1 + e^{\beta x})"],
     "sigmoid": [r"\frac{1}{1 + e^{-x}}"], "tanh": [r"\tanh(x)"], "identity": [r"f(x) = x"],
+    "hard_sigmoid": [r"x/6 + 1/2"], "hard_tanh": [r"a < x < b", r"\text{min\_val}"],
+    "quick_gelu": [r"x\,\sigma(1.702\,x)"],
 }
 
 

@@ -24,16 +24,11 @@ PLANTED = [1, 4]  # producer rows that get a -1000 bias: never positive on any i
 
 
 def _plant(layer: nn.Module) -> None:
-    with torch.no_grad():
-        if type(layer).__name__ == "Conv1D":  # GPT-2 stores (in, out): the units are columns, the bias is per unit
+    with torch.no_grad():  # the bias is per output unit (GPT-2's Conv1D too, though it stores its weight (in, out))
+        if layer.bias is not None:
             layer.bias[PLANTED] = -1e3
-        else:
-            layer.bias[PLANTED] = -1e3
-
-
-def _quiet_config(config):
-    config.attn_implementation = "eager"
-    return config
+        else:  # Llama's projections have no bias: a zero row makes the pre-activation exactly 0, never > 0
+            layer.weight[PLANTED] = 0.0
 
 
 def bert(act):
@@ -74,8 +69,7 @@ def vit():
     config = transformers.ViTConfig(image_size=16, patch_size=4, hidden_size=16, num_hidden_layers=2,
                                     num_attention_heads=2, intermediate_size=24, num_channels=3)
     model = transformers.ViTModel(config, add_pooling_layer=False)
-    return model, {f"encoder.layer.{i}.intermediate.intermediate_act_fn": f"encoder.layer.{i}.intermediate.dense"
-                   for i in range(2)}
+    return model, {f"layers.{i}.mlp.activation_fn": f"layers.{i}.mlp.fc1" for i in range(2)}
 
 
 def _inputs(kind: str, seed: int, tokens: int):
@@ -399,3 +393,38 @@ def test_nan_window_writes_json_nulls(tmp_path):
     saved = json.loads(path.read_text())
     assert saved["history"][0]["layers"][0]["grad_norm"] is None
     assert saved["layers"][0]["grad_norm"] > 0
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_swap_to_relu_then_revive_on_every_architecture(case):
+    build, member, _ = CASES[case]
+    torch.manual_seed(0)
+    model, producers = build()
+    model.eval()
+    if member != "relu":
+        assert rnn.swap(model, member, "relu") >= len(producers)
+    for producer in producers.values():
+        _plant(model.get_submodule(producer))
+    kind = "vit" if case == "vit" else "text"
+    batch = _inputs(kind, 5, 9)
+
+    def never_positive() -> dict[str, list[int]]:  # by hook on the producers, not by relulab
+        seen = {}
+        handles = [model.get_submodule(p).register_forward_hook(
+            lambda m, i, o, site=s: seen.__setitem__(site, o.detach().reshape(-1, o.shape[-1])))
+            for s, p in producers.items()]
+        with torch.no_grad():
+            model(**batch)
+        for handle in handles:
+            handle.remove()
+        return {s: [int(u) for u in torch.nonzero((z > 0).sum(0) == 0).flatten()] for s, z in seen.items()}
+
+    before = never_positive()
+    assert all(set(PLANTED) <= set(units) for units in before.values())
+    with Monitor(model) as mon, torch.no_grad():
+        model(**batch)
+    report = mon.report()
+    assert {s: report[s].dead_units for s in producers} == before
+    revived = revive(model, report, generator=torch.Generator().manual_seed(0))
+    assert revived == sum(len(units) for units in before.values())
+    assert all(units == [] for units in never_positive().values())

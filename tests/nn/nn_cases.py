@@ -24,10 +24,15 @@ CASES = [
     ("celu-2", "celu", {"alpha": 2.0}),
     ("relu6", "relu6", {}),
     ("hardswish", "hardswish", {}),
+    ("hard_sigmoid", "hard_sigmoid", {}),
+    ("hard_tanh", "hard_tanh", {}),
+    ("hard_tanh-0-6", "hard_tanh", {"min_val": 0.0, "max_val": 6.0}),
+    ("hard_tanh-neg2.5-0.5", "hard_tanh", {"min_val": -2.5, "max_val": 0.5}),
     ("squared_relu", "squared_relu", {}),
     ("gelu", "gelu", {}),
     ("gelu-tanh", "gelu", {"approximate": "tanh"}),
     ("silu", "silu", {}),
+    ("quick_gelu", "quick_gelu", {}),
     ("mish", "mish", {}),
     ("softplus", "softplus", {}),
     ("softplus-2-5", "softplus", {"beta": 2.0, "threshold": 5.0}),
@@ -36,7 +41,7 @@ CASES = [
     ("identity", "identity", {}),
 ]
 CASE_IDS = [case[0] for case in CASES]
-PIECEWISE = ("relu", "leaky_relu", "relu6", "rrelu", "prelu")  # the members with a bit-mask lean path
+PIECEWISE = ("relu", "leaky_relu", "relu6", "rrelu", "prelu", "hard_tanh", "hard_sigmoid")  # the members with a bit-mask lean path
 KINK_AT_ZERO = [name for name in rnn.MODULES if rl.get(name).has_kink_at_zero]
 
 BIG = np.finfo(np.float64).max

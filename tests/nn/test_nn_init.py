@@ -44,7 +44,8 @@ def test_quadrature_reproduces_the_closed_forms(member, params):
 
 NUMERICAL = [("elu", {}), ("elu", {"alpha": 0.5}), ("selu", {}), ("celu", {"alpha": 2.0}), ("hardswish", {}),
              ("gelu", {}), ("gelu", {"approximate": "tanh"}), ("silu", {}), ("mish", {}), ("softplus", {}),
-             ("softplus", {"beta": 2.0}), ("sigmoid", {}), ("tanh", {}), ("relu6", {})]
+             ("softplus", {"beta": 2.0}), ("sigmoid", {}), ("tanh", {}), ("relu6", {}), ("quick_gelu", {}),
+             ("hard_sigmoid", {}), ("hard_tanh", {}), ("hard_tanh", {"min_val": -0.5, "max_val": 2.0})]
 
 
 @pytest.mark.parametrize("member, params", NUMERICAL, ids=[f"{m}-{p}" for m, p in NUMERICAL])
@@ -56,6 +57,15 @@ def test_numerical_gains_agree_with_mpmath(member, params):
     integrand = lambda z: mpmath.mpf(float(f(np.array([float(z)]), **params)[0])) ** 2 * phi(z)  # noqa: E731
     moment = mpmath.quad(integrand, [-40, *breaks, 40])
     assert rnn.gain(member, **params) == pytest.approx(1 / math.sqrt(float(moment)), rel=1e-10)
+
+
+@pytest.mark.parametrize("low, high", [(-1.0, 1.0), (-0.5, 2.0)])
+def test_hard_tanh_gain_is_the_closed_form(low, high):
+    # E[clip(z, a, b)^2] = E[z^2; a < z < b] + a^2 P(z < a) + b^2 P(z > b), E[z^2; a < z < b] = [Phi - z phi]_a^b
+    cdf = lambda z: 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))  # noqa: E731
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    moment = (cdf(high) - high * pdf(high)) - (cdf(low) - low * pdf(low)) + low**2 * cdf(low) + high**2 * (1 - cdf(high))
+    assert rnn.gain("hard_tanh", min_val=low, max_val=high) == pytest.approx(1 / math.sqrt(moment), rel=1e-12)
 
 
 def test_selu_gain_is_one_and_differs_from_torch_on_purpose():

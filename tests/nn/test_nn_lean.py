@@ -109,7 +109,7 @@ def test_lean_prelu_is_identical_for_input_and_slopes(dtype, frozen):
 
 
 # -- what is saved ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("member", ["relu", "leaky_relu", "relu6", "rrelu", "prelu"])
+@pytest.mark.parametrize("member", PIECEWISE)
 @pytest.mark.parametrize("shape", [(64, 100), (3, 5, 7)])
 def test_piecewise_lean_saves_one_bit_per_element(member, shape):
     x = torch.randn(shape, requires_grad=True) * 1.0
@@ -170,7 +170,7 @@ def activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
     return sum(storages.values())
 
 
-@pytest.mark.parametrize("member", ["relu", "leaky_relu", "relu6"])
+@pytest.mark.parametrize("member", ["relu", "leaky_relu", "relu6", "hard_tanh", "hard_sigmoid"])
 def test_lean_saves_the_float_tensor_in_a_linear_dropout_model(member):
     torch.manual_seed(0)
     batch, width = 32, 64

@@ -40,6 +40,12 @@ def test_every_registered_member_has_a_module_and_a_function():
         assert cls.activation is rl.get(name)
 
 
+def test_every_module_has_test_cases():
+    # CASES (nn_cases.py) drives every numeric test here, in test_nn_lean and test_nn_compile: a member without a
+    # case would go untested (prelu has its own tests).
+    assert {case[1] for case in CASES} | {"prelu"} == set(rnn.MODULES)
+
+
 def test_import_relulab_does_not_import_torch():
     code = "import sys, relulab; relulab.relu([1.0]); assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -107,6 +113,8 @@ NAN_DERIVATIVE = {
     "relu": 1.0, "leaky_relu": 0.01, "leaky_relu-0.2": 0.2, "leaky_relu-neg": -0.5, "rrelu": 11 / 48,
     "rrelu-0.1-0.3": 0.2, "elu": 1.0, "elu-0.5": 1.0, "elu-0": 1.0, "selu": rl.SELU_SCALE, "celu": 1.0,
     "celu-2": 1.0, "relu6": 1.0, "hardswish": 1.0, "identity": 1.0,
+    "hard_tanh": 1.0, "hard_tanh-0-6": 1.0, "hard_tanh-neg2.5-0.5": 1.0,  # torch's hardtanh_backward, as relu6
+    "hard_sigmoid": 0.0,  # torch's hardsigmoid_backward: the region test -3 < x < 3 fails
 }
 
 
@@ -334,7 +342,8 @@ TORCH_EQUIVALENTS = [
     ("ReLU", (), {}), ("ReLU", (True,), {}), ("LeakyReLU", (0.2, True), {}), ("ELU", (0.5,), {}),
     ("CELU", (2.0, True), {}), ("SELU", (), {"inplace": True}), ("ReLU6", (True,), {}), ("RReLU", (0.1, 0.3), {}),
     ("GELU", ("tanh",), {}), ("Softplus", (2.0, 5.0), {}), ("SiLU", (), {}), ("Mish", (), {}),
-    ("Hardswish", (), {}), ("Sigmoid", (), {}), ("Tanh", (), {}), ("Identity", (), {}), ("PReLU", (3,), {}),
+    ("Hardswish", (), {}), ("Sigmoid", (), {}), ("Tanh", (), {}), ("PReLU", (3,), {}),
+    ("Hardsigmoid", (), {}), ("Hardtanh", (), {}), ("Hardtanh", (-2.0, 0.5, True), {}),
 ]
 
 
@@ -345,6 +354,12 @@ def test_constructor_and_repr_follow_torch_nn(name, args, kwargs):
     assert rnn.activation_name(theirs) == rnn.activation_name(ours) == ours.activation.name
     assert rnn.activation_params(theirs) == rnn.activation_params(ours) == ours.params
     assert type(ours).torch_counterpart is type(theirs)
+
+
+def test_identity_is_an_activation_only_when_chosen_from_relulab():
+    # torch.nn.Identity is a placeholder (timm's drop_path, HF ConvNeXt); relulab.nn.Identity is an explicit choice.
+    assert repr(rnn.Identity()) == repr(torch.nn.Identity()) and rnn.Identity.torch_counterpart is torch.nn.Identity
+    assert rnn.activation_name(torch.nn.Identity()) is None and rnn.activation_name(rnn.Identity()) == "identity"
 
 
 def test_repr_shows_relulab_options():
@@ -410,7 +425,8 @@ def test_module_attributes_and_signature():
 
 
 @pytest.mark.parametrize("module_name", ["relulab.nn", "relulab.nn.modules", "relulab.nn.functional",
-                                         "relulab.nn.init", "relulab.nn.swap"])
+                                         "relulab.nn.init", "relulab.nn.swap", "relulab.nn.counterparts",
+                                         "relulab.nn.flow"])
 def test_docstring_examples_run(module_name):
     __import__(module_name)
     result = doctest.testmod(sys.modules[module_name], optionflags=doctest.NORMALIZE_WHITESPACE)

@@ -22,11 +22,14 @@ from .members import (
     celu,
     elu,
     gelu,
+    hard_sigmoid,
+    hard_tanh,
     hardswish,
     identity,
     leaky_relu,
     mish,
     prelu,
+    quick_gelu,
     relu,
     relu6,
     rrelu,
@@ -43,6 +46,6 @@ swish = silu  # alias, the same object
 __all__ = [
     "Activation", "Kink", "Param", "Properties", "UnknownActivationError", "get", "names", "normalize_name",
     "register", "unregister", "SELU_ALPHA", "SELU_SCALE", "get_num_threads", "set_num_threads",
-    "relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "squared_relu",
-    "gelu", "silu", "swish", "mish", "softplus", "sigmoid", "tanh", "identity",
+    "relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "hard_sigmoid", "hard_tanh",
+    "squared_relu", "gelu", "silu", "swish", "quick_gelu", "mish", "softplus", "sigmoid", "tanh", "identity",
 ]

@@ -534,6 +534,83 @@ hardswish = register(Activation(
 ))
 
 
+def _hard_sigmoid(x, out):
+    # relu6(x + 3) / 6 as PyTorch computes it: x + 3 is exact near -3 (Sterbenz), NaN stays NaN through clip.
+    value = np.clip(x + 3.0, 0.0, 6.0)
+    return np.divide(value, 6.0, out=value if out is None else out)
+
+
+def _hard_sigmoid_grad(x, out):
+    # PyTorch's hardsigmoid_backward region: 1/6 strictly inside (-3, 3), 0 at the kinks and outside.
+    inside = (x > -3.0) & (x < 3.0)
+    grad = sp.select(inside, np.asarray(1.0 / 6.0, x.dtype), np.zeros((), x.dtype))
+    return _store(_nan_where_nan(grad, x), out)
+
+
+hard_sigmoid = register(Activation(
+    "hard_sigmoid",
+    aliases=("h_sigmoid",),
+    summary="Hard sigmoid: relu6(x + 3) / 6, a piecewise-linear stand-in for sigmoid (torch.nn.Hardsigmoid).",
+    formula=r"\begin{cases} 0 & x \le -3 \\ x/6 + 1/2 & -3 < x < 3 \\ 1 & x \ge 3 \end{cases}",
+    derivative_formula=r"\begin{cases} 1/6 & -3 < x < 3 \\ 0 & \text{otherwise (also at } x = \pm 3) \end{cases}",
+    properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=1.0, smooth=False, kinks=(-3.0, 3.0),
+                          zero_for_negative=False, piecewise_linear=True),
+    elementwise=True,
+    forward=_hard_sigmoid,
+    derivative=_hard_sigmoid_grad,
+    conventions="At the kinks PyTorch's values: f'(-3) = f'(3) = 0. f'(x) = 1/6 exactly in float64 (PyTorch's "
+                "float64 backward uses float32's 1/6, 0.16666667163; relulab.nn gives 1/6).",
+    use="Gates in mobile networks (MobileNetV3's squeeze-and-excitation): sigmoid's shape without exp.",
+    failure_mode="Zero gradient outside (-3, 3): a saturated gate stops learning.",
+    paper="Courbariaux, Bengio & David 2015, BinaryConnect; Howard et al. 2019, Searching for MobileNetV3 (ICCV).",
+    example=">>> rl.hard_sigmoid([-4.0, 0.0, 1.5, 4.0])\narray([0.  , 0.5 , 0.75, 1.  ])",
+))
+
+
+def _hard_tanh(x, out, min_val, max_val):
+    return np.clip(x, min_val, max_val, out=out)  # NaN stays NaN; -0.0 inside the range stays -0.0
+
+
+def _hard_tanh_grad(x, out, min_val, max_val):
+    # PyTorch's hardtanh_backward region: 1 strictly inside (min_val, max_val), 0 at the kinks and outside.
+    return _store(_nan_where_nan(((x > min_val) & (x < max_val)).astype(x.dtype), x), out)
+
+
+def _check_hard_tanh(p: Mapping[str, Any], owner: str) -> None:
+    if not p["min_val"] < p["max_val"]:
+        raise ValueError(f"{owner}: min_val must be < max_val; got min_val={p['min_val']!r}, "
+                         f"max_val={p['max_val']!r}")
+
+
+hard_tanh = register(Activation(
+    "hard_tanh",
+    summary="Hard tanh: x clipped to [min_val, max_val] (torch.nn.Hardtanh; [-1, 1] by default).",
+    formula=r"\begin{cases} a & x \le a \\ x & a < x < b \\ b & x \ge b \end{cases},\quad "
+            r"a = \text{min\_val},\ b = \text{max\_val}",
+    derivative_formula=r"\begin{cases} 1 & a < x < b \\ 0 & \text{otherwise (also at } x = a, b) \end{cases}",
+    params=(
+        Param("min_val", -1.0, "Lower end of the linear region (the output's minimum).", low=-math.inf,
+              high=math.inf, low_open=True, high_open=True),
+        Param("max_val", 1.0, "Upper end of the linear region (the output's maximum); must exceed min_val.",
+              low=-math.inf, high=math.inf, low_open=True, high_open=True),
+    ),
+    check=_check_hard_tanh,
+    properties=lambda p: Properties(monotonic=True, lower_bound=p["min_val"], upper_bound=p["max_val"], smooth=False,
+                                    kinks=(p["min_val"], p["max_val"]), zero_for_negative=p["min_val"] == 0,
+                                    piecewise_linear=True),
+    elementwise=True,
+    forward=_hard_tanh,
+    derivative=_hard_tanh_grad,
+    conventions="At the kinks PyTorch's values: f'(min_val) = f'(max_val) = 0; -0.0 stays -0.0. "
+                "hard_tanh(min_val=0, max_val=6) is relu6 (whose at_zero= this member does not offer).",
+    use="A bounded, piecewise-linear tanh: cheap, used in quantised and binarised networks and in some RNNs.",
+    failure_mode="Zero gradient outside (min_val, max_val): saturated units stop learning.",
+    paper="Collobert 2004, Large Scale Machine Learning (PhD thesis, Universite Paris VI).",
+    example=">>> rl.hard_tanh([-2.0, 0.5, 3.0])\narray([-1. ,  0.5,  1. ])\n"
+            ">>> rl.hard_tanh([-2.0, 0.5, 3.0], min_val=0.0, max_val=2.0)\narray([0. , 0.5, 2. ])",
+))
+
+
 @single_pass
 def _squared_relu(x, out):
     positive = np.maximum(x, 0.0)
@@ -657,6 +734,43 @@ silu = register(Activation(
     failure_mode="exp cost; non-monotonic dip (minimum -0.278 at x = -1.278).",
     paper="Elfwing, Uchibe & Doya 2018 (SiLU); Ramachandran, Zoph & Le 2017, Searching for Activation Functions.",
     example=">>> rl.silu([-1.0, 0.0, 1.0])\narray([-0.26894142,  0.        ,  0.73105858])",
+))
+
+
+QUICK_GELU_SCALE = 1.702  # the sigmoid's scale in QuickGELU (CLIP), fitted so x * sigmoid(1.702 x) ~ gelu(x)
+
+
+def _quick_gelu(x, out):
+    # x * sigmoid(a x): no exp overflows (sigmoid takes its exp(x) form in the tail), a x = +-inf for huge x still
+    # gives sigmoid 1 or 0; _finite keeps inf * 0 out, the limits at +-inf are written afterwards.
+    value = _finite(x) * sp.sigmoid(QUICK_GELU_SCALE * x)
+    return _store(_fix_infinities(value, x, np.inf, 0.0), out)
+
+
+def _quick_gelu_grad(x, out):
+    # sigma(a x) + a x sigma'(a x); beyond |x| = 1e5 sigma' is 0 exactly, so clipping there keeps a x finite.
+    u = QUICK_GELU_SCALE * np.clip(x, -1e5, 1e5)
+    value, slope = sp.sigmoid_and_slope(u)
+    return _store(value + u * slope, out)
+
+
+quick_gelu = register(Activation(
+    "quick_gelu",
+    summary="Quick GELU: x * sigmoid(1.702 x), the sigmoid approximation of gelu used by CLIP.",
+    formula=r"x\,\sigma(1.702\,x)",
+    derivative_formula=r"\sigma(1.702\,x) + 1.702\,x\,\sigma(1.702\,x)\,\bigl(1 - \sigma(1.702\,x)\bigr)",
+    properties=Properties(monotonic=False, lower_bound=-0.16361018963635358, upper_bound=None, smooth=True,
+                          kinks=(), zero_for_negative=False, piecewise_linear=False),
+    elementwise=True,
+    forward=_quick_gelu,
+    derivative=_quick_gelu_grad,
+    conventions="quick_gelu(-inf) = 0, quick_gelu(+inf) = +inf; it is silu(1.702 x) / 1.702, not gelu: the two "
+                "differ by up to 0.02.",
+    use="CLIP and models fine-tuned from it (transformers' QuickGELUActivation, timm's QuickGELU).",
+    failure_mode="As gelu/silu: non-monotonic dip (minimum -0.164 at x = -0.751), exp cost.",
+    paper="Hendrycks & Gimpel 2016, Gaussian Error Linear Units (GELUs) (arXiv:1606.08415), section 2; "
+          "Radford et al. 2021, CLIP.",
+    example=">>> rl.quick_gelu([-1.0, 0.0, 1.0])\narray([-0.15420423,  0.        ,  0.84579577])",
 ))
 
 

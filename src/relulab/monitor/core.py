@@ -123,6 +123,7 @@ class _Layer:
     producers: list[str] = field(default_factory=list)
     how: str = ""  # how the activation was identified, and how its unit axis was found
     _scratch: np.ndarray | None = None  # the fused pass's unused positive counts (members counted on the input)
+    _views: tuple[np.ndarray, ...] | None = None  # NumPy views of the accumulators (CPU, fused path)
 
     def _dims(self, ndim: int) -> tuple[int, list[int]]:
         if ndim <= 1:
@@ -150,12 +151,37 @@ class _Layer:
             )
         return unit, reduce
 
+    def _fused_view(self, t: torch.Tensor, unit: int):
+        """(fused kernels, t as a NumPy (N, units, S) view) when the compiled one-pass path applies, else None."""
+        fused = _fused_kernel()
+        if fused is None or t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64) \
+                or not t.is_contiguous() or t.ndim < 2 or not (unit == 1 or unit == t.ndim - 1):
+            return None
+        array = t.numpy()
+        # Units on dim 1 of (N, C, ...) are (N, C, S); units on the last dim of (..., F) are (rows, F, 1).
+        return fused, (array.reshape(t.shape[0], self.units, -1) if unit == 1 else array.reshape(-1, self.units, 1))
+
+    def _numpy_state(self) -> tuple[np.ndarray, ...]:
+        # NumPy views of the CPU accumulators, made once (torch's .numpy() costs ~10 us a call).
+        if self._views is None:
+            self._views = (self.active.numpy(), self.zeros.numpy().reshape(1), self.moments[0].numpy(),
+                           self.moments[1].numpy(), self.grad_sq.numpy().reshape(1))
+        return self._views
+
     def add_input(self, x: torch.Tensor) -> None:
         """Count x > 0 per unit (members whose output can be non-zero for x <= 0)."""
-        _, reduce = self._check_units(x)
+        unit, reduce = self._check_units(x)
+        if x.numel() == 0:
+            return
+        fast = self._fused_view(x, unit)
+        if fast is not None:
+            fused, values = fast
+            fused.positive_counts(values, self._numpy_state()[0])
+            return
         if x.dtype not in (torch.float32, torch.float64):
             x = x.float()  # a float16 sum of ones is exact only up to 2048
-        positive = torch.heaviside(x, x.new_zeros(()))  # 1 where x > 0, else 0; a float pass, faster than bool
+        # sign(relu(x)) is 1 where x > 0, else 0, NaN for NaN: two float passes (heaviside and bool sums are slow)
+        positive = torch.sign(torch.relu(x))
         self.active.add_(positive.sum(dim=reduce if x.ndim > 1 else None, dtype=torch.float64))
 
     def add_output(self, y: torch.Tensor) -> None:
@@ -165,16 +191,13 @@ class _Layer:
         self.samples += y.shape[0] if y.ndim > 0 else 1
         self.positions += y.numel() // (self.units or 1)
         self.elements += y.numel()
-        fused = _fused_kernel()
-        if fused is not None and y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64) \
-                and (unit == 1 or unit == y.ndim - 1) and y.is_contiguous():
-            # One compiled pass: positive count, zeros, sum and sum of squares per unit. Units on dim 1 of
-            # (N, C, ...) are (N, C, S); units on the last dim of (..., F) are (rows, F, 1).
-            values = y.numpy().reshape(y.shape[0], self.units, -1) if unit == 1 \
-                else y.numpy().reshape(-1, self.units, 1)
-            positive = self.active.numpy() if self.dead_possible else self._scratch_positive()
-            fused.unit_stats(values, positive, self.zeros.numpy().reshape(1), self.moments[0].numpy(),
-                             self.moments[1].numpy())
+        fast = self._fused_view(y, unit)
+        if fast is not None:
+            # One compiled pass: positive count, zeros, sum and sum of squares per unit.
+            fused, values = fast
+            active, zeros, total, total_sq, _ = self._numpy_state()
+            positive = active if self.dead_possible else self._scratch_positive()
+            fused.unit_stats(values, positive, zeros, total, total_sq)
             return
         dims = reduce if y.ndim > 1 else None
         # float16/bfloat16 hold whole numbers exactly only up to 2048/256 and overflow early: widen first, and sum
@@ -199,8 +222,8 @@ class _Layer:
         g = grad.detach()
         fused = _fused_kernel()
         if fused is not None and g.device.type == "cpu" and g.dtype in (torch.float32, torch.float64) \
-                and g.is_contiguous():
-            self.grad_sq.numpy()[...] += fused.sum_squares(g.numpy())
+                and g.is_contiguous() and self.grad_sq.device.type == "cpu":
+            self._numpy_state()[4][0] += fused.sum_squares(g.numpy())
         else:
             squared = torch.dot(g.view(-1), g.view(-1)) if g.is_contiguous() else torch.linalg.vector_norm(g).square()
             self.grad_sq.add_(squared)

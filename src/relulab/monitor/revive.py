@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..nn import gain
-from ..nn.flow import is_weight_layer, weight_fan_in
+from ..nn.flow import call_inputs, is_weight_layer, weight_fan_in
 from .core import Monitor
 from .report import Report
 
@@ -147,7 +147,7 @@ def born_dead(model: nn.Module, inputs: Any, *, rtol: float = 1e-6) -> BornDead:
 
     Reference: Lu, Shin, Su & Karniadakis 2019, Dying ReLU and Initialization: Theory and Numerical Examples.
     """
-    args, kwargs = _as_call(inputs)
+    args, kwargs = call_inputs(inputs)
     first = next((t for t in list(args) + list(kwargs.values()) if isinstance(t, torch.Tensor)), None)
     if first is None or first.ndim < 1 or first.shape[0] < 2:
         raise ValueError("inputs must be a tensor (or a tuple/dict of inputs whose first tensor is one) holding at "
@@ -170,14 +170,6 @@ def born_dead(model: nn.Module, inputs: Any, *, rtol: float = 1e-6) -> BornDead:
     dead_layers = [name for name, fraction in fractions.items() if fraction == 1.0]
     return BornDead(born_dead=spread <= rtol * scale, dead_layers=dead_layers, output_spread=spread,
                     dead_fraction=fractions)
-
-
-def _as_call(inputs: Any) -> tuple[tuple, dict]:
-    if isinstance(inputs, Mapping):
-        return (), dict(inputs)
-    if isinstance(inputs, (tuple, list)):
-        return tuple(inputs), {}
-    return (inputs,), {}
 
 
 def _describe(inputs: Any) -> str:

@@ -15,15 +15,17 @@ Import it explicitly (``import relulab`` never imports torch)::
 
 What is here:
 
-* **Modules** for every member (``ReLU, LeakyReLU, PReLU, RReLU, ELU, SELU, CELU, ReLU6, Hardswish, SquaredReLU,
-  GELU, SiLU, Mish, Softplus, Sigmoid, Tanh, Identity``), generated from the family registry; each has
+* **Modules** for every member (``ReLU, LeakyReLU, PReLU, RReLU, ELU, SELU, CELU, ReLU6, Hardswish, Hardsigmoid,
+  Hardtanh, SquaredReLU, GELU, SiLU, QuickGELU, Mish, Softplus, Sigmoid, Tanh, Identity``), generated from the family registry; each has
   ``.activation`` (the family member) and ``.params``, torch.nn's constructor arguments, ``inplace`` where safe,
   ``at_zero=`` at a kink at 0 and ``lean=``. :func:`make` builds one by name or alias.
 * :mod:`relulab.nn.functional`: the same as functions with torch.nn.functional's signatures.
 * **Numbers**: the same values and gradients as the NumPy member, including relulab's limits at +-inf where
   torch's kernels give NaN; torch's own fused kernels on the common path (as fast as torch.nn).
 * **lean=True**: piecewise-linear members keep a packed 1-bit mask for the backward instead of a float tensor.
-* :func:`gain`, :func:`init_`, :func:`param_groups`, :func:`swap`, :func:`activation_name`,
+* :func:`gain`, :func:`init_`, :func:`fan_in`, :func:`param_groups`, :func:`swap`.
+* :func:`identify` (which member any module computes: relulab, torch.nn, transformers, timm, declared with
+  :func:`register_counterpart`, or found by evaluating it), and its views :func:`activation_name`,
   :func:`activation_params`.
 
 docs/nn.md has the tables: every difference from torch (values and derivatives at +-inf, at kinks, at NaN and
@@ -32,20 +34,23 @@ with the reasons they differ, and what :func:`swap` cannot see.
 """
 
 from . import functional
-from .init import gain, init_, param_groups
-from .modules import (
-    MODULES,
-    ActivationModule,
+from .init import fan_in, gain, init_, param_groups
+from .counterparts import (
+    Identification,
     activation_name,
     activation_params,
-    make,
+    identify,
+    register_counterpart,
+    unregister_counterpart,
 )
+from .modules import MODULES, ActivationModule, make
 from .modules import __all__ as _module_classes
 from .modules import *  # noqa: F403  (the generated classes: ReLU, LeakyReLU, ...)
 from .flow import Flow, FlowTracer, Origin, Site, trace
 from .swap import swap
 
-__all__ = sorted(set(_module_classes) - {"make", "activation_name", "activation_params"}) + [
+__all__ = sorted(set(_module_classes) - {"make"}) + [
     "make", "functional", "gain", "init_", "swap", "param_groups", "activation_name", "activation_params",
+    "identify", "Identification", "register_counterpart", "unregister_counterpart", "fan_in",
     "trace", "Flow", "FlowTracer", "Origin", "Site",
 ]

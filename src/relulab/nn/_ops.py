@@ -111,6 +111,9 @@ def unpack_mask(packed: Tensor, shape: torch.Size, dtype: torch.dtype = torch.bo
 #   relu6: hardtanh_backward(g, x, 0, 6)  -> x <= 0 || x >= 6 ? 0 : g  (NaN -> g)
 #   leaky: leaky_relu_backward(g, x, s)   -> x > 0 ? g : g * s          (NaN -> g * s)
 #   prelu: _prelu_kernel_backward         -> x > 0 ? g : w * g          (NaN -> w * g)
+#   hardtanh (a, b): hardtanh_backward(g, x, a, b) -> x <= a || x >= b ? 0 : g (NaN -> g or 0: torch's vectorised
+#                    and scalar loops differ; the mask is taken by the same kernel on the same x, so it agrees)
+#   hardsigmoid: relulab's own, where(-3 < x < 3, g / 6, 0)           (NaN -> 0), see hard_sigmoid_bwd
 # The lean path saves the region where the derivative is 1 as bits and, in the backward, hands it to the same
 # kernel as a 0/1 tensor in place of x: the kernel takes the same branch for every element, so the gradient is
 # bit-identical to the native path's.
@@ -120,11 +123,15 @@ def _unit(x: Tensor) -> Tensor:
     return torch.ones((), dtype=x.dtype, device=x.device).expand(x.shape)
 
 
-def region_one(kind: str, x: Tensor) -> Tensor:
+def region_one(kind: str, x: Tensor, slope=None) -> Tensor:
     """Where the derivative is 1, as a bool tensor, from torch's backward kernel with a unit gradient
     (relu takes it from its output instead, see the Function)."""
     if kind == "relu6":
         return aten.hardtanh_backward(_unit(x), x, 0.0, 6.0).bool()
+    if kind == "hardtanh":  # slope: (min_val, max_val)
+        return aten.hardtanh_backward(_unit(x), x, slope[0], slope[1]).bool()
+    if kind == "hardsigmoid":
+        return hard_sigmoid_region(x)
     return aten.leaky_relu_backward(_unit(x), x, 0.0, False).bool()  # leaky, prelu: x > 0
 
 
@@ -143,6 +150,10 @@ def piecewise_fwd(kind: str, x: Tensor, slope, inplace: bool) -> Tensor:
         return torch.relu_(x) if inplace else torch.relu(x)
     if kind == "relu6":
         return F.hardtanh(x, 0.0, 6.0, inplace=inplace)
+    if kind == "hardtanh":
+        return F.hardtanh(x, slope[0], slope[1], inplace=inplace)
+    if kind == "hardsigmoid":
+        return F.hardsigmoid(x, inplace=inplace)
     if kind == "leaky":
         return F.leaky_relu(x, slope, inplace=inplace)
     return aten._prelu_kernel(x, slope)  # prelu: never in place (torch.nn.PReLU offers no inplace either)
@@ -152,8 +163,10 @@ def piecewise_bwd(kind: str, g: Tensor, one: Tensor, slope) -> Tensor:
     """The input gradient from ``one`` (0/1 in g's dtype), through the kernel torch's own backward uses."""
     if kind == "relu":
         return aten.threshold_backward(g, one, 0)
-    if kind == "relu6":
+    if kind in ("relu6", "hardtanh"):  # one is 0 or 1: inside (0, 6) exactly where it is 1
         return aten.hardtanh_backward(g, one, 0.0, 6.0)
+    if kind == "hardsigmoid":
+        return hard_sigmoid_grad(g, one != 0)
     if kind == "leaky":
         return aten.leaky_relu_backward(g, one, slope, False)
     return aten._prelu_kernel_backward(g, one, slope)[0]
@@ -169,7 +182,8 @@ def prelu_weight_view(x: Tensor, weight: Tensor) -> Tensor:
 
 
 class PiecewiseLinearFunction(torch.autograd.Function):
-    """relu / relu6 / leaky_relu / prelu / rrelu (eval) saving packed bits instead of a float tensor.
+    """relu / relu6 / leaky_relu / prelu / rrelu (eval) / hard_tanh / hard_sigmoid saving packed bits instead of a
+    float tensor.
 
     Also the path for a non-default ``at_zero``: 1 bit when at_zero is 1 (x == 0 joins the region of slope 1),
     else a second bit marks x == 0. For prelu with slopes that need a gradient, dL/dw = sum g * min(x, 0) needs x
@@ -188,7 +202,7 @@ class PiecewiseLinearFunction(torch.autograd.Function):
         if at_zero is None and kind == "relu":
             one = None  # relu's region is where its output is nonzero (NaN included): read after the forward
         elif at_zero is None:
-            one = region_one(kind, x)
+            one = region_one(kind, x, slope)
         elif at_zero == 1.0:
             one = region_one_at_zero_one(kind, x)
         else:
@@ -327,7 +341,45 @@ def _fixed_function(label: str, fwd: Callable, bwd: Callable) -> type:
     })
 
 
+QUICK_GELU_SCALE = 1.702
+
+
+def quick_gelu_fwd(x: Tensor, approximate: str) -> Tensor:
+    # x * sigmoid(1.702 x) with x clamped below: -inf * sigmoid(-inf) would be NaN, the limit is 0.
+    clamped = x.clamp_min(-INF_CLAMP)
+    return torch.sigmoid(clamped * QUICK_GELU_SCALE).mul_(clamped)
+
+
+def quick_gelu_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
+    # s(u) + u s(u) s(-u), u = 1.702 x: s(-u) instead of 1 - s(u), which cancels for u >> 0. Clamped so that
+    # u * s(u) s(-u) is never inf * 0 (beyond 1e4 the derivative is 0 or 1 exactly).
+    u = x.clamp(-INF_CLAMP, INF_CLAMP) * QUICK_GELU_SCALE
+    s = torch.sigmoid(u)
+    return g * (s + u * s * torch.sigmoid(-u))
+
+
+def hard_sigmoid_fwd(x: Tensor, approximate: str) -> Tensor:
+    return F.hardsigmoid(x)
+
+
+def hard_sigmoid_region(x: Tensor) -> Tensor:
+    return (x > -3.0) & (x < 3.0)
+
+
+def hard_sigmoid_grad(g: Tensor, inside: Tensor) -> Tensor:
+    # torch's hardsigmoid_backward multiplies by float32's 1/6 even in float64 (0.16666667163); the family's
+    # derivative is 1/6 in x's dtype, 0 at the kinks and outside (and at NaN, as torch's kernel: see the table
+    # above; one bit per element on the lean path could not hold a third value).
+    return torch.where(inside, g / 6.0, torch.zeros((), dtype=g.dtype, device=g.device))
+
+
+def hard_sigmoid_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
+    return hard_sigmoid_grad(g, hard_sigmoid_region(x))
+
+
 GELUFunction = _fixed_function("GELU", gelu_fwd, gelu_bwd)
+QuickGELUFunction = _fixed_function("QuickGELU", quick_gelu_fwd, quick_gelu_bwd)
+HardSigmoidFunction = _fixed_function("HardSigmoid", hard_sigmoid_fwd, hard_sigmoid_bwd)
 SiLUFunction = _fixed_function("SiLU", silu_fwd, silu_bwd)
 MishFunction = _fixed_function("Mish", mish_fwd, mish_bwd)
 HardswishFunction = _fixed_function("Hardswish", hardswish_fwd, hardswish_bwd)
@@ -417,6 +469,20 @@ def _hardswish(x, inplace, at_zero, lean, training):
     return HardswishFunction.apply(x, "none", inplace)
 
 
+def _hard_sigmoid(x, inplace, at_zero, lean, training):
+    if not _tracked(x):
+        return F.hardsigmoid(x, inplace=inplace)  # inference: torch's fused kernel, nothing saved
+    if lean:
+        return PiecewiseLinearFunction.apply(x, None, "hardsigmoid", None, None, inplace)
+    return HardSigmoidFunction.apply(x, "none", inplace)
+
+
+def _hard_tanh(x, inplace, at_zero, lean, training, min_val, max_val):
+    if lean and _tracked(x):
+        return PiecewiseLinearFunction.apply(x, None, "hardtanh", (min_val, max_val), None, inplace)
+    return F.hardtanh(x, min_val, max_val, inplace=inplace)
+
+
 def _squared_relu(x, inplace, at_zero, lean, training):
     # relu saves its output r and square saves its input r: one tensor, shared.
     return torch.relu(x).square()
@@ -432,6 +498,10 @@ def _silu(x, inplace, at_zero, lean, training):
     if kernels_exact(x):
         return F.silu(x, inplace=inplace)
     return SiLUFunction.apply(x, "none", inplace)
+
+
+def _quick_gelu(x, inplace, at_zero, lean, training):
+    return QuickGELUFunction.apply(x, "none", False)
 
 
 def _mish(x, inplace, at_zero, lean, training):
@@ -483,9 +553,12 @@ OPS: dict[str, MemberOp] = {
     "celu": MemberOp(_celu, ("alpha",), inplace=True),
     "relu6": MemberOp(_relu6, inplace=True, lean_saves="1 bit per element"),
     "hardswish": MemberOp(_hardswish, inplace=True),
+    "hard_sigmoid": MemberOp(_hard_sigmoid, inplace=True, lean_saves="1 bit per element"),
+    "hard_tanh": MemberOp(_hard_tanh, ("min_val", "max_val"), inplace=True, lean_saves="1 bit per element"),
     "squared_relu": MemberOp(_squared_relu, lean_saves="relu(x) (one tensor, as the native path)"),
     "gelu": MemberOp(_gelu, ("approximate",)),
     "silu": MemberOp(_silu, inplace=True),
+    "quick_gelu": MemberOp(_quick_gelu),
     "mish": MemberOp(_mish, inplace=True),
     "softplus": MemberOp(_softplus, ("beta", "threshold")),
     "sigmoid": MemberOp(_sigmoid, lean_saves="its output (as the native path)"),

@@ -36,10 +36,10 @@ from torch.overrides import TorchFunctionMode
 
 from relulab.family import names
 
-from .modules import activation_name, activation_params
+from .counterparts import activation_name, activation_params, identify
 
-__all__ = ["Origin", "Site", "Flow", "FlowTracer", "trace", "FUNCTIONAL_ACTIVATIONS", "is_weight_layer",
-           "weight_fan_in", "UNIT_PRESERVING"]
+__all__ = ["Origin", "Site", "Flow", "FlowTracer", "trace", "call_inputs", "FUNCTIONAL_ACTIVATIONS",
+           "is_weight_layer", "weight_fan_in", "UNIT_PRESERVING"]
 
 # Modules whose output unit i is a function of input unit i alone (revive and prune can map units through them).
 UNIT_PRESERVING: tuple[type[nn.Module], ...] = (
@@ -517,24 +517,20 @@ class FlowTracer(TorchFunctionMode):
 
 
 def _how(module: nn.Module) -> str:
-    """How a module was identified as an activation (for the report)."""
-    identify = _identifier()
-    if identify is not None:
-        found = identify(module)
-        if found is not None:
-            return getattr(found, "how", "class")
-    module_name = type(module).__module__
-    if module_name.startswith("relulab."):
-        return "relulab"
-    if module_name.startswith("torch."):
-        return "torch"
-    return "class"
+    """How a module was identified as an activation (for the report): relulab, registered, torch, transformers,
+    timm or probe."""
+    found = identify(module)
+    return found.how if found is not None else "class"
 
 
-def _identifier():
-    from . import modules
-
-    return getattr(modules, "identify", None)
+def call_inputs(inputs: Any) -> tuple[tuple, dict]:
+    """Example inputs as ``(args, kwargs)`` for ``model(*args, **kwargs)``: a dict is keyword inputs
+    (``{"input_ids": ids}``), a tuple or list positional inputs, anything else the one positional input."""
+    if isinstance(inputs, dict):
+        return (), dict(inputs)
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs), {}
+    return (inputs,), {}
 
 
 def trace(model: nn.Module, *args: Any, **kwargs: Any) -> Flow:

@@ -27,8 +27,9 @@ from ._ops import OPS, check_input
 from ._params import resolve_at_zero, torch_params, validate_params
 
 __all__ = [
-    "relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "squared_relu",
-    "gelu", "silu", "swish", "mish", "softplus", "sigmoid", "tanh", "identity",
+    "relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "hard_sigmoid",
+    "hardsigmoid", "hard_tanh", "hardtanh", "squared_relu", "gelu", "silu", "swish", "quick_gelu", "mish",
+    "softplus", "sigmoid", "tanh", "identity",
 ]
 
 Tensor = torch.Tensor
@@ -111,6 +112,15 @@ def hardswish(input: Tensor, inplace: bool = False, *, lean: bool = False) -> Te
     return _apply("hardswish", input, (), inplace, None, lean)
 
 
+def hard_sigmoid(input: Tensor, inplace: bool = False, *, lean: bool = False) -> Tensor:
+    return _apply("hard_sigmoid", input, (), inplace, None, lean)
+
+
+def hard_tanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False, *,
+              lean: bool = False) -> Tensor:
+    return _apply("hard_tanh", input, (min_val, max_val), inplace, None, lean)
+
+
 def squared_relu(input: Tensor, *, lean: bool = False) -> Tensor:
     return _apply("squared_relu", input, (), False, None, lean)
 
@@ -121,6 +131,10 @@ def gelu(input: Tensor, approximate: str = "none", *, lean: bool = False) -> Ten
 
 def silu(input: Tensor, inplace: bool = False, *, lean: bool = False) -> Tensor:
     return _apply("silu", input, (), inplace, None, lean)
+
+
+def quick_gelu(input: Tensor, *, lean: bool = False) -> Tensor:
+    return _apply("quick_gelu", input, (), False, None, lean)
 
 
 def mish(input: Tensor, inplace: bool = False, *, lean: bool = False) -> Tensor:
@@ -144,6 +158,8 @@ def identity(input: Tensor, *, lean: bool = False) -> Tensor:
 
 
 swish = silu  # alias, as in the family
+hardsigmoid = hard_sigmoid  # torch.nn.functional's spellings
+hardtanh = hard_tanh
 
 FUNCTIONS = {name: globals()[name] for name in OPS}
 

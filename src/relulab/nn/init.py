@@ -19,10 +19,10 @@ from torch import nn
 
 from relulab.family import Activation, get
 
+from .counterparts import activation_name, activation_params
 from .flow import is_weight_layer, weight_fan_in
-from .modules import activation_name, activation_params
 
-__all__ = ["gain", "init_", "InitPlan", "param_groups", "WEIGHT_LAYERS", "NORM_LAYERS"]
+__all__ = ["gain", "init_", "InitPlan", "param_groups", "fan_in", "WEIGHT_LAYERS", "NORM_LAYERS"]
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORM_LAYERS = tuple(
@@ -31,6 +31,20 @@ NORM_LAYERS = tuple(
         "InstanceNorm3d", "LayerNorm", "GroupNorm", "LocalResponseNorm", "RMSNorm",
     ) if hasattr(nn, name)
 )
+
+def fan_in(module: nn.Module) -> int | None:
+    """The number of inputs each output of a weight layer sums over, or None for a module that is not one.
+
+    Weight layers: ``nn.Linear``, ``nn.Conv1d/2d/3d`` (weight (out, in/groups, *kernel): in/groups * prod(kernel)),
+    ConvTransposeNd and transformers' ``Conv1D`` (weight (in, out): in), told apart by duck typing
+    (:func:`relulab.nn.flow.is_weight_layer`).
+
+    >>> import torch, relulab.nn as rnn
+    >>> rnn.fan_in(torch.nn.Conv2d(3, 8, 5)), rnn.fan_in(torch.nn.Linear(7, 2)), rnn.fan_in(torch.nn.ReLU())
+    (75, 7, None)
+    """
+    return weight_fan_in(module) if is_weight_layer(module) else None
+
 
 # Gauss-Legendre panels on [-40, 40]: beyond |z| = 40 the Gaussian weight is below 1e-347, zero in float64.
 _RANGE = 40.0
@@ -132,14 +146,6 @@ def _init_layer(module: nn.Module, gain_value: float, generator: torch.Generator
         module.bias.zero_()
 
 
-def _split_inputs(inputs: Any) -> tuple[tuple, dict]:
-    if isinstance(inputs, dict):
-        return (), dict(inputs)
-    if isinstance(inputs, (tuple, list)):
-        return tuple(inputs), {}
-    return (inputs,), {}
-
-
 @torch.no_grad()
 def init_(model: nn.Module, inputs: Any = None, *, generator: torch.Generator | None = None) -> InitPlan:
     """He-style initialisation of every weight layer of ``model`` for the activation whose output it consumes.
@@ -168,9 +174,9 @@ def init_(model: nn.Module, inputs: Any = None, *, generator: torch.Generator | 
     """
     if inputs is None:
         return _init_by_order(model, generator)
-    from .flow import trace
+    from .flow import call_inputs, trace
 
-    args, kwargs = _split_inputs(inputs)
+    args, kwargs = call_inputs(inputs)
     was_training = model.training
     model.eval()
     try:

@@ -27,7 +27,7 @@ from relulab.family import Activation, get
 from ._ops import OPS, check_input
 from ._params import member_op, resolve_at_zero, torch_params, validate_params
 
-__all__ = ["ActivationModule", "MODULES", "make", "activation_name", "activation_params"]
+__all__ = ["ActivationModule", "MODULES", "make"]
 
 # class name, member, torch.nn counterpart (None: torch has none), and the docstring example: the constructor call
 # and the printed result for torch.tensor([-2.0, 0.0, 3.0]) (checked against the family by tests/nn).
@@ -40,9 +40,12 @@ _CLASSES = (
     ("CELU", "celu", "CELU", "rnn.CELU(alpha=2.0)", "tensor([-1.2642,  0.0000,  3.0000])"),
     ("ReLU6", "relu6", "ReLU6", "rnn.ReLU6()", "tensor([0., 0., 3.])"),
     ("Hardswish", "hardswish", "Hardswish", "rnn.Hardswish()", "tensor([-0.3333,  0.0000,  3.0000])"),
+    ("Hardsigmoid", "hard_sigmoid", "Hardsigmoid", "rnn.Hardsigmoid()", "tensor([0.1667, 0.5000, 1.0000])"),
+    ("Hardtanh", "hard_tanh", "Hardtanh", "rnn.Hardtanh(-1.0, 1.0)", "tensor([-1.,  0.,  1.])"),
     ("SquaredReLU", "squared_relu", None, "rnn.SquaredReLU()", "tensor([0., 0., 9.])"),
     ("GELU", "gelu", "GELU", "rnn.GELU()", "tensor([-0.0455,  0.0000,  2.9959])"),
     ("SiLU", "silu", "SiLU", "rnn.SiLU()", "tensor([-0.2384,  0.0000,  2.8577])"),
+    ("QuickGELU", "quick_gelu", None, "rnn.QuickGELU()", "tensor([-0.0643,  0.0000,  2.9819])"),
     ("Mish", "mish", "Mish", "rnn.Mish()", "tensor([-0.2525,  0.0000,  2.9865])"),
     ("Softplus", "softplus", "Softplus", "rnn.Softplus(beta=1.0)", "tensor([0.1269, 0.6931, 3.0486])"),
     ("Sigmoid", "sigmoid", "Sigmoid", "rnn.Sigmoid()", "tensor([0.1192, 0.5000, 0.9526])"),
@@ -266,12 +269,6 @@ for _name, _member, _torch_name, _call, _output in _CLASSES:
 __all__.append("PReLU")
 MODULES = {name: MODULES[name] for name in OPS}  # registry order of the op table
 
-# torch.nn class -> member, from the same table (nn.ReLU6 subclasses nn.Hardtanh, which is not mapped).
-TORCH_COUNTERPARTS: dict[type[nn.Module], str] = {
-    cls.torch_counterpart: name for name, cls in MODULES.items() if cls.torch_counterpart is not None
-}
-
-
 def make(name: str | Activation, **params: Any) -> ActivationModule:
     """The relulab.nn module for a member, by name or alias, resolved by the same registry as ``relulab.get``.
 
@@ -287,34 +284,11 @@ def make(name: str | Activation, **params: Any) -> ActivationModule:
     return MODULES[activation.name](**params)
 
 
-def activation_name(module: nn.Module) -> str | None:
-    """The canonical family name of an activation module (torch.nn or relulab.nn), else None.
+def __getattr__(name: str) -> Any:
+    # identify, activation_name and activation_params live in counterparts.py, which imports this module; they stay
+    # importable from here (``from relulab.nn.modules import activation_name``), resolved on first use.
+    if name in ("identify", "activation_name", "activation_params", "Identification"):
+        from . import counterparts
 
-    >>> import torch, relulab.nn as rnn
-    >>> [rnn.activation_name(m) for m in (torch.nn.LeakyReLU(), rnn.SiLU(), torch.nn.Linear(1, 1))]
-    ['leaky_relu', 'silu', None]
-    """
-    if isinstance(module, ActivationModule):
-        return module.activation.name
-    for cls in type(module).__mro__:
-        name = TORCH_COUNTERPARTS.get(cls)
-        if name is not None:
-            return name
-    return None
-
-
-def activation_params(module: nn.Module) -> dict[str, Any]:
-    """The member parameters of an activation module, such that ``make(activation_name(m), **activation_params(m))``
-    builds an equivalent relulab module (for PReLU: num_parameters and the initial slope, not the learned slopes).
-    Raises ValueError for a module that is not an activation.
-
-    >>> import torch, relulab.nn as rnn
-    >>> rnn.activation_params(torch.nn.ELU(alpha=0.5))
-    {'alpha': 0.5}
-    """
-    if isinstance(module, ActivationModule):
-        return dict(module.params)
-    name = activation_name(module)
-    if name is None:
-        raise ValueError(f"module must be an activation module (torch.nn or relulab.nn); got {type(module).__name__}")
-    return {param: getattr(module, param) for param in MODULES[name]._param_names}
+        return getattr(counterparts, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,8 @@ from torch import nn
 from relulab.family import Activation
 
 from ._params import member_op
-from .modules import activation_name, make
+from .counterparts import activation_name
+from .modules import make
 
 __all__ = ["swap"]
 
@@ -26,8 +27,10 @@ def _placement(*sources: nn.Module):
 def swap(model: nn.Module, old: str | Activation, new: str | Activation, **params: Any) -> int:
     """Replace every activation module of member ``old`` in ``model`` by ``make(new, **params)``; return the count.
 
-    Matches torch.nn and relulab.nn modules alike (``nn.ReLU``, ``nn.ReLU(inplace=True)``, ``rnn.ReLU(lean=True)``
-    all match ``"relu"``), by name or alias, at any depth: Sequential, ModuleList, ModuleDict and attributes of
+    Matches every module :func:`relulab.nn.identify` recognises as ``old`` -- relulab.nn, torch.nn, transformers and
+    timm classes, declared and probed ones (``nn.ReLU``, ``nn.ReLU(inplace=True)``, ``rnn.ReLU(lean=True)`` all
+    match ``"relu"``; BERT's ``GELUActivation`` and GPT-2's ``NewGELUActivation`` match ``"gelu"``) -- by name or
+    alias, at any depth: Sequential, ModuleList, ModuleDict and attributes of
     custom modules. Each replaced module gets its own new instance (a module shared between two places stays
     shared). ``inplace=True`` carries over when the new member offers it and ``params`` does not set it; new
     parameters (PReLU slopes) are placed on the device and dtype of the old module, else of its parent's
