@@ -254,10 +254,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
     lab = _lab()
-    from .lab import doctor
+    from .lab.doctor import run_doctor, validate_doctor
 
     try:
-        settings = doctor.validate_doctor(
+        settings = validate_doctor(
             args.model, args.data, target=args.target, task=args.task, activation=args.activation,
             epochs=_number("--epochs", args.epochs, int, "an integer >= 1"),
             lr=_number("--lr", args.lr, float, "a number > 0"), optimizer=args.optimizer,
@@ -268,7 +268,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["doctor"] else "relulab doctor"
     try:
-        result = _stoppable(lambda: doctor.run_doctor(settings, progress=not args.quiet, command=command))
+        result = _stoppable(lambda: run_doctor(settings, progress=not args.quiet, command=command))
     except KeyboardInterrupt:
         return _interrupted("doctor", settings.out)
     for note in result.results["notes"]:

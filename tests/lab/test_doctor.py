@@ -167,7 +167,8 @@ def test_unscaled_inputs_are_found_and_standardize_uses_the_training_statistics(
     finding = input_scale(data)
     assert finding["kind"] == "unscaled_inputs" and finding["evidence"]["unscaled"] == 1
     worst = finding["evidence"]["worst"][0]
-    assert worst["feature"] == 2 and worst["mean"] == pytest.approx(float(np.mean(data.x_train[:, 2], dtype=np.float64)))
+    assert worst["feature"] == 2
+    assert worst["mean"] == pytest.approx(float(np.mean(data.x_train[:, 2], dtype=np.float64)))
     scaled = standardized(data)
     mean, std = data.x_train.astype(np.float64).mean(0), data.x_train.astype(np.float64).std(0)
     np.testing.assert_allclose(scaled.x_test, (data.x_test - mean) / std, rtol=1e-5, atol=1e-5)

@@ -392,7 +392,8 @@ def compare(settings: CompareSettings, *, progress: bool = True, stream: TextIO 
     summary = compare_summary(settings, lrs, tuned)
     metric = "r2" if settings.user_data is not None and settings.user_data.task == "regression" else "accuracy"
     tables = [("", compare_columns(settings.target_error, metric), rows)]
-    _write_outputs(out, results, title=f"relulab compare: {settings.data_label}, {settings.model_label}", intro=[summary],
+    _write_outputs(out, results, title=f"relulab compare: {settings.data_label}, {settings.model_label}",
+                   intro=[summary],
                    tables=tables, figures=figures, runs=results["runs"], notes=COMPARE_NOTES)
     text = "\n".join([summary, "", render_tables(tables)] + (["", "lr auto:"] + lr_lines(results) if tuned else []))
     return LabResult(results, text, out)

@@ -47,7 +47,8 @@ from .data import Dataset
 from .report import Column, band, colour, figure, fmt, integer_ticks
 from .sweep import Sweep, Task, default_jobs
 from .train import OPTIMIZERS, RunConfig
-from .user import ModelSource, check_model, model_source, prepare_data, save_data, write_inputs
+from .user import (ModelSource, check_model, main_is_importable, model_source, prepare_data, save_data,
+                   write_inputs)
 
 __all__ = ["DoctorSettings", "Remedy", "validate_doctor", "run_doctor", "doctor", "diagnose", "propose",
            "FINDING_KINDS", "DEAD_LIMIT", "BORN_DEAD_LIMIT", "VANISHING_LIMIT", "EXPLODING_LIMIT", "SATURATION_LIMIT"]
@@ -111,8 +112,8 @@ def validate_doctor(model: Any, data: Any, *, target: str | None = None, task: s
     prepared = prepare_data(data, target=target, task=task)
     source = model_source(model, out=out, activation=activation)
     check_model(source, prepared)
-    if source.in_process:
-        jobs = 1
+    if source.in_process or not main_is_importable():
+        jobs = 1  # _notes says why
     return DoctorSettings(model=source, data=prepared, epochs=epochs, lr=lr, optimizer=optimizer,
                           batch_size=batch_size, seeds=seeds, jobs=jobs, out=out, data_label=prepared.name)
 
@@ -505,7 +506,8 @@ def run_doctor(settings: DoctorSettings, *, progress: bool = True, stream: TextI
     figures = plot_doctor(out, arms, remedy_results, metric)
     tables = [("Findings", FINDING_COLUMNS, [dict(f, text=describe(f)) for f in findings] or
                [{"kind": "none", "layer": "-", "text": "healthy: nothing above the limits"}]),
-              ("Remedies, side by side with the untouched model (mean ± std over seeds)", remedy_columns(metric), rows)]
+              ("Remedies, side by side with the untouched model (mean ± std over seeds)", remedy_columns(metric),
+               rows)]
     results["files"] = {"html": "index.html", "json": "results.json", "csv": "results.csv",
                         "figures": [name for name, _ in figures]}
     report.write_csv(out, results["runs"])
@@ -560,7 +562,8 @@ def _verdict(findings: Sequence[Mapping[str, Any]], remedies: Sequence[Mapping[s
             label, key = shown[symptom]
             changes.append(f"{label} {fmt(base[key], scale=100)}% -> {fmt(m[key], scale=100)}%")
         elif symptom == "gradient ratio":
-            changes.append(f"gradient first/last {fmt(base['grad_ratio'], sci=True)} -> {fmt(m['grad_ratio'], sci=True)}")
+            changes.append(f"gradient first/last {fmt(base['grad_ratio'], sci=True)} -> "
+                           f"{fmt(m['grad_ratio'], sci=True)}")
         elif symptom == "no divergence":
             changes.append(f"diverged seeds {base['diverged']} -> 0")
     changes.append(f"final train loss {_number(base['train_loss'])} -> {_number(m['train_loss'])}")
@@ -608,6 +611,9 @@ def _notes(settings: DoctorSettings) -> list[str]:
     notes = []
     if settings.model.note:
         notes.append(settings.model.note)
+    elif not main_is_importable():
+        notes.append("Runs went one at a time in this process: the calling script is read from standard input, "
+                     "which worker processes cannot start from.")
     from torch import nn
 
     if isinstance(settings.model.obj, nn.Module):

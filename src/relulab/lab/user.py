@@ -46,7 +46,7 @@ from .compare import ConfigError
 from .data import Dataset, stratified_split
 
 __all__ = ["ModelSource", "model_source", "build_model", "prepare_data", "save_data", "read_data", "is_user_data",
-           "is_user_model", "check_model", "write_inputs", "data_path", "TASKS", "infer_task", "resolve_import"]
+           "is_user_model", "check_model", "write_inputs", "data_path", "main_is_importable", "TASKS", "infer_task", "resolve_import"]
 
 TASKS = ("classification", "regression")
 _MAX_CLASSES = 50
@@ -212,11 +212,19 @@ def model_source(model: Any, *, out: Path, activation: str = "", option: str = "
     return replace(source, spec=token, in_process=True, note=note)
 
 
+def main_is_importable() -> bool:
+    """False when ``__main__`` names a file that is not there (``python -`` reads ``<stdin>``): a spawned worker
+    process would try to run it again and die before doing any work."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or Path(main_file).is_file()
+
+
 def _unreachable(obj: Any) -> str | None:
     """Why a worker process could not unpickle ``obj`` although it pickles here, or None."""
     target = obj if isinstance(obj, (type, types.FunctionType)) else type(obj)
     module = getattr(target, "__module__", "") or ""
-    if module == "__main__" and getattr(sys.modules.get("__main__"), "__file__", None) is None:
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if module == "__main__" and (main_file is None or not Path(main_file).is_file()):
         return "it is defined in an interactive session (__main__ without a file), which a worker cannot import"
     if module.startswith("relulab_user_"):
         return "it comes from a file imported by path, which pickle cannot name in another process"

@@ -10,7 +10,8 @@ Which layer produces and which consumes an activation's units is read from one t
 unit-preserving modules only (BatchNorm, Dropout, Identity). Two more structures are handled explicitly, inside
 one ``nn.Sequential``: a conv activation followed by channel-wise pooling/dropout and then a ConvNd; or by those
 and an ``nn.Flatten`` into a Linear, where channel c owns the Linear's input columns ``c*S .. c*S + S - 1`` (S: the
-spatial size after pooling; pooling and dropout keep a channel that is 0 everywhere at 0), and those columns go. Everything else is refused per layer, with the reason:
+spatial size after pooling; pooling and dropout keep a channel that is 0 everywhere at 0), and those columns go.
+Everything else is refused per layer, with the reason:
 
 - the activation module is called more than once per forward, or its producer/consumer is (weights shared);
 - the producer is not a Linear or a ConvNd with ``groups == 1`` (e.g. a transposed or grouped convolution), or a
