@@ -508,6 +508,8 @@ def run_doctor(settings: DoctorSettings, *, progress: bool = True, stream: TextI
                [{"kind": "none", "layer": "-", "text": "healthy: nothing above the limits"}]),
               ("Remedies, side by side with the untouched model (mean ± std over seeds)", remedy_columns(metric),
                rows)]
+    if remedy_results:
+        tables.append(("What each remedy changed, and the judgement", WHY_COLUMNS, remedy_results))
     results["files"] = {"html": "index.html", "json": "results.json", "csv": "results.csv",
                         "figures": [name for name, _ in figures]}
     report.write_csv(out, results["runs"])
@@ -643,6 +645,13 @@ FINDING_COLUMNS = [
     Column("kind", "finding", numeric=False),
     Column("layer", "layer", numeric=False),
     Column("text", "evidence", numeric=False),
+]
+
+
+WHY_COLUMNS = [
+    Column("name", "remedy", numeric=False),
+    Column("description", "change", numeric=False),
+    Column("why", "judgement", lambda r: ("helped: " if r["helped"] else "no: ") + r["why"], numeric=False),
 ]
 
 
