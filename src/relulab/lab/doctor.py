@@ -23,8 +23,9 @@ member, ``he_init`` (relulab.nn.init_), ``lower_lr`` (the learning rate / 10) an
 half the epochs). A remedy *helped* when it improves a
 symptom it targets by the stated margin (dead/inactive/saturated % at most half the untouched model's and at least
 5 points lower; the gradient ratio 10x closer to 1; no diverged run where some diverged) and its validation metric
-is not worse than the untouched model's by more than the larger spread over seeds (at least 0.01), and it leaves
-no more than 10 % of the units dead unless the untouched model had as many (within 5 points). Runs go through
+is not worse than the untouched model's by more than the larger spread over seeds (at least 0.01), nor its final
+training loss (at least 5 % of it), and it leaves no more than 10 % of the units dead unless the untouched model had
+as many (within 5 points). Runs go through
 the lab's resumable :class:`~relulab.lab.sweep.Sweep`: each is a task ``relulab.lab.train:run`` with a JSON config.
 """
 
@@ -445,6 +446,11 @@ def judge(remedy: Remedy, arm: Mapping[str, Any], base: Mapping[str, Any]) -> tu
                                  "units dead")
     if worse:
         return False, improved, f"improved {', '.join(improved)} but the validation {arm['metric']} got worse"
+    if base["train_loss"] is not None and arm["train_loss"] is not None:
+        tolerance = max(base["train_loss_std"] or 0.0, arm["train_loss_std"] or 0.0, 0.05 * abs(base["train_loss"]))
+        if arm["train_loss"] > base["train_loss"] + tolerance:
+            return False, improved, (f"improved {', '.join(improved)} but the final training loss got worse "
+                                     f"({_number(base['train_loss'])} -> {_number(arm['train_loss'])})")
     return True, improved, f"improved {', '.join(improved)} without a worse validation {arm['metric']}"
 
 
@@ -551,8 +557,8 @@ def _verdict(findings: Sequence[Mapping[str, Any]], remedies: Sequence[Mapping[s
     if not helped:
         tried = ", ".join(r["name"] for r in remedies) or "none applicable"
         return {"outcome": "no remedy helped", "style": "not",
-                "text": f"found {kinds}; tried {tried}: none improved its symptoms without a worse validation "
-                        f"{metric}."}
+                "text": f"found {kinds}; tried {tried}: none improved the symptoms it targets without a worse "
+                        f"validation {metric}, training loss or dead % (see each remedy's judgement)."}
     best = max(helped, key=lambda r: (r["metrics"]["val_metric"], -(r["metrics"]["train_loss"] or math.inf)))
     m = best["metrics"]
     others = [r["name"] for r in helped if r is not best]
@@ -635,8 +641,8 @@ DOCTOR_NOTES = (
     "of the output range from a bound.",
     "helped: the remedy lowers a symptom it targets (a fraction to at most half and by at least 5 points; the "
     "gradient ratio 10x closer to 1; no diverged seed) and its validation metric is not worse than the untouched "
-    "model's by more than the larger std over seeds (at least 0.01), and it does not leave >= 10% of the units "
-    "dead (unless the untouched model had as many).",
+    "model's by more than the larger std over seeds (at least 0.01), nor its final training loss (at least 5% of "
+    "it), and it does not leave >= 10% of the units dead (unless the untouched model had as many).",
     "Every arm runs the same seeds on the same data split; a seed fixes the initialisation (for a factory) and the "
     "batch order.",
 )
