@@ -13,6 +13,7 @@ NumPy only (like ``relulab.family``): the Curves view works without torch.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Mapping
 
 import numpy as np
@@ -131,7 +132,8 @@ def evaluate_curve(body: Mapping[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError) as error:
             message = str(error)
             fields = list(params) + ["weight", "at_zero"]
-            field = next((k for k in fields if message.startswith(f"{act.name}: {k} ")), "params")
+            # the family's messages start "member: parameter ..." (or "member: at_zero=...")
+            field = next((k for k in fields if re.match(rf"{re.escape(act.name)}: {k}\b", message)), "params")
             raise FieldError(field, message) from None
 
     def call(f, xs, **extra):

@@ -360,9 +360,13 @@ class Session:
             self._probe()
             return count
 
-    def close(self) -> None:
+    def close(self, wait: float = 2.0) -> None:
+        """Stop training for good; wait (up to ``wait`` s) for the worker to finish its epoch."""
         self._closed, self._running = True, False
         self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(wait)
 
     @property
     def running(self) -> bool:

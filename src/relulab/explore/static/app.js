@@ -124,10 +124,10 @@ class Plot {
     ctx.save(); ctx.strokeStyle = color; ctx.setLineDash([3, 4]); ctx.lineWidth = 1;
     ctx.beginPath(); ctx.moveTo(this.px(x), this.pad.t); ctx.lineTo(this.px(x), this.h - this.pad.b); ctx.stroke(); ctx.restore();
   }
-  text(x, y, text, color) {
+  text(x, y, text, color, dy = 0) {
     const { ctx } = this;
     ctx.fillStyle = color; ctx.font = "12px system-ui, sans-serif"; ctx.textAlign = "left";
-    ctx.fillText(text, this.px(x) + 7, this.py(y) - 7);
+    ctx.fillText(text, this.px(x) + 7, Math.max(this.pad.t + 12, this.py(y) - 7 + dy));
   }
   legend(items) {
     const { ctx } = this;
@@ -292,14 +292,15 @@ function drawCurves() {
       plot.line(c.result.x, c.result[key], c.color, { breaks });
     }
     if (key === "grad") {
-      for (const c of drawn) for (const k of c.result.kinks) {
+      drawn.forEach((c, i) => { for (const k of c.result.kinks) {
         if (k.subdifferential) plot.bar(k.x, k.subdifferential[0], k.subdifferential[1], c.color);
         plot.vline(k.x, c.color);
         plot.dot(k.x, k.left, c.color, { open: true }); plot.dot(k.x, k.right, c.color, { open: true });
         const value = k.at_zero !== null ? k.at_zero : k.grad;
         plot.dot(k.x, value, c.color);
-        plot.text(k.x, value, `f′(${fmt(k.x)}) = ${fmt(value)}`, c.color);
-      }
+        // members share kinks: each label gets its own line so none hides another
+        plot.text(k.x, value, `${c.spec.name}′(${fmt(k.x)}) = ${fmt(value)}`, c.color, -16 * i);
+      } });
     } else {
       for (const c of drawn) for (const k of c.result.kinks) plot.dot(k.x, k.f, c.color, { radius: 3 });
     }
