@@ -344,6 +344,9 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, open_browser: bo
         if host not in _LOOPBACK:
             print(f"relulab explore: warning: listening on {host} lets other machines reach the explorer; it has "
                   "no authentication", file=sys.stderr, flush=True)
+        from .playground import warm_up
+
+        threading.Thread(target=warm_up, name="relulab-explore-warm-up", daemon=True).start()
         if open_browser:
             threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
         try:

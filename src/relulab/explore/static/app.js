@@ -129,13 +129,15 @@ class Plot {
     ctx.fillStyle = color; ctx.font = "12px system-ui, sans-serif"; ctx.textAlign = "left";
     ctx.fillText(text, this.px(x) + 7, Math.max(this.pad.t + 12, this.py(y) - 7 + dy));
   }
-  legend(items) {
+  // The legend sits inside the top-left corner, or right of the frame (outside: the plot needs pad.r for it).
+  legend(items, { outside = false } = {}) {
     const { ctx } = this;
     ctx.font = "12px system-ui, sans-serif"; ctx.textAlign = "left";
+    const x = outside ? this.w - this.pad.r + 6 : this.pad.l + 8;
     items.forEach(([label, color], i) => {
       const y = this.pad.t + 14 + 16 * i;
-      ctx.fillStyle = color; ctx.fillRect(this.pad.l + 8, y - 8, 14, 4);
-      ctx.fillStyle = "#111"; ctx.fillText(label, this.pad.l + 28, y - 2);
+      ctx.fillStyle = color; ctx.fillRect(x, y - 8, 14, 4);
+      ctx.fillStyle = "#111"; ctx.fillText(label, x + 18, y - 2);
     });
   }
 }
@@ -398,9 +400,10 @@ class Runner {
       acc.line(epochs, h.accuracy, "#2563eb"); acc.line(epochs, h.val_accuracy, "#2563eb", { dash: [5, 4] });
     }
     const dead = this.deadPlot || (this.deadPlot = new Plot(this.q("canvas.dead"), { xlabel: "epoch" }));
+    dead.pad.r = 62;  // room for the layers' legend: the lines reach 0 % and 100 %, where a legend inside would sit
     dead.frame(0, x1, 0, 100);
     s.layers.forEach((layer, i) => dead.line(epochs, h.dead.map(d => 100 * d[i]), LAYER_COLORS[i % LAYER_COLORS.length]));
-    dead.legend(s.layers.map((l, i) => [`layer ${i + 1}`, LAYER_COLORS[i % LAYER_COLORS.length]]));
+    dead.legend(s.layers.map((l, i) => [`layer ${i + 1}`, LAYER_COLORS[i % LAYER_COLORS.length]]), { outside: true });
     const events = this.q(".events");
     if (events) events.replaceChildren(...s.events.slice(-8).map(e => el("li", { text: `epoch ${e.epoch}: ${e.what}` })));
   }
