@@ -98,6 +98,13 @@ def test_curves_open_with_relu_and_a_slider_moves_the_curve(page):
     wait_for(page, "window.explore.curves.relu.example.grad[2] === 1")
     shot(page, "curves.png")
 
+    page.select_option("#member-pick", "relu6")  # bends at 6: the x range widens to show it
+    page.click("#member-add")
+    wait_for(page, "window.explore.curves.relu6 !== undefined")
+    relu6 = curve(page, "relu6")
+    assert max(relu6["x"]) == 8 and [(k["x"], k["grad"]) for k in relu6["kinks"]] == [(0, 0), (6, 0)]
+    assert all(f == min(max(x, 0), 6) for x, f in zip(relu6["x"], relu6["f"]))
+
 
 def test_an_invalid_field_shows_the_library_message(page):
     page.select_option("#member-pick", "elu")

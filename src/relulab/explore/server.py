@@ -16,8 +16,10 @@ Endpoints (every answer is JSON except the page and its static files; a bad valu
 ``POST /api/sessions/ID/close``             stop and forget the session (the page's beacon when the tab goes)
 ==========================================  ===============================================================
 
-Each session trains on its own thread; every request on a session is a heartbeat, and a session not heard from
-for ``session_timeout`` seconds (its tab was closed, or the machine slept) is stopped and dropped.
+Each session trains on its own thread. Closing the tab sends a beacon that ends its session at once; as a fallback
+every request on a session is a heartbeat, and a session not heard from for ``session_timeout`` seconds (the
+browser crashed, the laptop slept) is stopped and dropped. The default, 150 s, outlasts Chrome's throttling of
+a tab hidden for a long time (its timers then fire once a minute), so switching tabs does not end a run.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .. import family
 from .curves import EXAMPLE_X, evaluate_curve, members
 from .errors import FieldError
 
@@ -65,7 +66,7 @@ class ExploreServer(ThreadingHTTPServer):
     daemon_threads = True  # a hung browser connection never keeps the process alive after Ctrl-C
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], *, session_timeout: float = 20.0, pace: float = 0.02) -> None:
+    def __init__(self, address: tuple[str, int], *, session_timeout: float = 150.0, pace: float = 0.02) -> None:
         super().__init__(address, _Handler)
         self.session_timeout = session_timeout
         self.pace = pace
@@ -323,7 +324,7 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def make_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, session_timeout: float = 20.0,
+def make_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, session_timeout: float = 150.0,
                 pace: float = 0.02) -> ExploreServer:
     """A bound, not yet serving :class:`ExploreServer` (port 0: any free port; see ``.url``)."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:

@@ -216,7 +216,21 @@ class ParamFields {
 }
 
 // -- Curves ---------------------------------------------------------------------------------------------------
-const curves = { specs: {}, cards: [], fPlot: null, gPlot: null };
+const curves = { specs: {}, cards: [], fPlot: null, gPlot: null, range: [-4, 4] };
+
+// [-4, 4], widened so every shown member's kinks lie inside with room on both sides (relu6 bends at 6).
+function curveRange() {
+  const kinks = curves.cards.flatMap(c => c.spec.properties.kinks);
+  return [Math.min(-4, ...kinks.map(k => k - 2)), Math.max(4, ...kinks.map(k => k + 2))];
+}
+
+function updateRange() {
+  const range = curveRange();
+  if (range[0] === curves.range[0] && range[1] === curves.range[1]) return false;
+  curves.range = range;
+  for (const card of curves.cards) refreshCurve(card);
+  return true;
+}
 
 function addMember(name) {
   const spec = curves.specs[name];
@@ -226,7 +240,8 @@ function addMember(name) {
   const refresh = () => refreshCurve(card);
   card.fields = new ParamFields(spec, refresh, `c-${name}`);
   const remove = el("button", { class: "remove", title: "remove", text: "×", onclick: () => {
-    curves.cards = curves.cards.filter(c => c !== card); card.node.remove(); delete explore.curves[name]; drawCurves();
+    curves.cards = curves.cards.filter(c => c !== card); card.node.remove(); delete explore.curves[name];
+    if (!updateRange()) drawCurves();
   } });
   card.node = el("div", { class: "card", "data-member": name, style: `border-left-color:${color}` },
     el("div", { class: "card-head" }, el("strong", { text: name }), remove),
@@ -246,11 +261,12 @@ function addMember(name) {
   }
   document.getElementById("member-cards").append(card.node);
   curves.cards.push(card);
-  refresh();
+  if (!updateRange()) refresh();
 }
 
 async function refreshCurve(card) {
-  const body = { name: card.spec.name, params: card.fields.values(), x_min: -4, x_max: 4, points: 801 };
+  const [x_min, x_max] = curves.range;
+  const body = { name: card.spec.name, params: card.fields.values(), x_min, x_max, points: 801 };
   if (card.atInput && card.atInput.value.trim() !== "") body.at_zero = fieldValue(card.atInput.value, true);
   card.fields.clearErrors();
   if (card.atError) { card.atError.textContent = ""; card.atError.parentNode.classList.remove("bad"); }
@@ -286,9 +302,9 @@ function drawCurves() {
     let lo = Infinity, hi = -Infinity;
     for (const c of drawn) for (const v of c.result[key]) if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     if (!drawn.length) { lo = -1; hi = 1; }
-    lo = Math.max(lo, -8); hi = Math.min(hi, 8);
+    lo = Math.max(lo, -10); hi = Math.min(hi, 10);
     const margin = 0.08 * (hi - lo || 1);
-    plot.frame(-4, 4, lo - margin, hi + margin);
+    plot.frame(curves.range[0], curves.range[1], lo - margin, hi + margin);
     for (const c of drawn) {
       const breaks = key === "grad" ? c.result.kinks.map(k => k.x) : [];
       plot.line(c.result.x, c.result[key], c.color, { breaks });
@@ -366,6 +382,8 @@ class Runner {
     }
   }
   show(state) {
+    // a poll answered before a command's answer must not draw over it: versions only go up
+    if (this.state && state.version < this.state.version) return;
     if (this.state && state.version === this.state.version && state.layers === undefined) {
       Object.assign(this.state, state);
     } else {
@@ -624,8 +642,19 @@ let options = null;
 async function showView(name) {
   for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.view === name);
   for (const view of document.querySelectorAll(".view")) view.classList.toggle("active", view.id === `view-${name}`);
-  if (name === "playground" && !views.playground) views.playground = (async () => { options = options || await api("GET", "/api/options"); await initPlayground(options); })();
-  if (name === "side" && !views.side) views.side = (async () => { options = options || await api("GET", "/api/options"); await initSide(options); })();
+  const init = { playground: initPlayground, side: initSide }[name];
+  if (init && !views[name]) {
+    views[name] = (async () => {
+      try {
+        options = options || await api("GET", "/api/options");
+        await init(options);
+      } catch (error) {  // e.g. no PyTorch: the server says what to install
+        if (!(error instanceof ApiError)) throw error;
+        document.getElementById(name === "side" ? "sb-error" : "pg-error").textContent = error.message;
+        views[name] = null;
+      }
+    })();
+  }
   if (views[name]) await views[name];
 }
 
