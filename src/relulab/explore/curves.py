@@ -4,7 +4,7 @@ NumPy only (like ``relulab.family``): the Curves view works without torch.
 
 >>> spec = member_spec("elu")
 >>> [(p["name"], p["allowed"]) for p in spec["params"]]
-[('alpha', 'a real number in (0, inf)')]
+[('alpha', 'a real number in [0, inf)')]
 >>> curve = evaluate_curve({"name": "relu", "points": 5, "x_min": -2, "x_max": 2})
 >>> curve["example"]["f"]
 [0.0, 0.0, 0.0, 1.0, 2.0]

@@ -341,6 +341,8 @@ class Session:
         """Change the learning rate of the running network (the optimizer keeps its state)."""
         config = validate_config({"lr": lr}, self.config)
         with self.lock:
+            if config.lr != self.config.lr:
+                self.events.append({"epoch": self.epoch, "what": f"learning rate {self.config.lr:g} -> {config.lr:g}"})
             self.config = config
             for group in self.optimizer.param_groups:
                 group["lr"] = config.lr

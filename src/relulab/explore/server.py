@@ -66,10 +66,12 @@ class ExploreServer(ThreadingHTTPServer):
     daemon_threads = True  # a hung browser connection never keeps the process alive after Ctrl-C
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], *, session_timeout: float = 150.0, pace: float = 0.02) -> None:
+    def __init__(self, address: tuple[str, int], *, session_timeout: float = 150.0, pace: float = 0.02,
+                 warm_up: bool = False) -> None:
         super().__init__(address, _Handler)
         self.session_timeout = session_timeout
         self.pace = pace
+        self._warm_up = threading.Lock() if warm_up else None
         self.sessions: dict[str, Any] = {}
         self.sessions_lock = threading.Lock()
         self.static = _static_files()
@@ -92,6 +94,15 @@ class ExploreServer(ThreadingHTTPServer):
                 gone = [self.sessions.pop(key) for key in stale]
             for session in gone:
                 session.close()
+
+    def warm_up_once(self) -> None:
+        """After the first curve is served, import torch and build a throwaway session on a background thread, so
+        the Playground opens at once when asked. Not before: the import holds the GIL for seconds and would
+        delay the first frame."""
+        if self._warm_up is not None and self._warm_up.acquire(blocking=False):
+            from .playground import warm_up
+
+            threading.Thread(target=warm_up, name="relulab-explore-warm-up", daemon=True).start()
 
     def new_session(self, values: Any) -> tuple[str, Any]:
         from .playground import Session, validate_config
@@ -241,7 +252,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._body()
             if not isinstance(body, dict):
                 raise FieldError("body", f"the request body must be a JSON object; got {body!r}")
-            return self._json(HTTPStatus.OK, evaluate_curve(body))
+            self._json(HTTPStatus.OK, evaluate_curve(body))
+            return app.warm_up_once()
         if path == "/api/options":
             _allow(method, "GET")
             return self._json(HTTPStatus.OK, _options())
@@ -325,13 +337,16 @@ def _no_constant(name: str) -> float:
 
 
 def make_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, session_timeout: float = 150.0,
-                pace: float = 0.02) -> ExploreServer:
-    """A bound, not yet serving :class:`ExploreServer` (port 0: any free port; see ``.url``)."""
+                pace: float = 0.02, warm_up: bool = False) -> ExploreServer:
+    """A bound, not yet serving :class:`ExploreServer` (port 0: any free port; see ``.url``).
+
+    ``warm_up=True`` prepares the Playground in the background once the first curve is served (the CLI's choice).
+    """
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an integer in [0, 65535]; got {port!r}")
     if not (isinstance(session_timeout, (int, float)) and math.isfinite(session_timeout) and session_timeout > 0):
         raise ValueError(f"session_timeout must be a number of seconds > 0; got {session_timeout!r}")
-    return ExploreServer((host, port), session_timeout=session_timeout, pace=pace)
+    return ExploreServer((host, port), session_timeout=session_timeout, pace=pace, warm_up=warm_up)
 
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -339,15 +354,12 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, open_browser: bool = True) -> int:
     """Serve the explorer until Ctrl-C (or SIGTERM); then stop every session and return 0."""
-    server = make_server(host, port)
+    server = make_server(host, port, warm_up=True)
     try:
         print(f"relulab explore: serving {server.url}  (Ctrl-C to stop)", flush=True)
         if host not in _LOOPBACK:
             print(f"relulab explore: warning: listening on {host} lets other machines reach the explorer; it has "
                   "no authentication", file=sys.stderr, flush=True)
-        from .playground import warm_up
-
-        threading.Thread(target=warm_up, name="relulab-explore-warm-up", daemon=True).start()
         if open_browser:
             threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
         try:

@@ -310,10 +310,14 @@ function drawCurves() {
       plot.line(c.result.x, c.result[key], c.color, { breaks });
     }
     if (key === "grad") {
-      drawn.forEach((c, i) => { for (const k of c.result.kinks) {
+      // Open circles (the one-sided limits) first, then the values at the kinks, so no member's limit hides
+      // another member's value where they coincide (relu's and leaky_relu's f' both tend to 1 from the right).
+      for (const c of drawn) for (const k of c.result.kinks) {
         if (k.subdifferential) plot.bar(k.x, k.subdifferential[0], k.subdifferential[1], c.color);
         plot.vline(k.x, c.color);
         plot.dot(k.x, k.left, c.color, { open: true }); plot.dot(k.x, k.right, c.color, { open: true });
+      }
+      drawn.forEach((c, i) => { for (const k of c.result.kinks) {
         const value = k.at_zero !== null ? k.at_zero : k.grad;
         plot.dot(k.x, value, c.color);
         // members share kinks: each label gets its own line so none hides another
@@ -401,6 +405,7 @@ class Runner {
     node.textContent = `${s.activation} · epoch ${s.epoch} · loss ${fmt(h.loss[last])} · ` +
       `accuracy ${fmt(100 * h.accuracy[last], 3)}% (validation ${fmt(100 * h.val_accuracy[last], 3)}%) · ` +
       `dead units ${dead}/${units} · ${s.status}${s.message ? " — " + s.message : ""}`;
+    node.append(el("div", { class: "hint", text: explain(s.layers) }));
   }
   draw() {
     const s = this.state, h = s.history;
@@ -418,7 +423,7 @@ class Runner {
       acc.line(epochs, h.accuracy, "#2563eb"); acc.line(epochs, h.val_accuracy, "#2563eb", { dash: [5, 4] });
     }
     const dead = this.deadPlot || (this.deadPlot = new Plot(this.q("canvas.dead"), { xlabel: "epoch" }));
-    dead.pad.r = 62;  // room for the layers' legend: the lines reach 0 % and 100 %, where a legend inside would sit
+    dead.pad.r = 72;  // room for the layers' legend: the lines reach 0 % and 100 %, where a legend inside would sit
     dead.frame(0, x1, 0, 100);
     s.layers.forEach((layer, i) => dead.line(epochs, h.dead.map(d => 100 * d[i]), LAYER_COLORS[i % LAYER_COLORS.length]));
     dead.legend(s.layers.map((l, i) => [`layer ${i + 1}`, LAYER_COLORS[i % LAYER_COLORS.length]]), { outside: true });
@@ -429,6 +434,21 @@ class Runner {
     if (this.id) navigator.sendBeacon(`/api/sessions/${this.id}/close`);
     this.id = null;
   }
+}
+
+// What the cells mean right now, in words (the numbers are the monitor's).
+function explain(layers) {
+  const gone = layers.findIndex(l => l.units && l.dead === l.units);
+  if (gone >= 0) {
+    return `Every unit of layer ${gone + 1} is dead: it outputs 0 on every point, so the prediction no longer ` +
+      "depends on the input and no gradient flows back through it. Training cannot bring it back: press " +
+      "Revive, or Swap to leaky_relu.";
+  }
+  const dead = layers.reduce((n, l) => n + l.dead, 0), inactive = layers.reduce((n, l) => n + l.inactive - l.dead, 0);
+  if (dead) return `${dead} dead unit${dead > 1 ? "s" : ""}: negative input on every point, output 0, gradient 0.`;
+  if (inactive) return `${inactive} inactive unit${inactive > 1 ? "s" : ""}: negative input on every point, but ` +
+    "this member still passes a small gradient, so they can recover.";
+  return "Every unit is active on some points.";
 }
 
 function drawBoundary(canvas, boundary, points) {
