@@ -116,8 +116,10 @@ def test_an_invalid_field_shows_the_library_message(page):
     sync_api.expect(error).to_have_text("elu: alpha must be a real number in [0, inf); got -1 (type int)")
     page.fill("#c-elu-alpha", "0.5")
     page.press("#c-elu-alpha", "Enter")
+    expected = 0.5 * math.expm1(-2)
+    wait_for(page, "expected => Math.abs(window.explore.curves.elu.example.f[0] - expected) < 1e-9", expected)
     sync_api.expect(error).to_have_text("")
-    assert curve(page, "elu")["example"]["f"][0] == pytest.approx(0.5 * math.expm1(-2), rel=1e-12)
+    assert curve(page, "elu")["example"]["f"][0] == pytest.approx(expected, rel=1e-12)
 
     page.click("#tab-playground")
     wait_for(page, "window.explore.sessions['playground-runner'] && window.explore.sessions['playground-runner'].state")
