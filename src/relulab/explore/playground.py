@@ -265,10 +265,12 @@ class Session:
         for stats in self.report.layers:
             units = stats.units or 0
             dead, inactive = set(stats.dead_units), set(stats.inactive_units)
-            state = ["dead" if u in dead else "inactive" if u in inactive else "alive" for u in range(units)]
             active = stats.active_fraction.tolist() if stats.samples else [0.0] * units
+            # A unit whose output was NaN is neither alive nor dead (the monitor counts it in neither).
+            state = ["nan" if math.isnan(a) else "dead" if u in dead else "inactive" if u in inactive else "alive"
+                     for u, a in enumerate(active)]
             self.layers.append({"name": stats.name, "kind": stats.kind, "units": units, "state": state,
-                                "active_fraction": [round(a, 3) for a in active],
+                                "active_fraction": [None if math.isnan(a) else round(a, 3) for a in active],
                                 "dead": len(dead), "inactive": len(inactive)})
         self._record(loss, accuracy, val_accuracy)
 

@@ -479,7 +479,8 @@ function drawUnits(root, layers) {
     el("div", { class: "layer-name", text: `layer ${i + 1}`, title: `${layer.name}: ${layer.kind}` }),
     ...layer.state.map((state, u) => {
       const cell = el("div", { class: `cell ${state}`, "data-state": state,
-        title: `unit ${u}: ${state}, active on ${fmt(100 * layer.active_fraction[u], 3)}% of the points` });
+        title: state === "nan" ? `unit ${u}: its output was NaN`
+          : `unit ${u}: ${state}, active on ${fmt(100 * layer.active_fraction[u], 3)}% of the points` });
       if (state === "alive") cell.style.opacity = String(0.45 + 0.55 * Math.min(1, 2 * layer.active_fraction[u]));
       return cell;
     }),
