@@ -332,3 +332,19 @@ def test_cli_serves_on_loopback_and_stops_cleanly_on_ctrl_c(tmp_path):
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_cli_warns_when_listening_beyond_loopback():
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    process = subprocess.Popen([sys.executable, "-m", "relulab.cli", "explore", "--host", "0.0.0.0", "--port", "0",
+                                "--no-browser"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert re.search(r"serving http://0\.0\.0\.0:\d+/", process.stdout.readline())
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 0
+        assert "warning: listening on 0.0.0.0 lets other machines reach the explorer" in err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

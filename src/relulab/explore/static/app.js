@@ -357,8 +357,8 @@ function drawExample(drawn) {
 // One Runner per session on the server: it polls the session's state (the poll is also the heartbeat that keeps
 // the run alive; a closed tab stops polling and sends a beacon) and redraws what changed.
 class Runner {
-  constructor(root, { compact = false } = {}) {
-    this.root = root; this.compact = compact; this.id = null; this.state = null; this.points = null;
+  constructor(root) {
+    this.root = root; this.id = null; this.state = null; this.points = null;
   }
   async start(config) {
     const made = await api("POST", "/api/sessions", { config });
@@ -487,9 +487,9 @@ function drawUnits(root, layers) {
     el("div", { class: "layer-count", text: `${layer.dead} dead` }))));
 }
 
-function runnerMarkup(title) {
+// A side-by-side column's plots: the class names are the ones Runner.draw looks for.
+function runnerMarkup() {
   const root = el("div", { class: "runner" });
-  if (title) root.append(el("h3", { class: "runner-title", text: title }));
   root.append(el("div", { class: "status" }),
     el("div", { class: "runner-plots" },
       el("figure", {}, el("figcaption", { text: "Decision boundary" }), el("canvas", { class: "boundary", width: 260, height: 260 })),
@@ -576,16 +576,7 @@ const playground = { runner: null, form: null };
 
 async function initPlayground(options) {
   const root = document.getElementById("view-playground");
-  const runner = playground.runner = new Runner(root.querySelector(".content"));
-  // the page's own canvases take the Runner's class names
-  root.querySelector("#pg-boundary").classList.add("boundary");
-  root.querySelector("#pg-units").classList.add("units");
-  root.querySelector("#pg-loss").classList.add("loss");
-  root.querySelector("#pg-acc").classList.add("acc");
-  root.querySelector("#pg-dead").classList.add("dead");
-  root.querySelector("#pg-events").classList.add("events");
-  root.querySelector("#pg-status").classList.add("status");
-  runner.root.id = "playground-runner";
+  const runner = playground.runner = new Runner(root.querySelector("#playground-runner"));
   const errorBox = document.getElementById("pg-error");
   const form = playground.form = new ConfigForm(document.getElementById("pg-fields"), options, {
     prefix: "pg", onChange: async (name) => {
@@ -619,8 +610,9 @@ const side = { runners: [], forms: [] };
 
 async function initSide(options) {
   const errorBox = document.getElementById("sb-error");
+  // As in the Playground, lr changes the running networks; every other field builds both anew (epoch 0).
   const shared = new ConfigForm(document.getElementById("sb-fields"), options, {
-    activation: false, prefix: "sb", onChange: () => resetBoth() });
+    activation: false, prefix: "sb", onChange: name => name === "lr" ? setLr() : resetBoth() });
   side.shared = shared;
   const pairs = [["sb-a", "relu"], ["sb-b", "leaky_relu"]];
   for (const [id, name] of pairs) {
@@ -630,7 +622,7 @@ async function initSide(options) {
     // only the activation and its parameters belong to a column; the rest is shared
     const form = new ConfigForm(fields, options, { network: false, prefix: id, onChange: () => resetBoth() });
     form.setActivation(name);
-    const markup = runnerMarkup(null);
+    const markup = runnerMarkup();
     column.append(markup);
     const runner = new Runner(markup);
     markup.id = `${id}-runner`;
@@ -644,6 +636,11 @@ async function initSide(options) {
       try { await side.runners[i].command("reset", { config: config(i) }); }
       catch (error) { (side.forms[i].owns(error.field) ? side.forms[i] : shared).showError(error, errorBox); }
     }
+  }
+  async function setLr() {
+    shared.clearErrors(); errorBox.textContent = "";
+    try { await Promise.all(side.runners.map(r => r.command("lr", { lr: shared.values().lr }))); }
+    catch (error) { shared.showError(error, errorBox); }
   }
   const both = action => async () => {
     errorBox.textContent = "";
