@@ -356,16 +356,15 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, open_browser: bo
     """Serve the explorer until Ctrl-C (or SIGTERM); then stop every session and return 0."""
     server = make_server(host, port, warm_up=True)
     try:
-        print(f"relulab explore: serving {server.url}  (Ctrl-C to stop)", flush=True)
         if host not in _LOOPBACK:
             print(f"relulab explore: warning: listening on {host} lets other machines reach the explorer; it has "
                   "no authentication", file=sys.stderr, flush=True)
+        print(f"relulab explore: serving {server.url}  (Ctrl-C to stop)", flush=True)
         if open_browser:
             threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
-        try:
-            server.serve_forever(poll_interval=0.25)
-        except KeyboardInterrupt:
-            print("relulab explore: stopped", file=sys.stderr, flush=True)
+        server.serve_forever(poll_interval=0.25)
+    except KeyboardInterrupt:  # anywhere after the socket is bound: a clean stop, not an interruption
+        print("relulab explore: stopped", file=sys.stderr, flush=True)
     finally:
         server.close()
     return 0
