@@ -348,3 +348,21 @@ def test_cli_warns_when_listening_beyond_loopback():
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_curves_need_no_torch_and_the_playground_says_what_to_install(server, monkeypatch):
+    code = ("import sys; from relulab.explore import make_server; from relulab.explore.curves import evaluate_curve, "
+            "members; members(); evaluate_curve({'name': 'elu'}); print('torch' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr
+
+    import relulab.explore.playground as playground
+
+    def without_torch():
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setattr(playground, "module_params", without_torch)
+    status, payload, _ = call(server, "GET", "/api/options")
+    assert status == 503
+    assert payload["error"] == "the Playground needs PyTorch (torch is missing): pip install 'relulab[lab]'"
