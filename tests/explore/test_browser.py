@@ -69,6 +69,9 @@ def session_state(page, runner="playground-runner"):
                          " return r && r.state ? {...r.state, id: r.id} : null; })()")
 
 
+STARTED = "(k => window.explore.sessions[k] && window.explore.sessions[k].state)"  # a runner has drawn its session
+
+
 def wait_for(page, predicate_js, arg=None):
     page.wait_for_function(predicate_js, arg=arg, timeout=TIMEOUT)
 
@@ -122,7 +125,7 @@ def test_an_invalid_field_shows_the_library_message(page):
     assert curve(page, "elu")["example"]["f"][0] == pytest.approx(expected, rel=1e-12)
 
     page.click("#tab-playground")
-    wait_for(page, "window.explore.sessions['playground-runner'] && window.explore.sessions['playground-runner'].state")
+    wait_for(page, f"{STARTED}('playground-runner')")
     page.fill("#pg-lr", "fast")
     page.press("#pg-lr", "Enter")
     sync_api.expect(page.locator('#pg-fields .field-error[data-error-for="lr"]')).to_have_text(
@@ -131,7 +134,7 @@ def test_an_invalid_field_shows_the_library_message(page):
 
 def test_playground_trains_xor_then_a_high_lr_kills_relu_units_and_revive_brings_them_back(page, server):
     page.click("#tab-playground")
-    wait_for(page, "window.explore.sessions['playground-runner'] && window.explore.sessions['playground-runner'].state")
+    wait_for(page, f"{STARTED}('playground-runner')")
     assert session_state(page)["config"]["data"] == "xor"
     page.click("#pg-train")
     wait_for(page, "window.explore.sessions['playground-runner'].state.epoch >= 12")
@@ -184,7 +187,7 @@ def test_playground_trains_xor_then_a_high_lr_kills_relu_units_and_revive_brings
 
 def test_side_by_side_relu_dies_where_leaky_relu_does_not(page):
     page.click("#tab-side")
-    wait_for(page, "['sb-a-runner', 'sb-b-runner'].every(k => window.explore.sessions[k] && window.explore.sessions[k].state)")
+    wait_for(page, f"['sb-a-runner', 'sb-b-runner'].every({STARTED})")
     page.fill("#sb-lr", "0.3")  # too high for relu on xor (seed 0), fine for leaky_relu
     page.press("#sb-lr", "Enter")
     wait_for(page, "['sb-a-runner', 'sb-b-runner'].every(k => window.explore.sessions[k].state.config.lr === 0.3)")
@@ -207,7 +210,7 @@ def test_two_tabs_do_not_share_a_run_and_closing_a_tab_stops_its_run(browser, se
     first, second = browser.new_page(), browser.new_page()
     for page in (first, second):
         page.goto(server.url + "#playground")
-        wait_for(page, "window.explore.sessions['playground-runner'] && window.explore.sessions['playground-runner'].state")
+        wait_for(page, f"{STARTED}('playground-runner')")
     one, two = session_state(first), session_state(second)
     assert one["id"] != two["id"]
     first.click("#pg-train")

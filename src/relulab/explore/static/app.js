@@ -96,7 +96,8 @@ class Plot {
   line(xs, ys, color, { width = 2, dash = [], breaks = [] } = {}) {
     const { ctx } = this;
     ctx.save();
-    ctx.beginPath(); ctx.rect(this.pad.l, this.pad.t, this.w - this.pad.l - this.pad.r, this.h - this.pad.t - this.pad.b); ctx.clip();
+    const { l, r, t, b } = this.pad;
+    ctx.beginPath(); ctx.rect(l, t, this.w - l - r, this.h - t - b); ctx.clip();
     ctx.strokeStyle = color; ctx.lineWidth = width; ctx.setLineDash(dash); ctx.beginPath();
     let pen = false;
     for (let i = 0; i < xs.length; i++) {
@@ -339,9 +340,11 @@ function drawExample(drawn) {
   table.append(el("tr", {}, el("th", { text: "x" }), ...xs.map(x => el("td", { text: fmt(x) }))));
   for (const c of drawn) {
     table.append(el("tr", { "data-member": c.spec.name, "data-row": "f" },
-      el("th", { style: `color:${c.color}`, text: `${c.spec.name}(x)` }), ...c.result.example.f.map(v => el("td", { text: fmt(v) }))));
+      el("th", { style: `color:${c.color}`, text: `${c.spec.name}(x)` }),
+      ...c.result.example.f.map(v => el("td", { text: fmt(v) }))));
     table.append(el("tr", { "data-member": c.spec.name, "data-row": "grad" },
-      el("th", { style: `color:${c.color}`, text: `${c.spec.name}′(x)` }), ...c.result.example.grad.map(v => el("td", { text: fmt(v) }))));
+      el("th", { style: `color:${c.color}`, text: `${c.spec.name}′(x)` }),
+      ...c.result.example.grad.map(v => el("td", { text: fmt(v) }))));
   }
   const notes = document.getElementById("member-notes");
   notes.replaceChildren(...drawn.map(c => el("div", { class: "note" },
@@ -492,10 +495,12 @@ function runnerMarkup() {
   const root = el("div", { class: "runner" });
   root.append(el("div", { class: "status" }),
     el("div", { class: "runner-plots" },
-      el("figure", {}, el("figcaption", { text: "Decision boundary" }), el("canvas", { class: "boundary", width: 260, height: 260 })),
+      el("figure", {}, el("figcaption", { text: "Decision boundary" }),
+        el("canvas", { class: "boundary", width: 260, height: 260 })),
       el("figure", {}, el("figcaption", { text: "Hidden units" }), el("div", { class: "units" })),
       el("figure", {}, el("figcaption", { text: "Loss" }), el("canvas", { class: "loss", width: 300, height: 170 })),
-      el("figure", {}, el("figcaption", { text: "Dead units per layer, %" }), el("canvas", { class: "dead", width: 300, height: 170 }))));
+      el("figure", {}, el("figcaption", { text: "Dead units per layer, %" }),
+        el("canvas", { class: "dead", width: 300, height: 170 }))));
   return root;
 }
 
@@ -683,7 +688,11 @@ function runners() {
 async function pollLoop() {
   // Every state request is also the session's heartbeat; a hidden tab polls slower but keeps its runs alive.
   const fast = () => runners().some(r => r.state && r.state.running);
-  try { await Promise.all(runners().map(r => r.poll())); } catch (error) { if (!(error instanceof ApiError)) console.error(error); }
+  try {
+    await Promise.all(runners().map(r => r.poll()));
+  } catch (error) {
+    if (!(error instanceof ApiError)) console.error(error);  // the server went away: keep trying
+  }
   setTimeout(pollLoop, document.hidden ? 2000 : fast() ? 150 : 1000);
 }
 
