@@ -27,7 +27,13 @@ demo: venv
 	$(BIN)/relulab compare --out relulab-report/compare
 	@echo "the report is relulab-report/compare/index.html (plots, results.json, results.csv next to it)"
 
-test: venv
+# The explorer's end-to-end tests drive Debian's chromium (CI runs as root); installed only when missing.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium
+
+test: venv $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 clean:

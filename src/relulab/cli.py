@@ -301,6 +301,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- explore ----------------------------------------------------------------------------------------------------
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from .explore import serve
+
+    try:
+        return _stoppable(lambda: serve(args.host, args.port, open_browser=not args.no_browser))
+    except (OSError, ValueError) as error:  # the port is taken, the host does not resolve, a port out of range
+        raise UsageError(f"cannot serve on {args.host}:{args.port}: {getattr(error, 'strerror', None) or error}") \
+            from None
+
+
 # -- parser -----------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -439,6 +450,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("explore", help="the browser explorer: curves, a playground where units die and revive",
+                       description="Serve the explorer on a local port and open it in the browser: every member's "
+                                   "curve and derivative with live parameters; a playground that trains an MLP on "
+                                   "a 2-D toy and lights each unit alive, dead or inactive, with revive and swap; "
+                                   "two activations side by side. Offline; Ctrl-C stops it.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, metavar="N", help="port (default 8765; 0: any free port)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser; print the URL only")
+    p.set_defaults(func=_cmd_explore)
     return parser
 
 

@@ -124,8 +124,17 @@ class _Layer:
     how: str = ""  # how the activation was identified, and how its unit axis was found
     _scratch: np.ndarray | None = None  # the fused pass's unused positive counts (members counted on the input)
     _views: tuple[np.ndarray, ...] | None = None  # NumPy views of the accumulators (CPU, fused path)
+    _dims_cache: tuple[int, int, list[int]] | None = None  # (ndim, unit dim, reduced dims) of the last batch
 
     def _dims(self, ndim: int) -> tuple[int, list[int]]:
+        cached = self._dims_cache
+        if cached is not None and cached[0] == ndim:
+            return cached[1], cached[2]
+        unit, reduce = self._dims_of(ndim)
+        self._dims_cache = (ndim, unit, reduce)
+        return unit, reduce
+
+    def _dims_of(self, ndim: int) -> tuple[int, list[int]]:
         if ndim <= 1:
             return 0, []
         if not -ndim <= self.unit_dim < ndim:
@@ -374,8 +383,11 @@ class Monitor:
         self._handles.append(self.model.register_forward_pre_hook(self._on_root_forward))
         self._handles.append(self.model.register_forward_hook(self._on_root_done, always_call=True))
         for name, module, kind in self._targets:
-            self._handles.append(module.register_forward_pre_hook(self._make_pre_hook(name, kind)))
-            self._handles.append(module.register_forward_hook(self._make_post_hook(name), always_call=True))
+            if getattr(module, "inplace", False):  # its input is overwritten: read it before the call
+                self._handles.append(module.register_forward_pre_hook(self._make_pre_hook(name, kind)))
+                self._handles.append(module.register_forward_hook(self._make_post_hook(name), always_call=True))
+            else:  # one hook per call sees both the untouched input and the output
+                self._handles.append(module.register_forward_hook(self._make_hook(name, kind)))
         return self
 
     def detach(self) -> None:
@@ -455,8 +467,7 @@ class Monitor:
 
     def _observe_input(self, layer: _Layer, x: torch.Tensor) -> None:
         if not layer.dead_possible:  # otherwise the output alone tells which units were active
-            with torch.no_grad():
-                layer.add_input(x.detach())
+            layer.add_input(x.detach())
         if x.requires_grad and torch.is_grad_enabled():
             x.register_hook(layer.add_grad)  # dL/dx, before any in-place activation overwrites x
 
@@ -466,9 +477,24 @@ class Monitor:
                     or not isinstance(inputs[0], torch.Tensor):
                 return  # a traced forward reaches _on_traced_module instead
             site_name = self._module_site_name(name)
-            layer = self._layer(site_name, kind, activation_params(module), None)
+            layer = self._layers.get(site_name)
+            if layer is None:
+                layer = self._layer(site_name, kind, activation_params(module), None)
             self._observe_input(layer, inputs[0])
             self._pending.setdefault(id(module), []).append(layer)
+        return hook
+
+    def _make_hook(self, name: str, kind: str):
+        def hook(module, inputs, output):
+            if self._tracer is not None or not (self.enabled and self._collect) or not inputs \
+                    or not isinstance(inputs[0], torch.Tensor) or not isinstance(output, torch.Tensor):
+                return  # a traced forward reaches _on_traced_module instead
+            site_name = self._module_site_name(name)
+            layer = self._layers.get(site_name)
+            if layer is None:
+                layer = self._layer(site_name, kind, activation_params(module), None)
+            self._observe_input(layer, inputs[0])
+            layer.add_output(output.detach())  # detached: no graph is recorded by the statistics
         return hook
 
     def _make_post_hook(self, name: str):
@@ -478,8 +504,7 @@ class Monitor:
                 return
             layer = pending.pop()
             if isinstance(output, torch.Tensor):
-                with torch.no_grad():
-                    layer.add_output(output.detach())
+                layer.add_output(output.detach())
         return hook
 
     def _on_traced_module(self, site: Site, phase: str, tensor: torch.Tensor) -> None:
