@@ -9,6 +9,9 @@
     from relulab.lab import run_experiment
     done = run_experiment("vanishing", quick=True, out="report-vanishing")
 
+    # the same grids on a Ray cluster (pip install 'relulab[ray]'): backend="ray", address="HOST:6379"
+    done = compare(validate_compare(seeds=10, out="report"), backend="ray", address="10.0.0.1:6379")
+
 Importing this package loads NumPy only; torch is imported by the code that trains (in worker processes).
 """
 
@@ -16,9 +19,10 @@ from .compare import (DEFAULT_ACTIVATIONS, CompareSettings, ConfigError, LabResu
                       compare_table, validate_compare)
 from .data import DATASETS, Dataset, load
 from .experiments import EXPERIMENTS, run_experiment, validate_experiment
-from .sweep import Sweep, Task
+from .sweep import Backend, BackendError, Sweep, SweepError, Task, validate_backend
 from .train import RunConfig
 
 __all__ = ["ConfigError", "CompareSettings", "LabResult", "validate_compare", "compare", "compare_table",
            "compare_columns", "DEFAULT_ACTIVATIONS", "DATASETS", "Dataset", "load", "EXPERIMENTS", "run_experiment",
-           "validate_experiment", "Sweep", "Task", "RunConfig"]
+           "validate_experiment", "Sweep", "SweepError", "Backend", "BackendError", "validate_backend", "Task",
+           "RunConfig"]

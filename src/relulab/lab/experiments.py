@@ -31,9 +31,9 @@ from typing import Any, Callable, Mapping, Sequence, TextIO
 import numpy as np
 
 from . import report
-from .compare import ConfigError, LabResult, _integer, _out, _task, _write_outputs, render_tables
+from .compare import ConfigError, LabResult, _integer, _out, _task, _write_outputs, ran_on, render_tables
 from .report import Column, band, colour, figure, fmt, integer_ticks
-from .sweep import Sweep, Task, default_jobs
+from .sweep import Backend, Sweep, Task, default_jobs, validate_backend
 from .train import RunConfig
 
 __all__ = ["EXPERIMENTS", "Experiment", "Outcome", "run_experiment", "validate_experiment", "born_dead_cell",
@@ -760,12 +760,19 @@ def validate_experiment(name: str, *, out: str | Path | None = None, jobs: int |
 
 
 def run_experiment(name: str, *, quick: bool = False, out: str | Path | None = None, jobs: int | None = None,
-                   progress: bool = True, stream: TextIO | None = None, command: str | None = None) -> LabResult:
-    """Run the named experiment and write its report (see :class:`~relulab.lab.compare.LabResult`)."""
+                   progress: bool = True, stream: TextIO | None = None, command: str | None = None,
+                   backend: str | Backend = "local", address: str | None = None,
+                   gpus_per_run: float | None = None) -> LabResult:
+    """Run the named experiment and write its report (see :class:`~relulab.lab.compare.LabResult`).
+
+    ``backend``/``address``/``gpus_per_run`` say where the runs go (see :class:`~relulab.lab.sweep.Sweep`). A run
+    that fails raises :class:`~relulab.lab.sweep.SweepError` once the others have finished (and are kept).
+    """
     name, path, jobs = validate_experiment(name, out=out, jobs=jobs)
+    backend = validate_backend(backend, address, gpus_per_run)
     experiment = EXPERIMENTS[name]
     started = time.perf_counter()
-    with Sweep(path, jobs=jobs, progress=progress, stream=stream) as sweep:
+    with Sweep(path, jobs=jobs, progress=progress, stream=stream, backend=backend) as sweep:
         outcome = experiment.run(quick, sweep, path)
     results: dict[str, Any] = {
         "experiment": name, "title": experiment.title, "anchor": experiment.anchor, "quick": quick,
@@ -774,11 +781,12 @@ def run_experiment(name: str, *, quick: bool = False, out: str | Path | None = N
         "tables": [{"title": title, "rows": rows} for title, _, rows in outcome.tables],
         "runs": outcome.runs,
         "counts": {"computed": sweep.computed, "skipped": sweep.skipped},
+        "execution": sweep.describe(),
         "seconds": time.perf_counter() - started,
     }
     heading = f"relulab run {name}: {experiment.title}" + (" (quick)" if quick else "")
-    _write_outputs(path, results, title=heading, intro=[f"Anchor: {experiment.anchor}"], tables=outcome.tables,
-                   figures=outcome.figures, runs=outcome.runs, csv_rows=outcome.csv_rows)
+    _write_outputs(path, results, title=heading, intro=[f"Anchor: {experiment.anchor}", ran_on(results["execution"])],
+                   tables=outcome.tables, figures=outcome.figures, runs=outcome.runs, csv_rows=outcome.csv_rows)
     verdict = f"Verdict: {outcome.verdict['outcome']}. {outcome.verdict['text']}"
     text = "\n\n".join([heading, f"Anchor: {experiment.anchor}", render_tables(outcome.tables),
                          textwrap.fill(verdict, 110)])
