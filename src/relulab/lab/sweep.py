@@ -113,6 +113,18 @@ def _attempt(fn: str, config: Mapping[str, Any]) -> tuple[bool, Any]:
         return False, {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
 
 
+def _one_thread() -> None:
+    """Limit this worker process to one thread, whether or not the task has imported torch yet.
+
+    Importing torch in every worker up front would cost a second or more per worker start (and per restart after
+    a worker died); the environment variables reach a torch imported later by the task itself.
+    """
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
 def _attempt_single_threaded(fn: str, config: Mapping[str, Any]) -> tuple[bool, Any]:
     """Run a task in this process with one thread, as a worker does (so the numbers are a worker's)."""
     import torch
@@ -270,15 +282,14 @@ def _worker_init(slots: Any, parent: int) -> None:
         index = next(i for i in range(0, len(slots), 2) if slots[i] == 0)
         slots[index] = os.getpid()
     _worker_slot = (slots, index)
-    import torch
-
-    torch.set_num_threads(1)
+    _one_thread()
 
 
 def _attempt_in_worker(fn: str, config: Mapping[str, Any], tag: int) -> tuple[bool, Any]:
     # The slot says which run this process is on, so that when it dies the driver knows which run was lost.
     slots, index = _worker_slot
     slots[index + 1] = tag
+    _one_thread()  # again: the parent's main module, re-imported here by spawn, may have imported torch
     try:
         return _attempt(fn, config)
     finally:
@@ -384,7 +395,8 @@ class LocalExecutor(Executor):
 
 # -- ray: a task per run on a cluster ------------------------------------------------------------------------------
 def _ray_attempt(fn: str, config: Mapping[str, Any]) -> tuple[bool, Any]:
-    return _attempt_single_threaded(fn, config)
+    _one_thread()
+    return _attempt(fn, config)
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -420,9 +432,14 @@ class RayExecutor(Executor):
         self.ray = ray = _import_ray()
         self._owned = False
         self._pending: dict[Any, tuple[Task, int]] = {}
-        if not ray.is_initialized():
-            if backend.address is not None:
-                _check_reachable(backend.address)
+        if backend.address is not None:
+            _check_reachable(backend.address)
+        if ray.is_initialized():
+            connected = ray.get_runtime_context().gcs_address
+            if backend.address not in (None, "auto", connected) and "://" not in backend.address:
+                raise BackendError(f"this process is already connected to the Ray cluster at {connected}, not "
+                                   f"{backend.address}: call ray.shutdown() first, or leave the address out")
+        else:
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                        "logging_level": "warning"}
             if backend.address is None and jobs is not None:
@@ -680,11 +697,12 @@ class Sweep:
                 if task.key not in self._mine:
                     self._found.add(task.key)
         failed: list[dict[str, Any]] = []
+        executor = self.executor() if todo else None  # connect (or fail to) before the progress bar shows
         bar = Progress(len({t.key for t in tasks}), done=len(results), label=label, stream=self.stream,
                        enabled=self.progress)
         try:
-            if todo:
-                for task, ok, value in self.executor().results(todo):
+            if executor is not None:
+                for task, ok, value in executor.results(todo):
                     bar.advance()
                     if ok:
                         results[task.key] = value
