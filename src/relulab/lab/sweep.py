@@ -399,6 +399,11 @@ def _ray_attempt(fn: str, config: Mapping[str, Any]) -> tuple[bool, Any]:
     return _attempt(fn, config)
 
 
+def _count(value: float) -> int | float:
+    """Ray counts resources in floats; whole numbers read better as ints in the report."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail fast (Ray itself may wait a minute) when nothing listens at ``address``."""
     if address == "auto":
@@ -440,8 +445,8 @@ class RayExecutor(Executor):
                 raise BackendError(f"this process is already connected to the Ray cluster at {connected}, not "
                                    f"{backend.address}: call ray.shutdown() first, or leave the address out")
         else:
-            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                       "logging_level": "warning"}
+            # Ray's own log lines (startup, token setup) would drown the progress bar; its errors still show.
+            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "error"}
             if backend.address is None and jobs is not None:
                 options["num_cpus"] = jobs
             try:
@@ -457,7 +462,7 @@ class RayExecutor(Executor):
         except Exception:
             self.close()
             raise
-        self.cpus, self.gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+        self.cpus, self.gpus = (_count(resources.get(name, 0)) for name in ("CPU", "GPU"))
         for what, need, have in (("CPU", backend.cpus_per_run, self.cpus), ("GPU", backend.gpus_per_run, self.gpus)):
             if need > have:
                 self.close()
