@@ -76,7 +76,7 @@ def test_a_compare_on_two_ray_nodes_gives_the_local_numbers(cluster, tmp_path):
     assert local.results["execution"]["backend"] == "local"
     stored = json.loads((tmp_path / "ray" / "results.json").read_text())
     assert stored["execution"] == execution and stored["table"] == local.results["table"]
-    assert "Ran on Ray" in (tmp_path / "ray" / "index.html").read_text()
+    assert "2 nodes, 2 CPUs" in (tmp_path / "ray" / "index.html").read_text()
     assert len(list((tmp_path / "ray" / "runs").glob("*.json"))) == 4
 
 
@@ -89,6 +89,18 @@ def test_a_run_that_fails_on_ray_is_recorded_and_the_grid_goes_on(cluster, tmp_p
     assert results[1]["status"] == "failed" and results[1]["error"] == "ValueError: this run fails by design (x=7)"
     with pytest.raises(BackendError, match="each run needs 2 GPUs but the Ray cluster has 0"):
         Sweep(tmp_path, backend="ray", address=cluster.address, gpus_per_run=2).executor()
+
+
+def test_a_named_experiment_on_ray_gives_the_local_numbers(cluster, tmp_path, capsys):
+    _two_nodes(cluster)
+    outputs = {}
+    for backend in ("local", "ray"):
+        extra = ["--backend", "ray", "--address", cluster.address] if backend == "ray" else ["--jobs", "1"]
+        assert main(["run", "born-dead", "--quick", "--quiet", "--json", "--out", str(tmp_path / backend), *extra]) == 0
+        outputs[backend] = json.loads(capsys.readouterr().out)
+    assert outputs["ray"]["tables"] == outputs["local"]["tables"]
+    assert outputs["ray"]["measured"] == outputs["local"]["measured"]
+    assert outputs["ray"]["execution"]["backend"] == "ray" and outputs["ray"]["execution"]["nodes"] == 2
 
 
 def test_an_interrupted_ray_compare_resumes(cluster, tmp_path, monkeypatch, capsys):
@@ -159,3 +171,19 @@ def test_without_ray_the_error_names_the_extra(tmp_path, capsys, monkeypatch):
     code = main(["run", "born-dead", "--quick", "--backend", "ray", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "pip install 'relulab[ray]'" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--backend", "spark"], "--backend must be one of local, ray; got 'spark'"),
+    (["--address", "10.0.0.1:6379"], "--address needs --backend ray; got --backend local"),
+    (["--gpus-per-run", "1"], "--gpus-per-run needs --backend ray"),
+    (["--backend", "ray", "--gpus-per-run", "-1"], "--gpus-per-run must be a finite number >= 0; got -1.0"),
+    (["--backend", "ray", "--gpus-per-run", "many"], "--gpus-per-run must be a number >= 0; got 'many'"),
+    (["--backend", "ray", "--address", "nowhere"], "--address must be HOST:PORT"),
+])
+def test_bad_backend_options_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    for command in (["compare"], ["run", "born-dead", "--quick"]):
+        code = main([*command, *argv, "--out", str(tmp_path / "r")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "r").exists()

@@ -177,8 +177,8 @@ def validate_backend(backend: str | Backend = "local", address: str | None = Non
         return backend
     if backend not in BACKENDS:
         raise BackendError(f"--backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
-    if address is not None and (not isinstance(address, str) or not address.strip()):
-        raise BackendError(f"--address must be a Ray cluster address such as HOST:6379; got {address!r}")
+    if address is not None:
+        _host_port(address)
     if address is not None and backend != "ray":
         raise BackendError(f"--address needs --backend ray; got --backend {backend}")
     gpus = 0.0 if gpus_per_run is None else gpus_per_run
@@ -404,17 +404,25 @@ def _count(value: float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail fast (Ray itself may wait a minute) when nothing listens at ``address``."""
+def _host_port(address: Any) -> tuple[str, int] | None:
+    """``(host, port)`` of a Ray address (HOST:PORT or ray://HOST:PORT); None for ``auto`` (Ray finds it)."""
     if address == "auto":
-        return
-    target = address.split("://", 1)[-1]
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
+        return None
+    host, _, port = (address.strip().split("://", 1)[-1] if isinstance(address, str) else "").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise BackendError(f"--address must be HOST:PORT (e.g. 10.0.0.1:6379), ray://HOST:PORT or auto; "
                            f"got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (Ray itself may wait a minute) when nothing listens at ``address``."""
+    target = _host_port(address)
+    if target is None:
+        return
+    host, port = target
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        socket.create_connection((host, port), timeout=timeout).close()
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
         raise BackendError(f"cannot reach a Ray cluster at {address}: {reason}") from None
