@@ -253,7 +253,8 @@ def _die_with_parent(parent: int) -> None:
     """End this worker when the driver ends, however it ends (SIGKILL included).
 
     On Linux the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG); a thread polling the parent id
-    covers other systems and the moment before prctl took effect.
+    covers other systems and the moment before prctl took effect. (The kernel watches the parent *thread* that
+    started the worker: the pool is started and closed by the thread that runs the sweep, which outlives it.)
     """
     if sys.platform.startswith("linux"):
         try:
