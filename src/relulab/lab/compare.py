@@ -338,8 +338,8 @@ def compare(settings: CompareSettings, *, progress: bool = True, stream: TextIO 
     summary = compare_summary(settings, lrs, tuned)
     tables = [("", compare_columns(settings.target_error), rows)]
     _write_outputs(out, results, title=f"relulab compare: {settings.data}, {settings.model}",
-                   intro=[summary, ran_on(results["execution"]), *failed_lines(results)[1:]], tables=tables, figures=figures,
-                   runs=results["runs"], notes=COMPARE_NOTES)
+                   intro=[summary, ran_on(results["execution"]), *failed_lines(results)[1:]], tables=tables,
+                   figures=figures, runs=results["runs"], notes=COMPARE_NOTES)
     text = "\n".join([summary, "", render_tables(tables)] + (["", "lr auto:"] + lr_lines(results) if tuned else [])
                      + failed_lines(results))
     return LabResult(results, text, out)
@@ -374,18 +374,24 @@ def compare_summary(settings: CompareSettings, lrs: Mapping[str, float], tuned: 
     return text
 
 
+def _plural(count: float, noun: str) -> str:
+    """'1 node', '2 nodes', '2 worker processes'."""
+    return f"{count:g} {noun}{'' if count == 1 else 'es' if noun.endswith('s') else 's'}"
+
+
 def ran_on(execution: Mapping[str, Any]) -> str:
     """One sentence for the report: which backend computed the runs, on how many nodes and CPUs."""
     if execution.get("nodes") is None:
         where = f"Backend {execution['backend']}: no run needed computing (all were finished before)."
     elif execution["backend"] == "local":
-        where = f"Ran on this machine: {execution['workers']} worker process{'es' if execution['workers'] > 1 else ''}."
+        where = f"Ran on this machine: {_plural(execution['workers'], 'worker process')}."
     else:
-        gpus = f", {execution['gpus']:g} GPUs" if execution.get("gpus") else ""
-        where = (f"Ran on Ray ({execution['address']}): {execution['nodes']} node{'s' if execution['nodes'] > 1 else ''},"
-                 f" {execution['cpus']:g} CPUs{gpus}.")
+        gpus = f", {_plural(execution['gpus'], 'GPU')}" if execution.get("gpus") else ""
+        where = (f"Ran on Ray ({execution['address']}): {_plural(execution['nodes'], 'node')}, "
+                 f"{_plural(execution['cpus'], 'CPU')}{gpus}.")
     if execution.get("lost"):
-        where += f" {execution['lost']} run attempt(s) lost to a dead worker or node were retried."
+        where += (f" {_plural(execution['lost'], 'attempt')} lost to a dead worker or node "
+                  "(each retried, up to 3 attempts per run).")
     return where
 
 

@@ -618,6 +618,7 @@ class Sweep:
             info = {"backend": self.backend.name, "address": self.backend.address, "nodes": None, "cpus": None}
         info["lost"] = self._executor.lost if self._executor is not None else self._lost
         info["failed"] = len(self.failed)
+        info["notes"] = list(self.notes)  # lost runs, rejected run files: what stderr said during the sweep
         return info
 
     def __enter__(self) -> Sweep:
