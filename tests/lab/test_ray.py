@@ -19,6 +19,7 @@ from relulab.lab import sweep as sweep_module
 
 from . import sweep_tasks
 from .helpers import relulab
+from .test_resume import _alive
 
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
@@ -42,6 +43,7 @@ def cluster():
         ray.init(address=cluster.address, logging_level="warning", log_to_driver=False)
         yield cluster
     finally:
+        started = _descendants(os.getpid())  # GCS, raylets, agents, workers: everything the cluster started
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()
@@ -49,6 +51,28 @@ def cluster():
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = previous
+        deadline = time.monotonic() + 30
+        while (left := [pid for pid in started if _alive(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert started or not Path("/proc").exists()  # the check sees the cluster's processes
+        assert not left, f"Ray processes left running after the tests: {left}"
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root`` (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def _two_nodes(cluster) -> None:
