@@ -32,6 +32,7 @@ GRID = dict(data="moons", model="mlp", activations="relu,tanh", seeds=2, epochs=
 @pytest.fixture(scope="module")
 def cluster():
     """A head node and a worker node; workers import relulab and the test tasks through PYTHONPATH."""
+    before = set(_descendants(os.getpid()))
     previous = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(Path(sweep_module.__file__).parents[2]), sweep_tasks.importable_from()] + ([previous] if previous else []))
@@ -43,7 +44,8 @@ def cluster():
         ray.init(address=cluster.address, logging_level="warning", log_to_driver=False)
         yield cluster
     finally:
-        started = _descendants(os.getpid())  # GCS, raylets, agents, workers: everything the cluster started
+        # GCS, raylets, agents, workers: what the cluster started (not what other tests left, e.g. a resource tracker)
+        started = [pid for pid in _descendants(os.getpid()) if pid not in before and b"ray" in _cmdline(pid)]
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()
@@ -56,6 +58,13 @@ def cluster():
             time.sleep(0.2)
         assert started or not Path("/proc").exists()  # the check sees the cluster's processes
         assert not left, f"Ray processes left running after the tests: {left}"
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _descendants(root: int) -> list[int]:
