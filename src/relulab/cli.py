@@ -208,8 +208,29 @@ def _interrupted(command: str, out) -> int:
     return 130
 
 
+def _backend(lab, args: argparse.Namespace):
+    """The validated --backend/--address/--gpus-per-run of a lab command."""
+    try:
+        return lab.validate_backend(args.backend, args.address,
+                                    _number("--gpus-per-run", args.gpus_per_run, float, "a number >= 0"))
+    except lab.BackendError as error:
+        raise UsageError(str(error)) from None
+
+
+def _sweeping(lab, command: str, work: Callable[[], object]):
+    """Run a lab sweep: Ctrl-C/SIGTERM keep finished runs (exit 130), an unusable backend is a usage error."""
+    try:
+        return _stoppable(work)
+    except lab.BackendError as error:
+        raise UsageError(str(error)) from None
+    except lab.SweepError as error:
+        print(f"relulab {command}: error: {error}", file=sys.stderr)
+        return 1
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     lab = _lab()
+    backend = _backend(lab, args)
     lr = args.lr if args.lr == "auto" else _number("--lr", args.lr, float, "'auto' or a number > 0")
     try:
         settings = lab.validate_compare(
@@ -226,14 +247,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else "relulab compare"
     try:
-        result = _stoppable(lambda: lab.compare(settings, progress=not args.quiet, command=command))
+        result = _sweeping(lab, "compare", lambda: lab.compare(
+            settings, progress=not args.quiet, command=command, backend=backend))
     except KeyboardInterrupt:
         return _interrupted("compare", settings.out)
-    return _finish(result, as_json=args.json, what="compare")
+    if isinstance(result, int):
+        return result
+    code = _finish(result, as_json=args.json, what="compare")
+    return 1 if result.results.get("failed") else code  # the report is written; the failed runs are listed in it
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     lab = _lab()
+    backend = _backend(lab, args)
     try:
         name, out, jobs = lab.validate_experiment(args.name, out=args.out,
                                                   jobs=_number("--jobs", args.jobs, int, "an integer >= 1"))
@@ -245,15 +271,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["run"] else f"relulab run {name}"
     try:
-        result = _stoppable(lambda: lab.run_experiment(name, quick=args.quick, out=out, jobs=jobs,
-                                                       progress=not args.quiet, command=command, inputs=inputs))
+        result = _sweeping(lab, "run", lambda: lab.run_experiment(
+            name, quick=args.quick, out=out, jobs=jobs, progress=not args.quiet, command=command, inputs=inputs,
+            backend=backend))
     except KeyboardInterrupt:
         return _interrupted("run", out)
+    if isinstance(result, int):
+        return result
     return _finish(result, as_json=args.json, what=name)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
     lab = _lab()
+    backend = _backend(lab, args)
     from .lab.doctor import run_doctor, validate_doctor
 
     try:
@@ -268,9 +298,12 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["doctor"] else "relulab doctor"
     try:
-        result = _stoppable(lambda: run_doctor(settings, progress=not args.quiet, command=command))
+        result = _sweeping(lab, "doctor", lambda: run_doctor(settings, progress=not args.quiet, command=command,
+                                                             backend=backend))
     except KeyboardInterrupt:
         return _interrupted("doctor", settings.out)
+    if isinstance(result, int):
+        return result
     for note in result.results["notes"]:
         print(f"note: {note}", file=sys.stderr)
     return _finish(result, as_json=args.json, what="doctor")
@@ -313,6 +346,16 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 
 # -- parser -----------------------------------------------------------------------------------------------------
+def _backend_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="local", metavar="local|ray",
+                   help="where runs go: local worker processes (default) or ray, a task per run on a Ray cluster "
+                        "(needs: pip install 'relulab[ray]')")
+    p.add_argument("--address", default=None, metavar="HOST:PORT",
+                   help="with --backend ray: an existing cluster (default: start Ray on this machine)")
+    p.add_argument("--gpus-per-run", default=None, metavar="N",
+                   help="with --backend ray: GPUs each run reserves (default 0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relulab",
@@ -373,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", default=None, metavar="N", help="worker processes (default: one per core)")
     p.add_argument("--out", default="relulab-report/compare", metavar="DIR",
                    help="report directory (default relulab-report/compare)")
+    _backend_options(p)
     p.add_argument("--json", action="store_true", help="print results.json instead of the table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_compare)
@@ -394,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default=None, choices=("classification",), help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, metavar="DIR", help="report directory (default relulab-report/NAME)")
     p.add_argument("--jobs", default=None, metavar="N", help="worker processes (default: one per core)")
+    _backend_options(p)
     p.add_argument("--json", action="store_true", help="print results.json instead of the table and verdict")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
@@ -429,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report directory (default relulab-report/doctor)")
     p.add_argument("--json", action="store_true", help="print results.json instead of the findings and table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _backend_options(p)
     p.set_defaults(func=_cmd_doctor)
 
     p = sub.add_parser(

@@ -21,11 +21,12 @@ from .. import family
 from . import data as lab_data
 from . import report
 from .report import Column, fmt
-from .sweep import Sweep, Task, default_jobs
+from .sweep import Backend, Sweep, Task, default_jobs, validate_backend
 from .train import INITS, MODELS, OPTIMIZERS, RunConfig
 
 __all__ = ["ConfigError", "CompareSettings", "LabResult", "validate_compare", "compare", "compare_table",
-           "compare_columns", "render_tables", "DEFAULT_ACTIVATIONS", "LR_CANDIDATES", "lr_lines"]
+           "compare_columns", "render_tables", "DEFAULT_ACTIVATIONS", "LR_CANDIDATES", "lr_lines", "ran_on",
+           "failed_lines"]
 
 DEFAULT_ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid")
 # Three rates a factor ~3 apart cover where every default activation trains best on the lab's data sets (relu-like
@@ -326,7 +327,8 @@ def compare_table(runs_by_activation: Mapping[str, Sequence[Mapping[str, Any]]],
     rows = []
     for act, runs in runs_by_activation.items():
         accuracy = [100 * v for v in _values(runs, "test_accuracy")]
-        reached = [r["final"]["epochs_to_target"] for r in runs if r["final"]["epochs_to_target"] is not None]
+        reached = [r["final"]["epochs_to_target"] for r in runs
+                   if r["status"] != "failed" and r["final"]["epochs_to_target"] is not None]
         rows.append({
             "activation": act,
             "lr": lrs[act],
@@ -340,31 +342,39 @@ def compare_table(runs_by_activation: Mapping[str, Sequence[Mapping[str, Any]]],
             "sparsity_percent": _mean([100 * v for v in _values(runs, "sparsity")]),
             "grad_ratio": _geomean(_values(runs, "grad_ratio")),
             "diverged": sum(r["status"] == "diverged" for r in runs),
+            "failed": sum(r["status"] == "failed" for r in runs),
         })
     return rows
 
 
 def compare(settings: CompareSettings, *, progress: bool = True, stream: TextIO | None = None,
-            command: str | None = None) -> LabResult:
-    """Run the compare grid of ``settings`` and write its report (see :class:`LabResult`)."""
+            command: str | None = None, backend: str | Backend = "local", address: str | None = None,
+            gpus_per_run: float | None = None) -> LabResult:
+    """Run the compare grid of ``settings`` and write its report (see :class:`LabResult`).
+
+    ``backend``/``address``/``gpus_per_run`` say where the runs go (see :class:`~relulab.lab.sweep.Sweep`): this
+    machine's worker processes by default, or a Ray cluster. A run that fails is counted in the table's ``failed``
+    and listed in ``results["failed"]``; the other runs go on.
+    """
     started = time.perf_counter()
+    backend = validate_backend(backend, address, gpus_per_run)
     if settings.user_data is not None:
         from .user import save_data
 
         save_data(settings.user_data, settings.out)  # prepared once here; workers read it
     else:
-        lab_data.load(settings.data)  # build the cache once here; workers read it
+        lab_data.load(settings.data)  # build the cache once here; workers on this machine read it
     if settings.user_model is not None:
         from .user import write_inputs
 
         write_inputs(settings.user_model)
     out = settings.out
     tuned: dict[str, Any] = {}
-    with Sweep(out, jobs=settings.jobs, progress=progress, stream=stream) as sweep:
+    with Sweep(out, jobs=settings.jobs, progress=progress, stream=stream, backend=backend) as sweep:
         if settings.lr == "auto":
             candidates = LR_CANDIDATES[settings.optimizer]
             tasks = [_task(settings.run_config(a, 0, lr)) for a in settings.activations for lr in candidates]
-            tuning = sweep.run(tasks, label="lr sweep")
+            tuning = sweep.run(tasks, label="lr sweep", keep_failed=True)
             for i, act in enumerate(settings.activations):
                 chosen, scores = _choose_lr(tuning[i * len(candidates):(i + 1) * len(candidates)], candidates)
                 tuned[act] = {"chosen": chosen, "val_accuracy": scores}
@@ -372,7 +382,7 @@ def compare(settings: CompareSettings, *, progress: bool = True, stream: TextIO 
         else:
             lrs = {a: float(settings.lr) for a in settings.activations}
         tasks = [_task(settings.run_config(a, s, lrs[a])) for a in settings.activations for s in range(settings.seeds)]
-        runs = sweep.run(tasks, label="runs")
+        runs = sweep.run(tasks, label="runs", keep_failed=True)
     by_activation = {a: runs[i * settings.seeds:(i + 1) * settings.seeds] for i, a in enumerate(settings.activations)}
     rows = compare_table(by_activation, lrs)
     settings_dict = settings.as_dict()
@@ -386,16 +396,20 @@ def compare(settings: CompareSettings, *, progress: bool = True, stream: TextIO 
         "table": rows,
         "runs": [_strip(r) for r in runs],
         "counts": {"computed": sweep.computed, "skipped": sweep.skipped},
+        "failed": [{"label": r["label"], "error": r["error"]} for r in sweep.failed],
+        "execution": sweep.describe(),
         "seconds": time.perf_counter() - started,
     }
-    figures = report.plot_compare(out, runs, settings.activations, settings.target_error)
+    figures = report.plot_compare(out, [r for r in runs if r["status"] != "failed"], settings.activations,
+                                  settings.target_error)
     summary = compare_summary(settings, lrs, tuned)
     metric = "r2" if settings.user_data is not None and settings.user_data.task == "regression" else "accuracy"
     tables = [("", compare_columns(settings.target_error, metric), rows)]
     _write_outputs(out, results, title=f"relulab compare: {settings.data_label}, {settings.model_label}",
-                   intro=[summary],
-                   tables=tables, figures=figures, runs=results["runs"], notes=COMPARE_NOTES)
-    text = "\n".join([summary, "", render_tables(tables)] + (["", "lr auto:"] + lr_lines(results) if tuned else []))
+                   intro=[summary, ran_on(results["execution"]), *failed_lines(results)[1:]], tables=tables,
+                   figures=figures, runs=results["runs"], notes=COMPARE_NOTES)
+    text = "\n".join([summary, "", render_tables(tables)] + (["", "lr auto:"] + lr_lines(results) if tuned else [])
+                     + failed_lines(results))
     return LabResult(results, text, out)
 
 
@@ -430,6 +444,36 @@ def compare_summary(settings: CompareSettings, lrs: Mapping[str, float], tuned: 
     else:
         text += f" Learning rate {settings.lr:g} for every activation."
     return text
+
+
+def _plural(count: float, noun: str) -> str:
+    """'1 node', '2 nodes', '2 worker processes'."""
+    return f"{count:g} {noun}{'' if count == 1 else 'es' if noun.endswith('s') else 's'}"
+
+
+def ran_on(execution: Mapping[str, Any]) -> str:
+    """One sentence for the report: which backend computed the runs, on how many nodes and CPUs."""
+    if execution.get("nodes") is None:
+        where = f"Backend {execution['backend']}: no run needed computing (all were finished before)."
+    elif execution["backend"] == "local":
+        where = f"Ran on this machine: {_plural(execution['workers'], 'worker process')}."
+    else:
+        gpus = f", {_plural(execution['gpus'], 'GPU')}" if execution.get("gpus") else ""
+        where = (f"Ran on Ray ({execution['address']}): {_plural(execution['nodes'], 'node')}, "
+                 f"{_plural(execution['cpus'], 'CPU')}{gpus}.")
+    if execution.get("lost"):
+        where += (f" {_plural(execution['lost'], 'attempt')} lost to a dead worker or node "
+                  "(each retried, up to 3 attempts per run).")
+    return where
+
+
+def failed_lines(results: Mapping[str, Any]) -> list[str]:
+    """Terminal lines for runs that failed (none when every run finished)."""
+    failed = results.get("failed") or []
+    if not failed:
+        return []
+    return ["", f"{len(failed)} run{'s' if len(failed) > 1 else ''} failed (not stored; a rerun tries again):"] + [
+        f"  {f['label']}: {f['error']}" for f in failed]
 
 
 def lr_lines(results: Mapping[str, Any]) -> list[str]:

@@ -46,7 +46,7 @@ from . import report
 from .compare import TRAIN, ConfigError, LabResult, _integer, _out, _positive, render_tables
 from .data import Dataset
 from .report import Column, band, colour, figure, fmt, integer_ticks
-from .sweep import Sweep, Task, default_jobs
+from .sweep import Backend, Sweep, Task, default_jobs, validate_backend
 from .train import OPTIMIZERS, RunConfig
 from .user import (ModelSource, check_model, main_is_importable, model_source, prepare_data, save_data,
                    write_inputs)
@@ -460,14 +460,20 @@ def _task(config: RunConfig, arm: str) -> Task:
 
 
 def run_doctor(settings: DoctorSettings, *, progress: bool = True, stream: TextIO | None = None,
-               command: str | None = None) -> LabResult:
-    """Diagnose, test the remedies, write the report (DIR/index.html, results.json, results.csv, plots)."""
+               command: str | None = None, backend: str | Backend = "local", address: str | None = None,
+               gpus_per_run: float | None = None) -> LabResult:
+    """Diagnose, test the remedies, write the report (DIR/index.html, results.json, results.csv, plots).
+
+    ``backend``/``address``/``gpus_per_run`` say where the runs go (see :class:`~relulab.lab.sweep.Sweep`); on a
+    Ray cluster the workers read the prepared model and data from DIR/inputs, so DIR must be on a file system every
+    node sees."""
+    backend = validate_backend(backend, address, gpus_per_run)
     started = time.perf_counter()
     out = settings.out
     data_path = save_data(settings.data, out)
     write_inputs(settings.model)
     seeds = range(settings.seeds)
-    with Sweep(out, jobs=settings.jobs, progress=progress, stream=stream) as sweep:
+    with Sweep(out, jobs=settings.jobs, progress=progress, stream=stream, backend=backend) as sweep:
         base_runs = sweep.run([_task(settings.run_config(data_path, s), BASELINE) for s in seeds],
                               label="diagnosis")
         findings = diagnose(base_runs)
@@ -507,6 +513,7 @@ def run_doctor(settings: DoctorSettings, *, progress: bool = True, stream: TextI
         "verdict": verdict, "table": rows, "metric": metric,
         "runs": [r for arm in arms.values() for r in arm],
         "counts": {"computed": sweep.computed, "skipped": sweep.skipped},
+        "execution": sweep.describe(),
         "notes": _notes(settings), "seconds": time.perf_counter() - started,
     }
     figures = plot_doctor(out, arms, remedy_results, metric)

@@ -31,9 +31,9 @@ from typing import Any, Callable, Mapping, Sequence, TextIO
 import numpy as np
 
 from . import report
-from .compare import TRAIN, ConfigError, LabResult, _integer, _out, _task, _write_outputs, render_tables
+from .compare import TRAIN, ConfigError, LabResult, _integer, _out, _task, _write_outputs, ran_on, render_tables
 from .report import Column, band, colour, figure, fmt, integer_ticks
-from .sweep import Sweep, Task, default_jobs
+from .sweep import Backend, Sweep, Task, default_jobs, validate_backend
 from .train import RunConfig
 
 __all__ = ["EXPERIMENTS", "Experiment", "Outcome", "run_experiment", "validate_experiment", "born_dead_cell",
@@ -839,16 +839,21 @@ class _WithUserInputs:
 
 def run_experiment(name: str, *, quick: bool = False, out: str | Path | None = None, jobs: int | None = None,
                    progress: bool = True, stream: TextIO | None = None, command: str | None = None,
-                   inputs: UserInputs | None = None) -> LabResult:
+                   inputs: UserInputs | None = None, backend: str | Backend = "local", address: str | None = None,
+                   gpus_per_run: float | None = None) -> LabResult:
     """Run the named experiment and write its report (see :class:`~relulab.lab.compare.LabResult`).
 
-    ``inputs`` (from :func:`validate_user_inputs`): the user's data and/or model in place of the preset's."""
+    ``inputs`` (from :func:`validate_user_inputs`): the user's data and/or model in place of the preset's.
+    ``backend``/``address``/``gpus_per_run`` say where the runs go (see :class:`~relulab.lab.sweep.Sweep`). A run
+    that fails raises :class:`~relulab.lab.sweep.SweepError` once the others have finished (and are kept).
+    """
     name, path, jobs = validate_experiment(name, out=out, jobs=jobs)
+    backend = validate_backend(backend, address, gpus_per_run)
     experiment = EXPERIMENTS[name]
     started = time.perf_counter()
     if inputs is not None and inputs.model is not None and inputs.model.in_process:
         jobs = 1
-    with Sweep(path, jobs=jobs, progress=progress, stream=stream) as sweep:
+    with Sweep(path, jobs=jobs, progress=progress, stream=stream, backend=backend) as sweep:
         outcome = experiment.run(quick, sweep if inputs is None else _WithUserInputs(sweep, inputs, path), path)
     results: dict[str, Any] = {
         "experiment": name, "title": experiment.title, "anchor": experiment.anchor, "quick": quick,
@@ -857,10 +862,12 @@ def run_experiment(name: str, *, quick: bool = False, out: str | Path | None = N
         "tables": [{"title": title, "rows": rows} for title, _, rows in outcome.tables],
         "runs": outcome.runs,
         "counts": {"computed": sweep.computed, "skipped": sweep.skipped},
+        "execution": sweep.describe(),
         "seconds": time.perf_counter() - started,
     }
     heading = f"relulab run {name}: {experiment.title}" + (" (quick)" if quick else "")
-    intro = [f"Anchor: {experiment.anchor}"] + ([inputs.note()] if inputs is not None else [])
+    intro = [f"Anchor: {experiment.anchor}", ran_on(results["execution"])] + \
+        ([inputs.note()] if inputs is not None else [])
     if inputs is not None:
         results["inputs"] = {"data": inputs.data.name if inputs.data is not None else None,
                              "model": inputs.model.label if inputs.model is not None else None}

@@ -33,7 +33,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -353,3 +353,64 @@ def _final(result: dict[str, Any], config: RunConfig) -> dict[str, Any]:
         "sparsity": last["sparsity"] if last else None,
         "grad_ratio": ratio if ratio is None or math.isfinite(ratio) else None,
     }
+
+
+_FRACTIONS = ("train_error", "val_accuracy", "test_accuracy", "dead_fraction", "inactive_fraction", "sparsity")
+_LOSSES = ("train_loss", "val_loss")
+
+
+def _impossible(where: str, record: Any, keys: Sequence[str], low: float, high: float) -> str | None:
+    """The first of ``keys`` in ``record`` that is not None and not a number in [low, high]."""
+    for key in keys:
+        value = record.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and low <= value <= high):
+            allowed = f"a finite number >= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+            return f"{where}{key} = {value!r}, not {allowed}"
+    return None
+
+
+def check_result(config: Mapping[str, Any], result: Any) -> str | None:
+    """What makes ``result`` impossible as a :func:`run` of ``config``; None when nothing does.
+
+    The sweep calls this on every stored run before reusing it: accuracies, errors, dead fractions and sparsity are
+    fractions in [0, 1], losses and gradient norms finite and >= 0, one record per epoch, the config the same.
+
+    >>> check_result({"epochs": 1}, {"status": "ok", "config": {"epochs": 1}, "epochs": [],
+    ...                              "final": {"test_accuracy": 1.2}})
+    'final.test_accuracy = 1.2, not in [0, 1]'
+    """
+    if not isinstance(result, dict) or not isinstance(result.get("epochs"), list) or not isinstance(
+            result.get("final"), dict) or not isinstance(result.get("config"), dict):
+        return "not a training run: no config, epochs and final"
+    if result.get("status") not in ("ok", "diverged"):
+        return f"status = {result.get('status')!r}, not 'ok' or 'diverged'"
+    for key, value in config.items():
+        if result["config"].get(key) != value:
+            return f"config.{key} = {result['config'].get(key)!r}, but the run file's task says {value!r}"
+    final, epochs = result["final"], result["epochs"]
+    problem = (_impossible("final.", final, _FRACTIONS, 0.0, 1.0)
+               or _impossible("final.", final, ("train_loss",), 0.0, math.inf)
+               or _impossible("final.", final, ("grad_ratio",), 0.0, math.inf)
+               or _impossible("final.", final, ("epochs_to_target",), 0.0, float(len(epochs))))
+    if problem:
+        return problem
+    planned = config.get("epochs", RunConfig.epochs)
+    if result["status"] == "ok" and len(epochs) != planned or len(epochs) > planned:
+        return f"{len(epochs)} epoch records for a {result['status']} run of {planned} epochs"
+    for number, record in enumerate(epochs, start=1):
+        if not isinstance(record, dict) or record.get("epoch") != number:
+            return f"epochs[{number - 1}] is not the record of epoch {number}"
+        grads = record.get("weight_grad") or []
+        problem = (_impossible(f"epochs[{number - 1}].", record, _FRACTIONS, 0.0, 1.0)
+                   or _impossible(f"epochs[{number - 1}].", record, _LOSSES, 0.0, math.inf)
+                   or _impossible(f"epochs[{number - 1}].", {f"weight_grad[{i}]": g for i, g in enumerate(grads)},
+                                  [f"weight_grad[{i}]" for i in range(len(grads))], 0.0, math.inf))
+        if problem:
+            return problem
+    return None
+
+
+run.check_result = check_result  # the sweep looks for it on the task function (see relulab.lab.sweep)
