@@ -220,3 +220,28 @@ def test_bad_backend_options_are_one_line_and_exit_2(tmp_path, capsys, argv, mes
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "r").exists()
+
+
+def test_doctor_on_ray_gives_the_local_findings_and_remedies(cluster, tmp_path, capsys):
+    import numpy as np
+
+    from .test_doctor import MODEL_FILE
+
+    _two_nodes(cluster)
+    (tmp_path / "mymodel.py").write_text(MODEL_FILE)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(160, 4))
+    label = (x[:, 0] - x[:, 2] > 0).astype(int)
+    rows = "".join(f"{a:.4f},{b:.4f},{c:.4f},{d:.4f},{l}\n" for (a, b, c, d), l in zip(x, label))
+    (tmp_path / "train.csv").write_text("a,b,c,d,label\n" + rows)
+    common = ["doctor", "--model", f"{tmp_path / 'mymodel.py'}:build", "--data", str(tmp_path / "train.csv"),
+              "--target", "label", "--epochs", "2", "--seeds", "2", "--lr", "3", "--json", "--quiet"]
+    results = {}
+    for backend in ("local", "ray"):
+        extra = ["--backend", "ray", "--address", cluster.address] if backend == "ray" else ["--jobs", "1"]
+        code = main([*common, *extra, "--out", str(tmp_path / backend)])
+        results[backend] = json.loads(capsys.readouterr().out)
+        assert code == 0
+    assert results["ray"]["execution"]["backend"] == "ray" and results["local"]["execution"]["backend"] == "local"
+    assert results["ray"]["findings"] == results["local"]["findings"]
+    assert results["ray"]["table"] == results["local"]["table"]
