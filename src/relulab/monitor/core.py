@@ -57,7 +57,8 @@ def _functional_notes(model: nn.Module) -> list[str]:
     notes, seen = [], set()
     for name, module in model.named_modules():
         forward = type(module).forward
-        if forward in seen or type(module).__module__.startswith("torch."):
+        # an activation module calling its own function is that activation, watched by its hooks
+        if forward in seen or type(module).__module__.startswith("torch.") or activation_name(module) is not None:
             continue
         seen.add(forward)
         try:
@@ -67,10 +68,20 @@ def _functional_notes(model: nn.Module) -> list[str]:
         calls = sorted({m.group(0).rstrip("(").strip() for m in _FUNCTIONAL_CALL.finditer(source)})
         if calls:
             where = name or type(module).__name__
-            notes.append(f"{where} ({type(module).__name__}.forward) calls {', '.join(calls)} functionally; the "
-                         "monitor cannot see those activations. Make them modules (e.g. relulab.nn.ReLU()) to monitor "
-                         "them.")
+            notes.append(f"{where} ({type(module).__name__}.forward) calls {', '.join(calls)} functionally; hooks "
+                         "cannot see those activations: use Monitor(model, functional=True), or make them modules "
+                         "(e.g. relulab.nn.ReLU()).")
     return notes
+
+
+def _in_backward() -> bool:
+    """True inside an autograd backward pass (where checkpointing recomputes forwards)."""
+    return torch._C._current_graph_task_id() != -1
+
+
+def _compiled_modules(model: nn.Module) -> list[str]:
+    return [name or type(module).__name__ for name, module in model.named_modules()
+            if type(module).__name__ == "OptimizedModule" and hasattr(module, "_orig_mod")]
 
 
 _FUSED: Any = None
@@ -122,6 +133,7 @@ class _Layer:
     grad_sq: torch.Tensor | None = None  # () float64: sum over backward passes of ||dL/dx||^2
     producers: list[str] = field(default_factory=list)
     how: str = ""  # how the activation was identified, and how its unit axis was found
+    inferred: bool = True  # the unit axis came from the data flow (or unit_dim); else it was assumed
     _scratch: np.ndarray | None = None  # the fused pass's unused positive counts (members counted on the input)
     _views: tuple[np.ndarray, ...] | None = None  # NumPy views of the accumulators (CPU, fused path)
     _dims_cache: tuple[int, int, list[int]] | None = None  # (ndim, unit dim, reduced dims) of the last batch
@@ -134,7 +146,9 @@ class _Layer:
         self._dims_cache = (ndim, unit, reduce)
         return unit, reduce
 
-    def _dims_of(self, ndim: int) -> tuple[int, list[int]]:
+    def _dims_of(self, ndim: int) -> tuple[int | None, list[int]]:
+        if self.unit_dim is None:  # one unit: every element is a position of it
+            return None, list(range(ndim))
         if ndim <= 1:
             return 0, []
         if not -ndim <= self.unit_dim < ndim:
@@ -145,13 +159,18 @@ class _Layer:
 
     def _check_units(self, t: torch.Tensor) -> tuple[int, list[int]]:
         unit, reduce = self._dims(t.ndim)
-        units = t.shape[unit] if t.ndim > 1 else 1
+        units = t.shape[unit] if t.ndim > 1 and unit is not None else 1
         if self.units is None:
             self.units = units
             self.active = torch.zeros(units, dtype=torch.float64, device=t.device)
             self.zeros = torch.zeros((), dtype=torch.float64, device=t.device)
             self.moments = torch.zeros(2, units, dtype=torch.float64, device=t.device)
             self.grad_sq = torch.zeros((), dtype=torch.float64, device=t.device)
+        elif units != self.units and not self.inferred and self.units != 1:
+            # An assumed axis whose width varies (attention scores, a raw (N, T, F) input) holds no units: count the
+            # site as one unit from here on, keeping what was summed, and say so.
+            self._as_one_unit()
+            return self._check_units(t)
         elif units != self.units:
             raise RuntimeError(
                 f"Monitor: layer {self.name!r} had {self.units} units and now receives {units} along dim "
@@ -176,6 +195,13 @@ class _Layer:
             self._views = (self.active.numpy(), self.zeros.numpy().reshape(1), self.moments[0].numpy(),
                            self.moments[1].numpy(), self.grad_sq.numpy().reshape(1))
         return self._views
+
+    def _as_one_unit(self) -> None:
+        self.unit_dim, self.units = None, 1
+        self.active = self.active.sum().reshape(1)
+        self.moments = self.moments.sum(dim=1, keepdim=True)
+        self._views = self._scratch = self._dims_cache = None
+        self.how += "; its width varies, so it is reported as one unit"
 
     def add_input(self, x: torch.Tensor) -> None:
         """Count x > 0 per unit (members whose output can be non-zero for x <= 0)."""
@@ -316,6 +342,12 @@ class Monitor:
             raise TypeError(f"unit_dim must be None (inferred from the data flow) or an int; got {unit_dim!r}")
         if not isinstance(functional, bool):
             raise TypeError(f"functional must be True or False; got {functional!r}")
+        compiled = _compiled_modules(model)
+        if compiled:
+            raise ValueError(
+                f"Monitor cannot watch inside torch.compile'd modules ({', '.join(compiled[:3])}): hooks do not run "
+                "in compiled graphs. Monitor the eager module instead (compiled._orig_mod), and call it uncompiled "
+                "while monitoring")
         self.model = model
         self.every = every
         self.unit_dim = unit_dim
@@ -332,6 +364,9 @@ class Monitor:
         self._pending: dict[int, list[_Layer | None]] = {}  # module id -> call sites its pre-hook counted
         self._tracer: FlowTracer | None = None
         self._traced = False
+        self._pass_depth = 0
+        self._site_counts: dict[str, int] = {}  # module -> call sites per pass, as traced
+
         self._depth = 0
         self._forward_index = 0
         self._collect = True
@@ -352,6 +387,9 @@ class Monitor:
                     "Monitor(model, functional=True); or pass modules=[...] explicitly."
                 )
             return found
+        if isinstance(modules, (str, nn.Module)):
+            raise TypeError(f"modules must be an iterable of module names or modules (e.g. [{modules!r}]); got "
+                            f"{type(modules).__name__}")
         by_name = {name: (name, module, kind) for name, module, kind in found}
         names_of = {id(module): name for name, module in model.named_modules()}
         selected = []
@@ -371,6 +409,8 @@ class Monitor:
                 selected.append((name or type(item).__name__, item, kind))
             else:
                 raise TypeError(f"modules must hold module names or modules; got {type(item).__name__}")
+        if not selected:
+            raise ValueError("modules is empty: name at least one activation module (or pass None for all)")
         return selected
 
     # -- attaching ---------------------------------------------------------------------------------------------
@@ -380,8 +420,13 @@ class Monitor:
         self._depth += 1
         if self._handles:
             return self
-        self._handles.append(self.model.register_forward_pre_hook(self._on_root_forward))
-        self._handles.append(self.model.register_forward_hook(self._on_root_done, always_call=True))
+        # A forward pass starts at the outermost call of the model or of one of its direct children (Lightning's
+        # training_step calls self.model(x); generate() calls the encoder): there the call indices restart and, when
+        # the data flow is still unknown, the pass is traced.
+        anchors = [self.model] + [child for child in self.model.children() if next(child.children(), None) is not None]
+        for anchor in anchors:
+            self._handles.append(anchor.register_forward_pre_hook(self._on_pass_start))
+            self._handles.append(anchor.register_forward_hook(self._on_pass_end, always_call=True))
         for name, module, kind in self._targets:
             if getattr(module, "inplace", False):  # its input is overwritten: read it before the call
                 self._handles.append(module.register_forward_pre_hook(self._make_pre_hook(name, kind)))
@@ -393,6 +438,7 @@ class Monitor:
     def detach(self) -> None:
         """Remove every hook; the statistics and history stay readable."""
         self._depth = 0
+        self._pass_depth = 0
         self._stop_tracer()
         for handle in self._handles:
             handle.remove()
@@ -407,23 +453,36 @@ class Monitor:
             self.detach()
 
     # -- one forward pass --------------------------------------------------------------------------------------
-    def _on_root_forward(self, module, inputs) -> None:
+    def _on_pass_start(self, module, inputs) -> None:
+        self._pass_depth += 1
+        if self._pass_depth > 1:
+            return
         self._calls.clear()
-        self._collect = self.enabled and self._forward_index % self.every == 0
+        # A backward pass that recomputes the forward (gradient checkpointing) is not a new batch.
+        self._collect = self.enabled and self._forward_index % self.every == 0 and not _in_backward()
         self._forward_index += 1
-        # The first collected forward is traced (unit axes, producers); with functional=True every collected one
-        # runs under the tracer, which reports the functional call sites.
+        # The first collected pass is traced (unit axes, producers), and again after a site the trace did not see
+        # appeared; with functional=True every collected pass runs under the tracer, which reports the functional
+        # call sites.
         if self._tracer is None and self._collect and (self.functional or not self._traced):
             targets = {m: name for name, m, _ in self._targets}
             self._tracer = FlowTracer(self.model, sites=targets, functional=self.functional,
                                       on_function=self._on_function, on_module=self._on_traced_module,
-                                      record=not self._traced)
+                                      record=self.functional or not self._traced, boundary=module)
             self._tracer.__enter__()
             self._tracer.new_forward()
 
-    def _on_root_done(self, module, inputs, output) -> None:
+    def _on_pass_end(self, module, inputs, output) -> None:
+        self._pass_depth = max(self._pass_depth - 1, 0)
+        if self._pass_depth:
+            return
         if self._tracer is not None:
             self._traced = True
+            counts: dict[str, int] = {}
+            for site in self._tracer.flow.sites:  # call sites per module and pass, for names outside a whole pass
+                if site.module is not None:
+                    counts[site.module] = counts.get(site.module, 0) + 1
+            self._site_counts.update(counts)
         self._stop_tracer()
 
     def _stop_tracer(self) -> None:
@@ -431,30 +490,37 @@ class Monitor:
         if tracer is not None:
             tracer.__exit__(None, None, None)
 
-    def _layer(self, site_name: str, kind: str, params: dict[str, Any], site: Site | None) -> _Layer:
+    def _layer(self, site_name: str, kind: str, params: dict[str, Any], site: Site | None) -> _Layer | None:
         layer = self._layers.get(site_name)
         if layer is not None:
             return layer
         if site is not None and site_name not in self._sites:
             self._sites[site_name] = site
-            self._site_order.append(site_name)
         site = self._sites.get(site_name, site)
+        if site is None and self.unit_dim is None and self._traced:
+            # A call site the traced pass did not see (a branch taken later): trace the next pass, collect from then.
+            self._traced = False
+            return None
         try:
             dead_possible = family.get(kind).properties_for(**params).zero_for_negative
         except (TypeError, ValueError):
             dead_possible = family.get(kind).properties.zero_for_negative
+        inferred = True
         if self.unit_dim is not None:
             unit_dim, how_axis = self.unit_dim, "unit_dim given"
-        elif site is not None and site.unit_dim is not None:
+        elif site is not None and site.unit_dim is not None and (site.producer or site.path):
             unit_dim = site.unit_dim
             how_axis = f"units written by {site.producer}" if site.producer else "units on the features' axis"
+        elif site is not None and site.unit_dim is not None:  # (N, F) input with nothing upstream
+            unit_dim, how_axis = site.unit_dim, "features of a 2-D input"
         else:
-            unit_dim, how_axis = 1, "unit axis not inferred (no Linear/Conv upstream): dim 1 assumed"
+            unit_dim, inferred = -1, False
+            how_axis = "unit axis not inferred (no Linear/Conv upstream): last dim assumed"
         how = f"{site.how if site is not None else 'class'}; {how_axis}"
         producers = list(reversed(site.path)) if site is not None and site.exact and site.producer and \
             site.path and site.path[0] == site.producer else []
         layer = _Layer(name=site_name, kind=kind, dead_possible=dead_possible, unit_dim=unit_dim,
-                       producers=producers, how=how)
+                       producers=producers, how=how, inferred=inferred)
         self._layers[site_name] = layer
         if site_name not in self._site_order:
             self._site_order.append(site_name)
@@ -463,6 +529,9 @@ class Monitor:
     def _module_site_name(self, name: str) -> str:
         index = self._calls.get(name, 0)
         self._calls[name] = index + 1
+        known = self._site_counts.get(name) if self._tracer is None else None
+        if known and index >= known:  # called outside a whole pass (a submodule called directly): wrap around
+            index %= known
         return f"{name}[{index}]" if index else name
 
     def _observe_input(self, layer: _Layer, x: torch.Tensor) -> None:
@@ -474,25 +543,30 @@ class Monitor:
     def _make_pre_hook(self, name: str, kind: str):
         def hook(module, inputs):
             if self._tracer is not None or not (self.enabled and self._collect) or not inputs \
-                    or not isinstance(inputs[0], torch.Tensor):
+                    or not isinstance(inputs[0], torch.Tensor) or _in_backward():
+                self._pending.setdefault(id(module), []).append(None)
                 return  # a traced forward reaches _on_traced_module instead
             site_name = self._module_site_name(name)
             layer = self._layers.get(site_name)
             if layer is None:
                 layer = self._layer(site_name, kind, activation_params(module), None)
-            self._observe_input(layer, inputs[0])
+            if layer is not None:
+                self._observe_input(layer, inputs[0])
             self._pending.setdefault(id(module), []).append(layer)
         return hook
 
     def _make_hook(self, name: str, kind: str):
         def hook(module, inputs, output):
             if self._tracer is not None or not (self.enabled and self._collect) or not inputs \
-                    or not isinstance(inputs[0], torch.Tensor) or not isinstance(output, torch.Tensor):
+                    or not isinstance(inputs[0], torch.Tensor) or not isinstance(output, torch.Tensor) \
+                    or _in_backward():
                 return  # a traced forward reaches _on_traced_module instead
             site_name = self._module_site_name(name)
             layer = self._layers.get(site_name)
             if layer is None:
                 layer = self._layer(site_name, kind, activation_params(module), None)
+                if layer is None:
+                    return
             self._observe_input(layer, inputs[0])
             layer.add_output(output.detach())  # detached: no graph is recorded by the statistics
         return hook
@@ -503,12 +577,12 @@ class Monitor:
             if not pending:
                 return
             layer = pending.pop()
-            if isinstance(output, torch.Tensor):
+            if layer is not None and isinstance(output, torch.Tensor):
                 layer.add_output(output.detach())
         return hook
 
     def _on_traced_module(self, site: Site, phase: str, tensor: torch.Tensor) -> None:
-        if not (self.enabled and self._collect):
+        if not (self.enabled and self._collect) or _in_backward():
             return
         name = site.module or site.name
         if phase == "input":
@@ -519,18 +593,16 @@ class Monitor:
         else:
             pending = self._pending.get(id(site))
             if pending:
-                with torch.no_grad():
-                    pending.pop().add_output(tensor.detach())
+                pending.pop().add_output(tensor.detach())
 
     def _on_function(self, site: Site, phase: str, tensor: torch.Tensor) -> None:
-        if not (self.enabled and self._collect):
+        if not (self.enabled and self._collect) or _in_backward():
             return
         layer = self._layer(site.name, site.member, site.params, site)
         if phase == "input":
             self._observe_input(layer, tensor)
         else:
-            with torch.no_grad():
-                layer.add_output(tensor.detach())
+            layer.add_output(tensor.detach())
 
     # -- windows and reports -----------------------------------------------------------------------------------
     def _layer_list(self) -> list[_Layer]:

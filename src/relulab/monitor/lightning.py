@@ -33,9 +33,10 @@ class MonitorCallback(Callback):
     not counted. ``self.monitor.history`` keeps every epoch's summary.
     """
 
-    def __init__(self, modules: Any = None, every: int = 1, unit_dim: int = 1, prefix: str = "relulab") -> None:
+    def __init__(self, modules: Any = None, every: int = 1, unit_dim: int | None = None, functional: bool = False,
+                 prefix: str = "relulab") -> None:
         super().__init__()
-        self._options = dict(modules=modules, every=every, unit_dim=unit_dim)
+        self._options = dict(modules=modules, every=every, unit_dim=unit_dim, functional=functional)
         self.prefix = prefix
         self.monitor: Monitor | None = None
 

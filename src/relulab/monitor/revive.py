@@ -48,12 +48,29 @@ def revive(model: nn.Module, report: Report | Mapping[str, Any], *, bias: float 
         raise ValueError(f"bias must be a finite number; got {bias!r}")
     data = _as_dict(report)
     sources = data.get("sources", {})
+    # A producer feeding several call sites (a shared layer, as in ALBERT) may be revived only in the units dead at
+    # every one of them: a unit alive at one site is alive.
+    by_producer: dict[str, list[set[int]]] = {}
+    for layer in data["layers"]:
+        chain = sources.get(layer["name"], [])
+        if chain and layer.get("units"):
+            by_producer.setdefault(chain[-1], []).append(set(layer["dead_units"]))
     revived = 0
+    done: set[str] = set()
     for layer in data["layers"]:
         dead = layer["dead_units"]
         if not dead:
             continue
         chain = sources.get(layer["name"], [])
+        if chain:
+            if chain[-1] in done:
+                continue
+            shared = by_producer.get(chain[-1], [])
+            if len(shared) > 1:
+                dead = sorted(set.intersection(*shared))
+                done.add(chain[-1])
+                if not dead:
+                    continue
         problem = _mapping_problem(model, chain, layer)
         if problem:
             warnings.warn(f"revive: skipped layer {layer['name']!r} ({len(dead)} dead units): {problem}",
@@ -147,6 +164,8 @@ def born_dead(model: nn.Module, inputs: Any, *, rtol: float = 1e-6) -> BornDead:
 
     Reference: Lu, Shin, Su & Karniadakis 2019, Dying ReLU and Initialization: Theory and Numerical Examples.
     """
+    if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not rtol >= 0 or not math.isfinite(rtol):
+        raise ValueError(f"born_dead: rtol must be a finite number >= 0; got {rtol!r}")
     args, kwargs = call_inputs(inputs)
     first = next((t for t in list(args) + list(kwargs.values()) if isinstance(t, torch.Tensor)), None)
     if first is None or first.ndim < 1 or first.shape[0] < 2:
@@ -155,14 +174,15 @@ def born_dead(model: nn.Module, inputs: Any, *, rtol: float = 1e-6) -> BornDead:
     was_training = model.training
     model.eval()
     try:
-        with Monitor(model) as mon, torch.no_grad():
+        # functional=True: one pass, and models whose activations are functions (F.relu) are seen too
+        with Monitor(model, functional=True) as mon, torch.no_grad():
             output = model(*args, **kwargs)
         report = mon.report()
     finally:
         model.train(was_training)
-    output = _first_tensor(output)
+    returned, output = output, _first_tensor(output)
     if output is None:
-        raise TypeError(f"born_dead: the model returned {type(output).__name__} with no tensor in it")
+        raise TypeError(f"born_dead: the model returned {type(returned).__name__} with no tensor in it")
     output = output.reshape(output.shape[0], -1).double()
     spread = float((output - output[:1]).abs().max())
     scale = max(1.0, float(output.abs().max()))

@@ -282,7 +282,8 @@ def _evaluate(module: nn.Module, values: np.ndarray, shape: tuple[int, int]) -> 
 
 def _probe(module: nn.Module) -> Identification | None:
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        # fork_rng: a module that draws random numbers must not shift the user's stream by being probed
+        with torch.no_grad(), warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
             warnings.simplefilter("ignore")
             first = _evaluate(module, _PROBE, (5, 8))
             second = _evaluate(module, _PROBE[_ORDER], (8, 5)) if first is not None else None

@@ -25,6 +25,7 @@ returns its input, or a module called twice, cannot make the trace loop: nothing
 
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
@@ -71,12 +72,14 @@ def _is_transposed_linear(module: nn.Module) -> bool:
 
 def weight_fan_in(module: nn.Module) -> int:
     """Inputs per output unit of a weight layer (``weight[0].numel()`` for Linear/Conv, rows for Conv1D).
-    ConvTranspose stores (in, out/groups, *k): its fan-in per output is in/groups * prod(k)."""
+    ConvTranspose stores (in, out/groups, *k): an output sums in/groups * prod(k) / prod(stride) inputs on average."""
     weight = module.weight
     if _is_transposed_linear(module):
         return int(weight.shape[0])
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        return int(weight.shape[0] // module.groups * weight[0, 0].numel())
+        # each output sums in/groups x prod(kernel / stride) inputs on average (the kernel is spread over the stride)
+        strides = module.stride if isinstance(module.stride, tuple) else (module.stride,)
+        return max(1, int(round(weight.shape[0] // module.groups * weight[0, 0].numel() / math.prod(strides))))
     return int(weight[0].numel())
 
 
@@ -196,7 +199,9 @@ def _functional_table() -> dict[Any, tuple[str, str, dict[str, Callable[[tuple, 
 FUNCTIONAL_ACTIVATIONS = _functional_table()
 
 _LINEAR_FUNCS = {F.linear, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm, torch.Tensor.mm,
-                 torch.addmm, torch.bmm, torch.baddbmm, F.bilinear}
+                 torch.addmm, torch.bmm, torch.baddbmm, F.bilinear, torch.einsum}
+_CONCAT = {torch.cat, torch.concat, torch.concatenate}
+_SEQUENCE_PRODUCERS = (nn.RNNBase, nn.MultiheadAttention, nn.Embedding, nn.EmbeddingBag)
 _CONV_FUNCS = {F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d}
 _NORM_FUNCS = {F.layer_norm, F.group_norm, F.batch_norm, F.instance_norm, F.local_response_norm,
                getattr(F, "rms_norm", None), F.normalize}
@@ -215,6 +220,10 @@ def _tensors(value: Any) -> Iterator[torch.Tensor]:
         for item in value:
             if isinstance(item, torch.Tensor):
                 yield item
+
+
+def _has_weight(args: tuple, kwargs: dict) -> bool:
+    return any(isinstance(t, nn.Parameter) for a in list(args) + list(kwargs.values()) for t in _tensors(a))
 
 
 def _moved_axis(func: Any, args: tuple, kwargs: dict, axis: int, ndim: int) -> int | None:
@@ -267,9 +276,12 @@ class FlowTracer(TorchFunctionMode):
     def __init__(self, model: nn.Module, *, sites: dict[nn.Module, str] | None = None,
                  on_function: Callable[[Site, str, torch.Tensor], None] | None = None,
                  on_module: Callable[[Site, str, torch.Tensor], None] | None = None,
-                 functional: bool = True, record: bool = True) -> None:
+                 functional: bool = True, record: bool = True, boundary: nn.Module | None = None) -> None:
         super().__init__()
         self.model = model
+        # The module whose forward the traced pass is (the model, or one of its children called directly): it gets no
+        # hooks of the tracer, since its own hook dicts may be being iterated when the tracer is closed.
+        self.boundary = model if boundary is None else boundary
         self.on_function = on_function
         self.on_module = on_module
         self.functional = functional
@@ -278,13 +290,16 @@ class FlowTracer(TorchFunctionMode):
         self._names = {module: name for name, module in model.named_modules()}
         # activation modules: name -> (member, params, how); `sites` narrows it (the monitor's selection)
         self._activations: dict[nn.Module, tuple[str, str, dict[str, Any], str]] = {}
+        self._all_activations: set[nn.Module] = set()  # functions called inside any of these are not sites
         for module, name in self._names.items():
-            if sites is not None and module not in sites:
-                continue
             member = activation_name(module)
-            if member is not None:
+            if member is None:
+                continue
+            self._all_activations.add(module)
+            if sites is None or module in sites:
                 self._activations[module] = (name or type(module).__name__, member, activation_params(module),
                                              _how(module))
+        self._open: dict[int, list[Site]] = {}  # module id -> sites its pre hook opened (the post hook closes them)
         self._records: dict[int, tuple[weakref.ref, Origin]] = {}
         self._stack: list[nn.Module] = []
         self._calls: dict[tuple[str, str], int] = {}
@@ -299,7 +314,7 @@ class FlowTracer(TorchFunctionMode):
         # Not on the model itself: its forward-hook dict may be being iterated when the tracer is closed from one of
         # its own hooks (the monitor does that), and calls made directly in its forward are named after its class.
         for module in self._names:
-            if module is self.model:
+            if module is self.boundary:
                 continue
             self._handles.append(module.register_forward_pre_hook(self._pre_hook))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
@@ -352,18 +367,22 @@ class FlowTracer(TorchFunctionMode):
             self._module_calls[name] = index + 1
             site = self._make_site(f"{name}[{index}]" if index else name, member, params, inputs[0], module=name,
                                    function=None, how=how)
-            module.__dict__["_relulab_site"] = site  # read by the post hook of the same call
+            self._open.setdefault(id(module), []).append(site)  # closed by the post hook of the same call
             if self.on_module is not None:
                 self._call(self.on_module, site, "input", inputs[0])
 
     def _post_hook(self, module: nn.Module, inputs: tuple, output: Any) -> None:
         if self._stack and self._stack[-1] is module:
             self._stack.pop()
+        opened = self._open.get(id(module))
+        site = opened.pop() if opened else None
+        if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor) and self.record \
+                and isinstance(module, _SEQUENCE_PRODUCERS):
+            output = output[0]  # LSTM/GRU/RNN and attention return (features, state): the features carry units
         if not isinstance(output, torch.Tensor):
             return
         source = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
         name = self._names.get(module, "")
-        site = module.__dict__.pop("_relulab_site", None)
         if site is not None:
             if self.on_module is not None:
                 self._call(self.on_module, site, "output", output)
@@ -377,7 +396,18 @@ class FlowTracer(TorchFunctionMode):
             self._set(output, Origin(axis=_unit_dim_of_layer(module) % output.ndim if output.ndim else None,
                                      ndim=output.ndim, producer=name, path=(name,), exact=True))
             return
+        if isinstance(module, _SEQUENCE_PRODUCERS) and output.ndim:
+            # their features are the last dim; not weight rows revive could map, so never exact
+            self._set(output, Origin(axis=output.ndim - 1, ndim=output.ndim, producer=name, path=(name,)))
+            return
         before = self.origin(source) if source is not None else None
+        if before is None and source is not None and isinstance(module, _NORMALISING) and \
+                output.shape == source.shape and output.ndim >= 2:
+            # a norm fixes the feature axis of an unrecorded input: LayerNorm/RMSNorm the last, BatchNorm dim 1
+            axis = 1 if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm,
+                                            nn.modules.instancenorm._InstanceNorm)) else output.ndim - 1
+            self._set(output, Origin(axis=axis, ndim=output.ndim, path=(name,)))
+            return
         if before is None or source is None or output.shape != source.shape:
             return
         if isinstance(module, UNIT_PRESERVING):
@@ -434,8 +464,9 @@ class FlowTracer(TorchFunctionMode):
         if self._paused:
             return func(*args, **kwargs)
         spec = FUNCTIONAL_ACTIVATIONS.get(func) if self.functional else None
-        innermost = self._stack[-1] if self._stack else None
-        if spec is not None and innermost not in self._activations and args and isinstance(args[0], torch.Tensor):
+        innermost = self._stack[-1] if self._stack else self.boundary
+        if spec is not None and innermost not in self._all_activations and args and \
+                isinstance(args[0], torch.Tensor):
             return self._functional_activation(func, spec, args, kwargs)
         out = func(*args, **kwargs)
         if self.record:
@@ -445,7 +476,7 @@ class FlowTracer(TorchFunctionMode):
     def _functional_activation(self, func, spec, args, kwargs):
         function, member, readers, _inplace = spec
         x = args[0]
-        where = self._current() or type(self.model).__name__
+        where = self._current() or self._names.get(self.boundary) or type(self.model).__name__
         key = (where, function)
         index = self._calls.get(key, 0)
         self._calls[key] = index + 1
@@ -471,7 +502,8 @@ class FlowTracer(TorchFunctionMode):
                     if before is not None and o.ndim == source.ndim:
                         self._set(o, replace(before, exact=False))
             return
-        if func in _LINEAR_FUNCS:
+        if func in _LINEAR_FUNCS and (func in (F.linear, F.bilinear) or _has_weight(args, kwargs)):
+            # a matmul writes units only when one side is a weight (x @ W); q @ k^T between activations does not
             producer = self._producer_name()
             self._set(out, Origin(axis=out.ndim - 1 if out.ndim else None, ndim=out.ndim, producer=producer,
                                   path=(producer,) if producer else (), exact=producer is not None))
@@ -487,6 +519,13 @@ class FlowTracer(TorchFunctionMode):
             self._set(out, None) if out is not None else None
             return
         source, before = recorded[0]
+        if func in _LINEAR_FUNCS:  # a product of two activations (attention scores): no units
+            self._set(out, None)
+            return
+        if func in _CONCAT and before.axis is not None and out.ndim == source.ndim and \
+                all(o.axis == before.axis and o.ndim == before.ndim for _, o in recorded):
+            self._set(out, replace(before, exact=False, feeder=None))  # cat/stack keep the axis they share
+            return
         if func in _NORM_FUNCS:
             if out.shape == source.shape:
                 self._set(out, replace(before, exact=False, feeder=None))
@@ -542,6 +581,10 @@ def trace(model: nn.Module, *args: Any, **kwargs: Any) -> Flow:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"trace: model must be a torch.nn.Module; got {type(model).__name__}")
+    compiled = [name or type(m).__name__ for name, m in model.named_modules() if hasattr(m, "_orig_mod")]
+    if compiled:
+        raise ValueError(f"trace: {', '.join(compiled[:3])} is torch.compile'd, and hooks do not run in compiled "
+                         "graphs; trace the eager module (compiled._orig_mod)")
     with torch.no_grad(), FlowTracer(model) as tracer:
         model(*args, **kwargs)
     return tracer.flow
