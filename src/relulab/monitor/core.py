@@ -74,6 +74,9 @@ def _functional_notes(model: nn.Module) -> list[str]:
     return notes
 
 
+_NO_BOUNDARY = nn.Module()  # a persistent tracer hooks every module of the model
+
+
 def _in_backward() -> bool:
     """True inside an autograd backward pass (where checkpointing recomputes forwards)."""
     return torch._C._current_graph_task_id() != -1
@@ -255,6 +258,8 @@ class _Layer:
 
     def add_grad(self, grad: torch.Tensor) -> None:
         g = grad.detach()
+        if self.grad_sq is None:  # the call's output was never seen (its forward raised, or returned no tensor)
+            self._check_units(g)
         fused = _fused_kernel()
         if fused is not None and g.device.type == "cpu" and g.dtype in (torch.float32, torch.float64) \
                 and g.is_contiguous() and self.grad_sq.device.type == "cpu":
@@ -363,6 +368,7 @@ class Monitor:
         self._handles: list[Any] = []
         self._pending: dict[int, list[_Layer | None]] = {}  # module id -> call sites its pre-hook counted
         self._tracer: FlowTracer | None = None
+        self._persistent: FlowTracer | None = None  # functional=True: one tracer whose hooks stay while attached
         self._traced = False
         self._pass_depth = 0
         self._site_counts: dict[str, int] = {}  # module -> call sites per pass, as traced
@@ -440,6 +446,9 @@ class Monitor:
         self._depth = 0
         self._pass_depth = 0
         self._stop_tracer()
+        if self._persistent is not None:
+            self._persistent.uninstall()
+            self._persistent = None
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -466,9 +475,20 @@ class Monitor:
         # call sites.
         if self._tracer is None and self._collect and (self.functional or not self._traced):
             targets = {m: name for name, m, _ in self._targets}
-            self._tracer = FlowTracer(self.model, sites=targets, functional=self.functional,
+            if self.functional:
+                # Every pass is traced: the hooks on every module stay installed, only the function mode is entered
+                # per pass (registering hundreds of hooks per forward would cost more than the pass).
+                if self._persistent is None:
+                    self._persistent = FlowTracer(self.model, sites=targets, functional=True,
+                                                  on_function=self._on_function, on_module=self._on_traced_module,
+                                                  record=True, boundary=_NO_BOUNDARY)
+                    self._persistent.install()
+                self._persistent.push()
+                self._tracer = self._persistent
+                return
+            self._tracer = FlowTracer(self.model, sites=targets, functional=False,
                                       on_function=self._on_function, on_module=self._on_traced_module,
-                                      record=self.functional or not self._traced, boundary=module)
+                                      record=True, boundary=module)
             self._tracer.__enter__()
             self._tracer.new_forward()
 
@@ -487,7 +507,9 @@ class Monitor:
 
     def _stop_tracer(self) -> None:
         tracer, self._tracer = self._tracer, None
-        if tracer is not None:
+        if tracer is self._persistent and tracer is not None:
+            tracer.pop()
+        elif tracer is not None:
             tracer.__exit__(None, None, None)
 
     def _layer(self, site_name: str, kind: str, params: dict[str, Any], site: Site | None) -> _Layer | None:

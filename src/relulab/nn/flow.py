@@ -310,24 +310,46 @@ class FlowTracer(TorchFunctionMode):
         self._depth = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
-    def __enter__(self) -> FlowTracer:
-        # Not on the model itself: its forward-hook dict may be being iterated when the tracer is closed from one of
-        # its own hooks (the monitor does that), and calls made directly in its forward are named after its class.
+    def install(self) -> None:
+        """Register the module hooks (every module but the boundary, whose own hook dicts may be being iterated
+        when the tracer is closed from one of its hooks; calls made directly in its forward are named after it)."""
+        if self._handles:
+            return
         for module in self._names:
             if module is self.boundary:
                 continue
             self._handles.append(module.register_forward_pre_hook(self._pre_hook))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
-        super().__enter__()
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        super().__exit__(*exc)
+    def uninstall(self) -> None:
+        """Remove the module hooks (never from inside a hook of a module being called)."""
         for handle in self._handles:
             handle.remove()
         self._handles = []
         self._records.clear()
         self._stack.clear()
+        self._open.clear()
+
+    def __enter__(self) -> FlowTracer:
+        self.install()
+        super().__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        super().__exit__(*exc)
+        self.uninstall()
+
+    def push(self) -> None:
+        """Start a pass with the hooks already installed: only the function mode is entered (cheap)."""
+        self.new_forward()
+        super().__enter__()
+
+    def pop(self) -> None:
+        """End a pass started with :meth:`push`; the hooks stay."""
+        super().__exit__(None, None, None)
+        self._records.clear()
+        self._stack.clear()
+        self._open.clear()
 
     def new_forward(self) -> None:
         """Start counting call indices afresh (call it before each forward of the model)."""
