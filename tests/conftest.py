@@ -6,6 +6,8 @@ CI machines are slow and shared, so the default profile has no deadline and a mo
 
 import os
 
+import pytest
+
 try:
     from hypothesis import HealthCheck, settings
 except ImportError:  # hypothesis is a test extra; tests that need it import it themselves
@@ -16,3 +18,17 @@ else:
     )
     settings.register_profile("thorough", deadline=None, max_examples=2000, print_blob=True)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def relulab_cache(tmp_path_factory):
+    """RELULAB_CACHE for this session and for every subprocess the tests start (they inherit os.environ): data
+    sets are built once, offline, and ~/.cache is never touched."""
+    path = tmp_path_factory.mktemp("relulab-cache")
+    previous = os.environ.get("RELULAB_CACHE")
+    os.environ["RELULAB_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("RELULAB_CACHE", None)
+    else:
+        os.environ["RELULAB_CACHE"] = previous

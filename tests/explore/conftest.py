@@ -8,17 +8,6 @@ import threading
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def explore_cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("relulab-cache")
-    previous = os.environ.get("RELULAB_CACHE")
-    os.environ["RELULAB_CACHE"] = str(path)
-    yield path
-    if previous is None:
-        os.environ.pop("RELULAB_CACHE", None)
-    else:
-        os.environ["RELULAB_CACHE"] = previous
-
 
 def start_server(**options):
     """A serving ExploreServer on 127.0.0.1 and a free port; call ``stop`` on what it returns."""

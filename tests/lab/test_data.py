@@ -32,7 +32,7 @@ def test_stratified_split_is_a_deterministic_partition_with_class_proportions():
         data.stratified_split(labels, (0.5, 0.2))
 
 
-def test_digits_is_stratified_standardised_and_cached(lab_cache):
+def test_digits_is_stratified_standardised_and_cached(relulab_cache):
     digits = data.load("digits")
     assert digits.kind == "image" and digits.shape == (1, 8, 8) and digits.num_classes == 10
     assert sum(digits.sizes) == 1797
@@ -41,14 +41,14 @@ def test_digits_is_stratified_standardised_and_cached(lab_cache):
     assert abs(float(digits.x_train.mean())) < 1e-5 and abs(float(digits.x_train.std()) - 1) < 1e-4
     for y in (digits.y_val, digits.y_test):  # every class in proportion (sklearn's digits has 174-183 per class)
         assert np.all(np.abs(np.bincount(y, minlength=10) / len(y) - 0.1) < 0.015)
-    cached = [p for p in os.listdir(lab_cache) if p.startswith("digits-") and p.endswith(".npz")]
-    assert len(cached) == 1 and _no_tmp_files(lab_cache)
+    cached = [p for p in os.listdir(relulab_cache) if p.startswith("digits-") and p.endswith(".npz")]
+    assert len(cached) == 1 and _no_tmp_files(relulab_cache)
     data._MEMORY.clear()
     reloaded = data.load("digits")  # from the .npz this time
     assert np.array_equal(reloaded.x_train, digits.x_train) and np.array_equal(reloaded.y_test, digits.y_test)
 
 
-def test_a_corrupt_cache_file_is_rebuilt(lab_cache):
+def test_a_corrupt_cache_file_is_rebuilt(relulab_cache):
     data.load("xor")
     path = data._cache_path("xor")
     path.write_bytes(b"not a zip file")
@@ -58,7 +58,7 @@ def test_a_corrupt_cache_file_is_rebuilt(lab_cache):
     assert data._read(path).sizes == (720, 240, 240)
 
 
-def test_mnist1d_is_generated_offline_with_its_fixed_seed(monkeypatch, lab_cache):
+def test_mnist1d_is_generated_offline_with_its_fixed_seed(monkeypatch, relulab_cache):
     import mnist1d.data
 
     def no_network(*args, **kwargs):
@@ -72,7 +72,7 @@ def test_mnist1d_is_generated_offline_with_its_fixed_seed(monkeypatch, lab_cache
     assert seq.kind == "sequence" and seq.shape == (1, 40) and seq.num_classes == 10
     assert seq.sizes == (3601, 399, 1000)  # the package's 4000/1000 split, 10 % of train held out
     assert sorted(np.unique(seq.y_train)) == list(range(10))
-    assert any(p.startswith("mnist1d-") and p.endswith(".npz") for p in os.listdir(lab_cache))
+    assert any(p.startswith("mnist1d-") and p.endswith(".npz") for p in os.listdir(relulab_cache))
 
 
 @pytest.mark.parametrize("name, classes", [("moons", 2), ("circles", 2), ("spiral", 3), ("xor", 2)])
@@ -146,10 +146,10 @@ def _write_idx(path, array: np.ndarray) -> None:
         handle.write(array.astype(np.uint8).tobytes())
 
 
-def test_mnist_through_torchvision_from_files_the_test_writes(lab_cache, monkeypatch):
+def test_mnist_through_torchvision_from_files_the_test_writes(relulab_cache, monkeypatch):
     pytest.importorskip("torchvision", reason="torchvision is not installed: the MNIST/Fashion-MNIST/CIFAR-10 "
                                               "loaders need it (pip install torchvision)")
-    raw = lab_cache / "torchvision" / "MNIST" / "raw"
+    raw = relulab_cache / "torchvision" / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for split, n in (("train", 60), ("t10k", 20)):

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
 
-from .._io import write_atomic
+from .._io import json_safe, write_atomic
 
 __all__ = ["Task", "Sweep", "Backend", "BackendError", "SweepError", "validate_backend", "Executor",
            "LocalExecutor", "RayExecutor", "write_atomic", "to_json", "default_jobs", "Progress", "BACKENDS",
@@ -66,22 +66,11 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN and infinities become None (strict JSON has neither), tuples become lists."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # NumPy scalars
-        return _clean(value.item())
-    return value
 
 
 def to_json(value: Any, *, indent: int | None = 1) -> str:
     """Strict JSON text of ``value`` (non-finite floats as null)."""
-    return json.dumps(_clean(value), indent=indent, allow_nan=False)
+    return json.dumps(json_safe(value), indent=indent, allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -108,7 +97,7 @@ def _resolve(fn: str) -> Callable[[Mapping[str, Any]], Any]:
 def _attempt(fn: str, config: Mapping[str, Any]) -> tuple[bool, Any]:
     """``(True, result)``, or ``(False, error)`` when the task raised: its own failure, recorded, not retried."""
     try:
-        return True, _clean(_resolve(fn)(config))
+        return True, json_safe(_resolve(fn)(config))
     except Exception as error:  # noqa: BLE001  (any error of the task is its result; the grid goes on)
         return False, {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
 

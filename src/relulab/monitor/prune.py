@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..nn import trace
-from .report import Report
+from .report import Report, report_dict
 
 __all__ = ["prune", "PruneResult"]
 
@@ -81,13 +81,6 @@ class PruneResult:
             lines.append(f"  {name}: not pruned: {reason}")
         return "\n".join(lines)
 
-
-def _as_dict(report: Report | Mapping[str, Any]) -> Mapping[str, Any]:
-    if isinstance(report, Report):
-        return report.to_dict()
-    if isinstance(report, Mapping) and "layers" in report:
-        return report
-    raise TypeError(f"report must be a relulab Report or its to_dict(); got {type(report).__name__}")
 
 
 def _count(model: nn.Module) -> int:
@@ -280,7 +273,7 @@ def prune(model: nn.Module, report: Report | Mapping[str, Any], *inputs: Any, **
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"prune: model must be a torch.nn.Module; got {type(model).__name__}")
-    data = _as_dict(report)
+    data = report_dict(report)
     if not inputs and not kwargs:
         inputs = _example(model)
     was_training = model.training

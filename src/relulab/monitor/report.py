@@ -10,13 +10,13 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .._io import json_safe, write_atomic
 
-__all__ = ["LayerStats", "Report"]
+__all__ = ["LayerStats", "Report", "report_dict"]
 
 LAYER_KEYS = ("name", "kind", "units", "dead", "dead_units", "dead_fraction", "inactive", "inactive_units",
               "nan_units", "sparsity", "grad_norm", "unit_dim", "how")
@@ -189,6 +189,15 @@ class Report:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         return os.fspath(path)
+
+
+def report_dict(report: Report | Mapping[str, Any]) -> Mapping[str, Any]:
+    """A Report's :meth:`Report.to_dict`, or such a dict itself (e.g. read back from its JSON); TypeError else."""
+    if isinstance(report, Report):
+        return report.to_dict()
+    if isinstance(report, Mapping) and "layers" in report:
+        return report
+    raise TypeError(f"report must be a relulab Report or its to_dict(); got {type(report).__name__}")
 
 
 def _positive(value: Any) -> bool:

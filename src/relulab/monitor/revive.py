@@ -13,17 +13,10 @@ from torch import nn
 from ..nn import gain
 from ..nn.flow import call_inputs, is_weight_layer, weight_fan_in
 from .core import Monitor
-from .report import Report
+from .report import Report, report_dict
 
 __all__ = ["revive", "born_dead", "BornDead"]
 
-
-def _as_dict(report: Report | Mapping[str, Any]) -> Mapping[str, Any]:
-    if isinstance(report, Report):
-        return report.to_dict()
-    if isinstance(report, Mapping) and "layers" in report:
-        return report
-    raise TypeError(f"report must be a relulab Report or its to_dict(); got {type(report).__name__}")
 
 
 def revive(model: nn.Module, report: Report | Mapping[str, Any], *, bias: float = 0.01,
@@ -46,7 +39,7 @@ def revive(model: nn.Module, report: Report | Mapping[str, Any], *, bias: float 
     """
     if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias):
         raise ValueError(f"bias must be a finite number; got {bias!r}")
-    data = _as_dict(report)
+    data = report_dict(report)
     sources = data.get("sources", {})
     # A producer feeding several call sites (a shared layer, as in ALBERT) may be revived only in the units dead at
     # every one of them: a unit alive at one site is alive.
