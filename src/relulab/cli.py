@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import family
+from ._io import save_figure
 
 EXIT_USAGE = 2
 
@@ -130,7 +131,9 @@ def plot_curves(names: Sequence[str], path: str, *, grad: bool = False, x_range:
     fig.suptitle("relulab: " + ", ".join(a.name for a in members))
     fig.tight_layout()
     try:
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, "-o", dpi=120)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
     finally:

@@ -75,7 +75,7 @@ def relu_mask(x: Any, out: np.ndarray | None = None) -> tuple[np.ndarray, np.nda
     flat = np.ascontiguousarray(array).reshape(-1)
     if out is None:
         out = np.empty(array.shape, array.dtype)
-    check_out(out, array.shape, array.dtype)
+    out = check_out(out, array.shape, array.dtype)
     target = out.reshape(-1) if out.flags.c_contiguous else None
     n = flat.size
     mask = np.empty((n + 7) // 8, np.uint8)
@@ -116,7 +116,7 @@ def relu_backward_mask(grad_output: Any, mask: np.ndarray, out: np.ndarray | Non
                          f"{n} elements; got {describe(mask)}")
     if out is None:
         out = np.empty(g.shape, g.dtype)
-    check_out(out, g.shape, g.dtype)
+    out = check_out(out, g.shape, g.dtype)
     flat = np.ascontiguousarray(g).reshape(-1)
     target = out.reshape(-1) if out.flags.c_contiguous else None
     if target is None or (np.may_share_memory(flat, target) and flat.ctypes.data != target.ctypes.data):
@@ -163,7 +163,7 @@ def bias_activation(x: Any, bias: Any, activation: str = "relu", *, out: np.ndar
     dtype = np.asarray(act(np.zeros(1, summed), **params)).dtype  # validates params; the result's dtype
     if out is None:
         out = np.empty(array.shape, dtype)
-    check_out(out, array.shape, dtype)
+    out = check_out(out, array.shape, dtype)
     # Rows of x: the leading axes the bias does not cover; within a row the bias is one fixed block.
     trailing = bias_array.ndim
     while trailing and bias_array.shape[bias_array.ndim - trailing] == 1:
