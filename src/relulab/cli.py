@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import textwrap
 from typing import Callable, Sequence
@@ -24,6 +25,23 @@ EXIT_USAGE = 2
 
 class UsageError(Exception):
     """A mistake in the command line or its inputs: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with relulab's error shape (one line, exit 2) and option values that may be negative numbers.
+
+    argparse takes ``-1e3`` or ``-inf`` for an option unless it looks like ``-1`` or ``-.5``; any float literal is
+    a value here (relulab has no option that looks like a number).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+
+    def error(self, message: str):
+        command = self.prog if self.prog.startswith("relulab") else "relulab"
+        self.exit(EXIT_USAGE, f"{command}: error: {message} (see {command} --help)\n")
 
 
 # -- list / explain ---------------------------------------------------------------------------------------------
@@ -148,13 +166,21 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 # -- compare / run (the lab) ------------------------------------------------------------------------------------
+_INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
+
+
 def _number(option: str, text: str | None, kind: type, allowed: str):
-    """Parse an option's text as ``kind``; a UsageError names the option, the value and what is allowed."""
+    """Parse an option's text as ``kind``; a UsageError names the option, the value and what is allowed.
+
+    Only plain literals: ``2_0`` (Python's digit separator) is not 20, and an integer has no exponent.
+    """
     if text is None:
         return None
+    if "_" in text or (kind is int and not _INTEGER.match(text)):
+        raise UsageError(f"{option} must be {allowed}; got {text!r}")
     try:
         return kind(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise UsageError(f"{option} must be {allowed}; got {text!r}") from None
 
 
@@ -213,17 +239,21 @@ def _interrupted(command: str, out) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     lab = _lab()
-    lr = args.lr if args.lr == "auto" else _number("--lr", args.lr, float, "'auto' or a number > 0")
+    from .lab.compare import LIMITS, MAX_LR
+
+    def integer(option: str, text: str | None):
+        limit = LIMITS.get(option)
+        return _number(option, text, int, f"an integer >= 1" + (f" and <= {limit}" if limit else ""))
+
+    lr = args.lr if args.lr == "auto" else _number("--lr", args.lr, float, f"'auto' or a number in (0, {MAX_LR:g}]")
     try:
         settings = lab.validate_compare(
             data=args.data, model=args.model, activations=args.activations,
-            seeds=_number("--seeds", args.seeds, int, "an integer >= 1"),
-            epochs=_number("--epochs", args.epochs, int, "an integer >= 1"), lr=lr,
-            depth=_number("--depth", args.depth, int, "an integer >= 1"),
-            width=_number("--width", args.width, int, "an integer >= 1"), init=args.init, optimizer=args.optimizer,
-            batch_size=_number("--batch-size", args.batch_size, int, "an integer >= 1"),
+            seeds=integer("--seeds", args.seeds), epochs=integer("--epochs", args.epochs), lr=lr,
+            depth=integer("--depth", args.depth), width=integer("--width", args.width), init=args.init,
+            optimizer=args.optimizer, batch_size=integer("--batch-size", args.batch_size),
             target_error=_number("--target", args.target, float, "a number between 0 and 1"),
-            jobs=_number("--jobs", args.jobs, int, "an integer >= 1"), out=args.out)
+            jobs=integer("--jobs", args.jobs), out=args.out)
     except lab.ConfigError as error:
         raise UsageError(str(error)) from None
     command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else "relulab compare"
@@ -237,8 +267,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     lab = _lab()
     try:
-        name, out, jobs = lab.validate_experiment(args.name, out=args.out,
-                                                  jobs=_number("--jobs", args.jobs, int, "an integer >= 1"))
+        from .lab.compare import LIMITS
+
+        name, out, jobs = lab.validate_experiment(
+            args.name, out=args.out, jobs=_number("--jobs", args.jobs, int, f"an integer >= 1 and <= {LIMITS['--jobs']}"))
     except lab.ConfigError as error:
         raise UsageError(str(error)) from None
     command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["run"] else f"relulab run {name}"
@@ -277,7 +309,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 # -- parser -----------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="relulab",
         description="The ReLU family, exactly: explain and plot members; the lab and the instruments.",
     )
@@ -386,6 +418,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # complaining again when it flushes stdout at exit.
         sys.stdout = open(os.devnull, "w")
         return 0
+    except OSError as error:
+        # A full disk or a vanished folder while writing: one line naming the path (never a temporary file:
+        # relulab's writer reports the caller's path); finished runs are already kept as whole files.
+        where = f"cannot write {error.filename}: " if error.filename else ""
+        print(f"relulab {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
