@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import textwrap
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -113,7 +114,13 @@ def _curve(values: np.ndarray, xs: np.ndarray, kinks: Sequence[float]) -> np.nda
 
 
 def plot_curves(names: Sequence[str], path: str, *, grad: bool = False, x_range: tuple[float, float] = (-4.0, 4.0)):
-    """Plot f (and f' with ``grad``) of each member over ``x_range`` to a PNG at ``path``."""
+    """Plot f (and f' with ``grad``) of each member over ``x_range`` to an image at ``path`` (PNG, PDF, SVG, ...)."""
+    members, plt = check_plot(names, path, x_range)
+    return _draw(members, plt, path, grad, x_range)
+
+
+def check_plot(names: Sequence[str], path: str, x_range: tuple[float, float]):
+    """Everything ``relulab plot`` checks before drawing: (members, pyplot) or a UsageError naming the argument."""
     members = [family.get(n) for n in names]
     for act in members:
         if act.takes_weight:
@@ -126,8 +133,18 @@ def plot_curves(names: Sequence[str], path: str, *, grad: bool = False, x_range:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         raise UsageError("relulab plot needs matplotlib: pip install 'relulab[lab]'") from None
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if Path(path).suffix.lower().lstrip(".") not in formats:
+        raise UsageError(f"-o {str(path)!r} has no image suffix matplotlib writes; use one of "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    return members, plt
+
+
+def _draw(members, plt, path: str, grad: bool, x_range: tuple[float, float]) -> str:
+    low, high = x_range
     xs = np.union1d(np.linspace(low, high, 2001), [k for a in members for k in a.properties.kinks if low < k < high])
     ncols = 2 if grad else 1
     fig, axes = plt.subplots(1, ncols, figsize=(6.2 * ncols, 4.4), squeeze=False)

@@ -102,3 +102,61 @@ def test_softplus_threshold_below_zero_is_accepted_as_torch():
         assert torch.equal(rnn.Softplus(beta, threshold)(x), F.softplus(x, beta, threshold))
         np.testing.assert_allclose(rnn.Softplus(beta, threshold)(x).numpy(),
                                    rl.softplus(x.numpy(), beta=beta, threshold=threshold), rtol=4e-16, atol=0)
+
+
+# -- found by the fuzz harness (tests/fuzz) --------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "params"), [
+    ("softplus", {"threshold": 1e39}), ("leaky_relu", {"negative_slope": 1e39}), ("celu", {"alpha": 1e39}),
+    ("elu", {"alpha": 1e39}), ("softplus", {"beta": 1e-46}), ("leaky_relu", {"negative_slope": 1e5}),
+])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_parameters_beyond_the_dtype_compute_wider_and_round_once(name, params, dtype):
+    # Was: RuntimeError "value cannot be converted to type float without overflow" (float16, threshold=1e39), or
+    # NaN at 0 (the slope rounded to inf): torch converts scalar parameters to the input's dtype.
+    x = torch.tensor([-2.0, -0.0, 0.0, 0.5, 3.0], dtype=dtype)
+    leaf = x.clone().requires_grad_(True)
+    y = rnn.make(name, **params)(leaf * 1)
+    y.backward(torch.ones_like(y))
+    with np.errstate(over="ignore"):
+        want = torch.tensor(rl.get(name)(x.double().numpy(), **params)).to(dtype)
+        want_grad = torch.tensor(rl.get(name).grad(x.double().numpy(), **params)).to(dtype)
+    assert y.dtype == dtype
+    torch.testing.assert_close(y, want, rtol=torch.finfo(dtype).eps, atol=0)
+    torch.testing.assert_close(leaf.grad, want_grad, rtol=torch.finfo(dtype).eps, atol=0)
+
+
+@pytest.mark.parametrize("alpha", [5e-142, 1e39, 1e300])
+def test_celu_gradient_for_alpha_beyond_float32(alpha):
+    # torch's celu backward forms 1 / alpha in float32: NaN at 0 (alpha tiny) or slope 0 for x < 0 (alpha huge).
+    x = torch.tensor([-1e300, -5.0, -1e-300, 0.0, 2.0], dtype=torch.float64, requires_grad=True)
+    rnn.CELU(alpha)(x * 1).backward(torch.ones(5, dtype=torch.float64))
+    np.testing.assert_allclose(x.grad.numpy(), [math.exp(v / alpha) if v <= 0 else 1.0 for v in x.detach().tolist()],
+                               rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_softplus_without_threshold_does_not_overflow(dtype):
+    # Was inf for x > 89 (float32) with threshold=inf: torch's kernel forms exp(beta x).
+    x = torch.tensor([-math.inf, -100.0, 0.0, 100.0, 1e4, math.inf], dtype=dtype, requires_grad=True)
+    y = RF.softplus(x * 1, 2.0, math.inf)
+    y.backward(torch.ones_like(y))
+    want = [0.0, math.log1p(math.exp(-200)) / 2, math.log(2) / 2, 100.0, 1e4, math.inf]
+    torch.testing.assert_close(y.double(), torch.tensor(want, dtype=torch.float64).to(dtype).double(),
+                               rtol=torch.finfo(dtype).eps, atol=0)
+    assert x.grad.tolist() == [0.0, pytest.approx(1 / (1 + math.exp(200)), rel=1e-3, abs=0) if dtype == torch.float64
+                               else 0.0, 0.5, 1.0, 1.0, 1.0]
+
+
+def test_gain_of_huge_parameters_is_finite_or_a_named_error():
+    # Was OverflowError (slope ** 2) and NaN (E[f^2] overflowing), with no argument named.
+    assert rnn.gain("leaky_relu", negative_slope=1e300) == pytest.approx(math.sqrt(2) / 1e300, rel=1e-15)
+    # elu with alpha = 1e300: E[f^2] = alpha^2 E[expm1(z)^2; z < 0] (+ 1/2, negligible), beyond float64 itself
+    z = np.linspace(-14.0, 0.0, 200_001)
+    negative = np.trapezoid(np.expm1(z) ** 2 * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi), z)
+    assert rnn.gain("elu", alpha=1e300) == pytest.approx(1 / (1e300 * math.sqrt(negative)), rel=1e-8)
+    with pytest.raises(ValueError, match=r"^gain: prelu's init .* got an int of \d+ bits"):
+        rnn.gain("prelu", init=10**400)
+    with pytest.raises(TypeError, match=r"^gain: alpha must be a real number"):
+        rnn.gain("celu", alpha=np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"^gain: softplus with beta=.* beyond float64"):
+        rnn.gain("softplus", beta=2.2250738585e-313)

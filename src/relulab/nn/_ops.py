@@ -451,7 +451,16 @@ def _selu(x, inplace, at_zero, lean, training):
     return F.selu(x, inplace=inplace)
 
 
+_FLOAT32 = torch.finfo(torch.float32)
+
+
 def _celu(x, inplace, at_zero, lean, training, alpha):
+    if not _FLOAT32.tiny <= alpha <= _FLOAT32.max:
+        # torch's celu backward forms 1 / alpha in float32 (alpha.toFloat()), which is inf or 0 for such an alpha:
+        # NaN at 0 and a zero slope for x < 0, in every dtype. The same function in plain ops; clamping x first
+        # keeps the unused branch finite for x > 0, so its zero gradient stays zero.
+        value = torch.where(x > 0, x, alpha * torch.expm1(x.clamp(max=0) / alpha))
+        return x.copy_(value) if inplace else value
     return F.celu(x, alpha, inplace=inplace)
 
 
@@ -491,7 +500,15 @@ def _mish(x, inplace, at_zero, lean, training):
 
 
 def _softplus(x, inplace, at_zero, lean, training, beta, threshold):
-    return F.softplus(x, beta, threshold)
+    if threshold <= 20.0:  # torch's kernel forms exp(beta x) below the threshold: finite up to 20 in every dtype
+        return F.softplus(x, beta, threshold)
+    # A larger threshold (inf: the function itself) lets exp(beta x) overflow in torch's kernel (inf for x > 89 in
+    # float32). logaddexp(beta x, 0) is the same log(1 + exp(beta x)) without overflow, with derivative
+    # sigmoid(beta x); the linear branch's points are zeroed in the other branch so no NaN reaches its gradient.
+    linear = (x * beta > threshold) | (x == math.inf)
+    safe = torch.where(linear, 0.0, x)
+    smooth = torch.logaddexp(safe * beta, torch.zeros((), dtype=x.dtype, device=x.device)) / beta
+    return torch.where(linear, x, smooth)
 
 
 def _sigmoid(x, inplace, at_zero, lean, training):
@@ -520,6 +537,46 @@ class MemberOp:
     params: tuple[str, ...] = ()
     inplace: bool = False
     lean_saves: str = "its input (as the native path)"
+
+    def __post_init__(self) -> None:
+        if not getattr(self.fn, "_widening", False):
+            object.__setattr__(self, "fn", _widening(self.fn))
+
+
+def _wider_dtype(dtype: torch.dtype, params: tuple) -> torch.dtype | None:
+    """The float dtype to compute in when a real parameter lies beyond what ``dtype`` represents, else None.
+
+    torch converts scalar parameters to the input's dtype: softplus(threshold=1e39) on float16 raises "value
+    cannot be converted to type float without overflow", and leaky_relu(negative_slope=1e39) on float32 gives
+    NaN at 0. The family's ranges are ranges of real numbers, so such a call computes in the narrowest float dtype
+    that holds every parameter and rounds the result once (the family does the same in NumPy).
+    """
+    info = torch.finfo(dtype)
+    needs = None
+    for value in params:
+        if isinstance(value, float) and math.isfinite(value) and value != 0:
+            magnitude = abs(value)
+            if magnitude > info.max or magnitude < info.tiny:
+                fits32 = torch.finfo(torch.float32).tiny <= magnitude <= torch.finfo(torch.float32).max
+                wanted = torch.float32 if fits32 and dtype in (torch.float16, torch.bfloat16) else torch.float64
+                if needs is None or wanted == torch.float64:
+                    needs = wanted
+    return needs
+
+
+def _widening(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """``fn`` run in a wider dtype when a parameter does not fit the input's (see :func:`_wider_dtype`)."""
+
+    def run(x, inplace, at_zero, lean, training, *params):
+        wide = _wider_dtype(x.dtype, params) if isinstance(x, torch.Tensor) else None
+        if wide is None:
+            return fn(x, inplace, at_zero, lean, training, *params)
+        result = fn(x.to(wide), False, at_zero, lean, training, *params).to(x.dtype)
+        return x.copy_(result) if inplace else result
+
+    run._widening = True
+    run.__name__, run.__doc__, run.__wrapped__ = fn.__name__, fn.__doc__, fn
+    return run
 
 
 OPS: dict[str, MemberOp] = {
