@@ -17,5 +17,6 @@ EXAMPLES = int(os.environ.get("RELULAB_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(
     max_examples=EXAMPLES, deadline=None, print_blob=True, database=None,
     derandomize=EXAMPLES <= 25,  # make test: the same cases every run; a long run explores afresh
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+                           HealthCheck.function_scoped_fixture],  # monkeypatch/capsys/tmp_path: reset per example
 )
