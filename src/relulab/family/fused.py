@@ -17,8 +17,9 @@ array([0., 0., 5., 5.])
 >>> bias_activation(np.array([[-1.0, 1.0]]), np.array([0.5, 0.5]), "relu")
 array([[0. , 1.5]])
 
-The mask has the layout of ``relulab.nn``'s lean backward (element i in bit i % 8 of byte i // 8 of the flattened
-array: ``np.packbits(..., bitorder="little")``), and the same regions as torch's ``threshold_backward``: bit i is
+The mask has relulab's one layout, defined by :func:`pack_mask` here (element i in bit i % 8 of byte i // 8 of the
+flattened array: ``np.packbits(..., bitorder="little")``); ``relulab.nn``'s lean backward packs the same bytes with
+a torch port of this packer (tests/nn checks the two against each other), and the same regions as torch's ``threshold_backward``: bit i is
 ``not (x_i <= 0)``, so a NaN input passes its gradient through (the forward value is already NaN). One bit cannot
 carry "NaN": use ``relu.grad`` where the derivative itself must be NaN at NaN.
 
