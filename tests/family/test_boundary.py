@@ -124,3 +124,15 @@ def test_huge_python_ints_give_a_value_error_naming_the_argument(call):
 def test_integer_overflow_of_leaky_relu_is_a_value_error_too():
     with pytest.raises(ValueError, match=r"^leaky_relu: negative_slope=4 times the input"):
         rl.leaky_relu(np.array([-2**62]), negative_slope=4)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_celu_of_tiny_x_with_a_large_alpha_is_x(dtype):
+    # Found by the fuzz harness: x / alpha below the smallest normal kept only a subnormal's bits, 2e-5 off in
+    # float32 (x = -4.4895e-29, alpha = 1.8e12). f = x (1 + x / (2 alpha) + ...) rounds to x there.
+    tiny = float(np.finfo(dtype).tiny)
+    alpha = 1.789579034625e12 if dtype != np.float16 else 1e4
+    x = np.array([-4.4895e-29 if dtype == np.float32 else -alpha * tiny / 3, -alpha * tiny / 1e3, -0.0], dtype)
+    got = rl.celu(x, alpha=alpha)
+    np.testing.assert_array_equal(got, x)
+    assert np.signbit(got[-1])

@@ -382,9 +382,15 @@ def _elu(x, out, alpha, scale=1.0, divisor=1.0):
         negative = np.bitwise_and(signed, np.right_shift(signed, width - 1)).view(x.dtype)
         np.expm1(negative, out=negative)
         return np.maximum(x, negative, out=negative if out is None else out)
-    negative = np.expm1(_elu_exponent(x, divisor))  # expm1: exact near 0; exp of x <= 0 only
+    exponent = _elu_exponent(x, divisor)
+    negative = np.expm1(exponent)  # expm1: exact near 0; exp of x <= 0 only
     if alpha != 1.0:  # times 1.0 changes no bit
         negative = alpha * negative
+    if divisor > 1.0:
+        # celu: x / alpha below the smallest normal keeps only a subnormal's few bits, and alpha * expm1(.) gives
+        # them back as x's (2e-5 off in float32 at x = -4.5e-29, alpha = 1.8e12). There f = x (1 + x / 2 alpha)
+        # rounds to x itself.
+        np.copyto(negative, x, where=np.abs(exponent) < np.finfo(x.dtype).tiny, casting="unsafe")
     # The negative branch for x < 0 and -0.0 (expm1(-0.0) = -0.0, as PyTorch), x itself for +0.0 and x > 0.
     if scale != 1.0:
         return _store(scale * sp.sign_select(x, negative, x), out)
