@@ -125,13 +125,20 @@ def test_parameters_beyond_the_dtype_compute_wider_and_round_once(name, params, 
     torch.testing.assert_close(leaf.grad, want_grad, rtol=torch.finfo(dtype).eps, atol=0)
 
 
-@pytest.mark.parametrize("alpha", [5e-142, 1e39, 1e300])
-def test_celu_gradient_for_alpha_beyond_float32(alpha):
-    # torch's celu backward forms 1 / alpha in float32: NaN at 0 (alpha tiny) or slope 0 for x < 0 (alpha huge).
+@pytest.mark.parametrize("alpha", [5e-142, 1.1760820927695406, 1e39, 1e300])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_celu_gradient_in_float64_for_any_alpha(alpha, inplace):
+    # torch's celu backward forms 1 / alpha from alpha rounded to float32: NaN at 0 (alpha tiny), slope 0 for x < 0
+    # (alpha huge), f'(0) = 0.99999996 (alpha = 1.176), all in float64. Found by the fuzz harness.
     x = torch.tensor([-1e300, -5.0, -1e-300, 0.0, 2.0], dtype=torch.float64, requires_grad=True)
-    rnn.CELU(alpha)(x * 1).backward(torch.ones(5, dtype=torch.float64))
+    y = rnn.CELU(alpha, inplace=inplace)(x * 1)
+    y.backward(torch.ones(5, dtype=torch.float64))
     np.testing.assert_allclose(x.grad.numpy(), [math.exp(v / alpha) if v <= 0 else 1.0 for v in x.detach().tolist()],
                                rtol=1e-15)
+    np.testing.assert_array_equal(y.detach().numpy(), F.celu(x.detach(), alpha).numpy())
+    (g,) = torch.autograd.grad(rnn.CELU(alpha)(x * 1).sum(), x, create_graph=True)  # differentiable again
+    (gg,) = torch.autograd.grad(g.sum(), x)
+    assert torch.isfinite(gg).all()
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])

@@ -34,6 +34,7 @@ Maths lives in small pure functions (``*_fwd``, ``*_bwd``, :func:`pack_mask`, :f
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import Callable
 
@@ -451,16 +452,41 @@ def _selu(x, inplace, at_zero, lean, training):
     return F.selu(x, inplace=inplace)
 
 
-_FLOAT32 = torch.finfo(torch.float32)
+class CELUFunction(torch.autograd.Function):
+    """celu with torch's forward and a float64-exact backward: torch's celu backward forms 1 / alpha from alpha
+    rounded to float32 (``alpha.toFloat()``), so in float64 f'(0) is 0.99999996 for alpha = 1.176, NaN for a
+    tiny alpha and 0 for x < 0 with a huge one. The backward is plain ops (differentiable again); NaN takes the
+    x > 0 branch, as torch's kernel."""
+
+    @staticmethod
+    def forward(ctx, x, alpha, inplace):
+        ctx.alpha = alpha
+        if inplace:
+            ctx.save_for_backward(x.clone())
+            ctx.mark_dirty(x)
+            return F.celu(x, alpha, inplace=True)
+        ctx.save_for_backward(x)
+        return F.celu(x, alpha)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        slope = torch.where(x <= 0, torch.exp(x.clamp(max=0) / ctx.alpha), 1.0)
+        return g * slope, None, None
+
+
+def _float32_exact(value: float) -> bool:
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0] == value
+    except OverflowError:  # beyond float32
+        return False
 
 
 def _celu(x, inplace, at_zero, lean, training, alpha):
-    if not _FLOAT32.tiny <= alpha <= _FLOAT32.max:
-        # torch's celu backward forms 1 / alpha in float32 (alpha.toFloat()), which is inf or 0 for such an alpha:
-        # NaN at 0 and a zero slope for x < 0, in every dtype. The same function in plain ops; clamping x first
-        # keeps the unused branch finite for x > 0, so its zero gradient stays zero.
-        value = torch.where(x > 0, x, alpha * torch.expm1(x.clamp(max=0) / alpha))
-        return x.copy_(value) if inplace else value
+    # (eager only: a compiled graph takes torch's decomposition of celu, whose backward is traced, not this kernel)
+    if (x.dtype == torch.float64 and not torch.compiler.is_compiling() and not _float32_exact(alpha)
+            and _tracked(x)):
+        return CELUFunction.apply(x, alpha, inplace)
     return F.celu(x, alpha, inplace=inplace)
 
 
