@@ -26,14 +26,35 @@ def test_write_atomic_replaces_a_symlink_target_and_keeps_the_link(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
-def test_write_atomic_writes_through_devices_and_never_replaces_them():
-    _io.write_atomic("/dev/null", "discarded")  # was: /dev/null replaced by a regular file (as root)
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
-    if os.path.exists("/dev/full"):
-        with pytest.raises(OSError, match=r"No space left on device: '/dev/full'") as caught:
-            _io.write_atomic("/dev/full", "x" * 100_000)
-        assert caught.value.errno == errno.ENOSPC
-        assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mknod needs root (CI runs as root)")
+def test_write_atomic_writes_through_devices_and_never_replaces_them(tmp_path):
+    # Was: report.to_json("/dev/full") as root turned the device into a regular file. The devices here are our own
+    # nodes for null (1, 3) and full (1, 7) in tmp_path, so a broken writer can only ever replace those.
+    null, full = tmp_path / "null", tmp_path / "full"
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    _io.write_atomic(null, "discarded")
+    assert stat.S_ISCHR(os.stat(null).st_mode)
+    with pytest.raises(OSError, match=r"No space left on device: '.*full'") as caught:
+        _io.write_atomic(full, "x" * 100_000)
+    assert caught.value.errno == errno.ENOSPC
+    assert stat.S_ISCHR(os.stat(full).st_mode)
+    link = tmp_path / "results.json"  # a symlink to a device is written through too
+    link.symlink_to(null)
+    _io.write_atomic(link, "discarded")
+    assert link.is_symlink() and stat.S_ISCHR(os.stat(null).st_mode)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/fd is Linux's")
+def test_a_proc_fd_path_is_written_through_the_open_file(tmp_path):
+    # /dev/stdout and /dev/fd/N are links to /proc/self/fd/N: replacing what they point to would leave the process's
+    # own descriptor on a deleted file (a shell's `> out.txt` would lose everything written after).
+    target = tmp_path / "out.txt"
+    with open(target, "w") as handle:
+        inode = os.fstat(handle.fileno()).st_ino
+        _io.write_atomic(f"/proc/self/fd/{handle.fileno()}", "through")
+        assert os.stat(target).st_ino == inode
+    assert target.read_text() == "through"
 
 
 def test_write_atomic_writes_through_a_fifo(tmp_path):
