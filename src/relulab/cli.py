@@ -286,8 +286,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         from .lab.compare import LIMITS
 
-        name, out, jobs = lab.validate_experiment(
-            args.name, out=args.out, jobs=_number("--jobs", args.jobs, int, f"an integer >= 1 and <= {LIMITS['--jobs']}"))
+        jobs = _number("--jobs", args.jobs, int, f"an integer >= 1 and <= {LIMITS['--jobs']}")
+        name, out, jobs = lab.validate_experiment(args.name, out=args.out, jobs=jobs)
     except lab.ConfigError as error:
         raise UsageError(str(error)) from None
     command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["run"] else f"relulab run {name}"

@@ -94,7 +94,8 @@ def check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype, name: str = "ou
 
     Returns the buffer as a plain ndarray (a view of the same memory for a subclass such as ``np.matrix``)."""
     if isinstance(out, np.ma.MaskedArray):
-        raise TypeError(f"{name} is a numpy.ma.MaskedArray; pass a plain NumPy array of shape {shape} and dtype {dtype}")
+        raise TypeError(
+            f"{name} is a numpy.ma.MaskedArray; pass a plain NumPy array of shape {shape} and dtype {dtype}")
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a NumPy array of shape {shape} and dtype {dtype}; got {describe(out)}")
     if out.shape != shape:

@@ -19,9 +19,9 @@ array([[0. , 1.5]])
 
 The mask has relulab's one layout, defined by :func:`pack_mask` here (element i in bit i % 8 of byte i // 8 of the
 flattened array: ``np.packbits(..., bitorder="little")``); ``relulab.nn``'s lean backward packs the same bytes with
-a torch port of this packer (tests/nn checks the two against each other), and the same regions as torch's ``threshold_backward``: bit i is
-``not (x_i <= 0)``, so a NaN input passes its gradient through (the forward value is already NaN). One bit cannot
-carry "NaN": use ``relu.grad`` where the derivative itself must be NaN at NaN.
+a torch port of this packer (tests/nn checks the two against each other). It marks the same regions as torch's
+``threshold_backward``: bit i is ``not (x_i <= 0)``, so a NaN input passes its gradient through (the forward value
+is already NaN). One bit cannot carry "NaN": use ``relu.grad`` where the derivative itself must be NaN at NaN.
 
 Large float32/float64 arrays run on every core; past the last-level cache the numba streaming kernels write
 the outputs with non-temporal stores (family/_parallel.py).
