@@ -70,13 +70,22 @@ def test_half_precision_forward_and_backward_match_float64(case, dtype):
                     absolute)
 
 
+@pytest.mark.parametrize("lean", [False, True])
 @pytest.mark.parametrize("dtype", HALF, ids=["float16", "bfloat16"])
-def test_prelu_half_precision(dtype):
-    m = rnn.PReLU(3, init=0.25).to(dtype)
+def test_prelu_half_precision(dtype, lean):
+    m = rnn.PReLU(3, init=0.3, lean=lean).to(dtype)
     x = torch.linspace(-6, 6, 30, dtype=dtype).reshape(10, 3)
+    leaf = x.clone().requires_grad_(True)
+    y = m(leaf * 1)
+    y.backward(torch.ones_like(y))
     weight = m.weight.detach().double().numpy()
-    np.testing.assert_array_equal(m(x).detach().double().numpy(),
-                                  torch.tensor(rl.prelu(x.double().numpy(), weight)).to(dtype).double().numpy())
+    want = rl.prelu(x.double().numpy(), weight)
+    np.testing.assert_array_equal(y.detach().double().numpy(), torch.tensor(want).to(dtype).double().numpy())
+    want_grad = rl.prelu.grad(x.double().numpy(), weight)
+    np.testing.assert_array_equal(leaf.grad.double().numpy(), torch.tensor(want_grad).to(dtype).double().numpy())
+    # dL/dw = sum of min(x, 0) per channel, summed in at least the half dtype's precision
+    want_w = rl.prelu.grad_weight(x.double().numpy(), weight).sum(axis=0)
+    np.testing.assert_allclose(m.weight.grad.double().numpy(), want_w, rtol=4 * torch.finfo(dtype).eps)
 
 
 def test_exact_gelu_in_bfloat16_at_minus_three():
