@@ -100,11 +100,15 @@ def test_plot_refuses_prelu_by_name(tmp_path, capsys):
     assert "needs a weight" in capsys.readouterr().err
 
 
-def test_plot_to_a_missing_folder_is_a_one_line_error(tmp_path, capsys):
-    target = tmp_path / "missing" / "x.png"
+def test_plot_to_an_unwritable_path_is_a_one_line_error(tmp_path, capsys):
+    # A missing folder is created (every relulab write does that); a path under a regular file cannot be.
+    (tmp_path / "file").write_text("x")
+    target = tmp_path / "file" / "x.png"
     assert main(["plot", "relu", "-o", str(target)]) == 2
     err = capsys.readouterr().err
-    assert f"cannot write {target}" in err and "Traceback" not in err
+    assert f"cannot write {target}" in err and "Traceback" not in err and err.count("\n") == 1
+    created = tmp_path / "missing" / "x.png"
+    assert main(["plot", "relu", "-o", str(created)]) == 0 and created.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_closed_pipe_ends_quietly():

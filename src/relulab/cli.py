@@ -10,19 +10,39 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import textwrap
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from . import family
+from ._io import save_figure
 
 EXIT_USAGE = 2
 
 
 class UsageError(Exception):
     """A mistake in the command line or its inputs: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with relulab's error shape (one line, exit 2) and option values that may be negative numbers.
+
+    argparse takes ``-1e3`` or ``-inf`` for an option unless it looks like ``-1`` or ``-.5``; any float literal is
+    a value here (relulab has no option that looks like a number).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+
+    def error(self, message: str):
+        command = self.prog if self.prog.startswith("relulab") else "relulab"
+        self.exit(EXIT_USAGE, f"{command}: error: {message} (see {command} --help)\n")
 
 
 # -- list / explain ---------------------------------------------------------------------------------------------
@@ -94,7 +114,13 @@ def _curve(values: np.ndarray, xs: np.ndarray, kinks: Sequence[float]) -> np.nda
 
 
 def plot_curves(names: Sequence[str], path: str, *, grad: bool = False, x_range: tuple[float, float] = (-4.0, 4.0)):
-    """Plot f (and f' with ``grad``) of each member over ``x_range`` to a PNG at ``path``."""
+    """Plot f (and f' with ``grad``) of each member over ``x_range`` to an image at ``path`` (PNG, PDF, SVG, ...)."""
+    members, plt = check_plot(names, path, x_range)
+    return _draw(members, plt, path, grad, x_range)
+
+
+def check_plot(names: Sequence[str], path: str, x_range: tuple[float, float]):
+    """Everything ``relulab plot`` checks before drawing: (members, pyplot) or a UsageError naming the argument."""
     members = [family.get(n) for n in names]
     for act in members:
         if act.takes_weight:
@@ -107,8 +133,18 @@ def plot_curves(names: Sequence[str], path: str, *, grad: bool = False, x_range:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         raise UsageError("relulab plot needs matplotlib: pip install 'relulab[lab]'") from None
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if Path(path).suffix.lower().lstrip(".") not in formats:
+        raise UsageError(f"-o {str(path)!r} has no image suffix matplotlib writes; use one of "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    return members, plt
+
+
+def _draw(members, plt, path: str, grad: bool, x_range: tuple[float, float]) -> str:
+    low, high = x_range
     xs = np.union1d(np.linspace(low, high, 2001), [k for a in members for k in a.properties.kinks if low < k < high])
     ncols = 2 if grad else 1
     fig, axes = plt.subplots(1, ncols, figsize=(6.2 * ncols, 4.4), squeeze=False)
@@ -130,7 +166,9 @@ def plot_curves(names: Sequence[str], path: str, *, grad: bool = False, x_range:
     fig.suptitle("relulab: " + ", ".join(a.name for a in members))
     fig.tight_layout()
     try:
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, "-o", dpi=120)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
     finally:
@@ -145,13 +183,21 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 # -- compare / run (the lab) ------------------------------------------------------------------------------------
+_INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
+
+
 def _number(option: str, text: str | None, kind: type, allowed: str):
-    """Parse an option's text as ``kind``; a UsageError names the option, the value and what is allowed."""
+    """Parse an option's text as ``kind``; a UsageError names the option, the value and what is allowed.
+
+    Only plain literals: ``2_0`` (Python's digit separator) is not 20, and an integer has no exponent.
+    """
     if text is None:
         return None
+    if "_" in text or (kind is int and not _INTEGER.match(text)):
+        raise UsageError(f"{option} must be {allowed}; got {text!r}")
     try:
         return kind(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise UsageError(f"{option} must be {allowed}; got {text!r}") from None
 
 
@@ -228,21 +274,29 @@ def _sweeping(lab, command: str, work: Callable[[], object]):
         return 1
 
 
+def _bounded_int(option: str, text: str | None):
+    """An integer option of the lab (>= 1, and at most the lab's bound for it)."""
+    from .lab.compare import LIMITS
+
+    limit = LIMITS.get(option)
+    return _number(option, text, int, "an integer >= 1" + (f" and <= {limit}" if limit else ""))
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     lab = _lab()
     backend = _backend(lab, args)
-    lr = args.lr if args.lr == "auto" else _number("--lr", args.lr, float, "'auto' or a number > 0")
+    from .lab.compare import MAX_LR
+
+    integer = _bounded_int
+    lr = args.lr if args.lr == "auto" else _number("--lr", args.lr, float, f"'auto' or a number in (0, {MAX_LR:g}]")
     try:
         settings = lab.validate_compare(
             data=args.data, model=args.model, activations=args.activations,
-            seeds=_number("--seeds", args.seeds, int, "an integer >= 1"),
-            epochs=_number("--epochs", args.epochs, int, "an integer >= 1"), lr=lr,
-            depth=_number("--depth", args.depth, int, "an integer >= 1"),
-            width=_number("--width", args.width, int, "an integer >= 1"), init=args.init, optimizer=args.optimizer,
-            batch_size=_number("--batch-size", args.batch_size, int, "an integer >= 1"),
+            seeds=integer("--seeds", args.seeds), epochs=integer("--epochs", args.epochs), lr=lr,
+            depth=integer("--depth", args.depth), width=integer("--width", args.width), init=args.init,
+            optimizer=args.optimizer, batch_size=integer("--batch-size", args.batch_size),
             target_error=_number("--target", args.target, float, "a number between 0 and 1"),
-            jobs=_number("--jobs", args.jobs, int, "an integer >= 1"), out=args.out,
-            target=args.target_column, task=args.task)
+            jobs=integer("--jobs", args.jobs), out=args.out, target=args.target_column, task=args.task)
     except lab.ConfigError as error:
         raise UsageError(str(error)) from None
     command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else "relulab compare"
@@ -261,8 +315,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     lab = _lab()
     backend = _backend(lab, args)
     try:
-        name, out, jobs = lab.validate_experiment(args.name, out=args.out,
-                                                  jobs=_number("--jobs", args.jobs, int, "an integer >= 1"))
+        jobs = _bounded_int("--jobs", args.jobs)
+        name, out, jobs = lab.validate_experiment(args.name, out=args.out, jobs=jobs)
         from .lab.experiments import validate_user_inputs
 
         inputs = validate_user_inputs(name, data=args.data, model=args.model, target=args.target, task=args.task,
@@ -284,16 +338,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     lab = _lab()
     backend = _backend(lab, args)
+    from .lab.compare import MAX_LR
     from .lab.doctor import run_doctor, validate_doctor
 
     try:
         settings = validate_doctor(
             args.model, args.data, target=args.target, task=args.task, activation=args.activation,
-            epochs=_number("--epochs", args.epochs, int, "an integer >= 1"),
-            lr=_number("--lr", args.lr, float, "a number > 0"), optimizer=args.optimizer,
-            batch_size=_number("--batch-size", args.batch_size, int, "an integer >= 1"),
-            seeds=_number("--seeds", args.seeds, int, "an integer >= 1"),
-            jobs=_number("--jobs", args.jobs, int, "an integer >= 1"), out=args.out)
+            epochs=_bounded_int("--epochs", args.epochs),
+            lr=_number("--lr", args.lr, float, f"a number in (0, {MAX_LR:g}]"), optimizer=args.optimizer,
+            batch_size=_bounded_int("--batch-size", args.batch_size), seeds=_bounded_int("--seeds", args.seeds),
+            jobs=_bounded_int("--jobs", args.jobs), out=args.out)
     except lab.ConfigError as error:
         raise UsageError(str(error)) from None
     command = "relulab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["doctor"] else "relulab doctor"
@@ -357,7 +411,7 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="relulab",
         description="The ReLU family, exactly: explain and plot members; the lab and the instruments.",
     )
@@ -528,6 +582,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # complaining again when it flushes stdout at exit.
         sys.stdout = open(os.devnull, "w")
         return 0
+    except OSError as error:
+        # A full disk or a vanished folder while writing: one line naming the path (never a temporary file:
+        # relulab's writer reports the caller's path); finished runs are already kept as whole files.
+        where = f"cannot write {error.filename}: " if error.filename else ""
+        print(f"relulab {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -70,7 +70,11 @@ BAD_PARAMS = [
     ("softplus", {"beta": 0}, ValueError, r"^softplus: beta must be a real number in \(0, inf\); got 0 \(type int\)$"),
     ("softplus", {"beta": -2.0}, ValueError, r"^softplus: beta must be a real number in \(0, inf\); got -2\.0"),
     ("softplus", {"beta": math.inf}, ValueError, r"^softplus: beta must be a real number in \(0, inf\); got inf"),
-    ("softplus", {"threshold": 0.0}, ValueError, r"^softplus: threshold must be a real number in \(0, inf\]; got 0\.0"),
+    # Python ints beyond float64 (issue 10): a ValueError naming the parameter, not "int too large to convert".
+    ("elu", {"alpha": 10**400}, ValueError,
+     r"^elu: alpha is too large for a float64 .*; got 1000000000.* \(type int\)$"),
+    ("leaky_relu", {"negative_slope": -(10**5000)}, ValueError, r"^leaky_relu: negative_slope is too large .*bits"),
+    ("rrelu", {"training": True, "seed": 10**400}, ValueError, r"^rrelu: seed is too large for a float64"),
     ("softplus", {"threshold": math.nan}, ValueError, r"^softplus: threshold must be .*; got nan"),
     ("rrelu", {"lower": 0.5, "upper": 0.1}, ValueError, r"^rrelu: lower must be <= upper; got lower=0\.5, upper=0\.1$"),
     ("rrelu", {"lower": -0.1}, ValueError, r"^rrelu: lower must be a real number in \[0, 1\]; got -0\.1"),

@@ -102,16 +102,16 @@ def test_a_fixed_learning_rate_in_process(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--epochs", "0"], "--epochs must be an integer >= 1; got 0"),
-    (["--epochs", "two"], "--epochs must be an integer >= 1; got 'two'"),
-    (["--lr", "0"], "--lr must be 'auto' or a finite number > 0; got 0.0"),
-    (["--lr", "-0.1"], "--lr must be 'auto' or a finite number > 0; got -0.1"),
-    (["--seeds", "0"], "--seeds must be an integer >= 1; got 0"),
+    (["--epochs", "0"], "--epochs must be an integer >= 1 and <= 10000; got 0"),
+    (["--epochs", "two"], "--epochs must be an integer >= 1 and <= 10000; got 'two'"),
+    (["--lr", "0"], "--lr must be 'auto' or a number in (0, 10]; got 0.0"),
+    (["--lr", "-0.1"], "--lr must be 'auto' or a number in (0, 10]; got -0.1"),
+    (["--seeds", "0"], "--seeds must be an integer >= 1 and <= 1000; got 0"),
     (["--activations", "relu,swishy"], "unknown activation 'swishy'"),
     (["--data", "imagenet"], "--data must be one of digits, mnist1d"),
     (["--init", "lecun"], "--init must be one of he, default, xavier; got 'lecun'"),
     (["--data", "xor", "--model", "cnn"], "--model cnn needs image or sequence data"),
-    (["--jobs", "0"], "--jobs must be an integer >= 1; got 0"),
+    (["--jobs", "0"], "--jobs must be an integer >= 1 and <= 512; got 0"),
 ])
 def test_bad_config_exits_2_with_one_line_before_writing_anything(tmp_path, argv, message):
     out = tmp_path / "never"

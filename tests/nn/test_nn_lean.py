@@ -7,6 +7,8 @@ import pytest
 import torch
 
 import relulab.nn as rnn
+import relulab.nn.functional  # noqa: F401
+from relulab.family import fused as family_fused
 from relulab.nn._ops import pack_mask, unpack_mask
 from nn_cases import CASE_IDS, CASES, PIECEWISE, points
 
@@ -42,13 +44,31 @@ def saved_by(fn, *args):
 # -- the bit packing -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", [(0,), (1,), (7,), (8,), (9,), (17,), (3, 5, 7), (64, 33)])
 @pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
-def test_pack_mask_is_numpy_packbits_and_unpacks(shape, fraction):
+def test_pack_mask_has_the_family_layout_and_unpacks(shape, fraction):
+    # One layout for every relulab mask: the family's fused kernels and this port write the same bytes (issue 10:
+    # nn packed big-endian while family/fused.py packed little-endian).
     mask = torch.rand(shape, generator=torch.Generator().manual_seed(0)) < fraction
     packed = pack_mask(mask)
     assert packed.dtype == torch.uint8 and packed.numel() == -(-mask.numel() // 8)
-    np.testing.assert_array_equal(packed.numpy(), np.packbits(mask.numpy().reshape(-1)))
+    np.testing.assert_array_equal(packed.numpy(), family_fused.pack_mask(mask.numpy()))
+    np.testing.assert_array_equal(packed.numpy(), np.packbits(mask.numpy().reshape(-1), bitorder="little"))
     assert torch.equal(unpack_mask(packed, mask.shape), mask)
     assert torch.equal(unpack_mask(packed, mask.shape, torch.float32), mask.float())
+    # and the family reads what this port writes
+    np.testing.assert_array_equal(family_fused.unpack_mask(packed.numpy(), tuple(shape)), mask.numpy())
+    x = torch.where(mask, 1.0, -1.0).double()
+    np.testing.assert_array_equal(family_fused.relu_mask(x.numpy())[1], packed.numpy())
+
+
+def test_relu_lean_in_place_on_empty_views_of_any_stride():
+    # Was: pack_mask failed on an empty view with stride 0 ("self.stride(-1) must be 1 to view Byte as Long").
+    base = torch.randn(16, requires_grad=True)
+    for shape, strides in [((0,), (0,)), ((0, 3), (0, 0)), ((2, 0), (1, 0)), ((0,), (5,))]:
+        view = (base * 1).as_strided(shape, strides)
+        out = rnn.functional.relu(view, inplace=True, lean=True)
+        assert out.shape == shape
+        out.sum().backward()
+    assert torch.equal(base.grad, torch.zeros(16))
 
 
 # -- identical gradients -------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from . import _parallel
-from ._input import as_array, check_out, check_real, compute_dtype, describe
+from ._input import as_array, as_float, check_out, check_real, compute_dtype, describe
 
 __all__ = [
     "Activation",
@@ -104,7 +104,7 @@ class Param:
         if self.kind == "int":
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"{owner}: {self.name} must be {self.allowed}; got {describe(value)}")
-            number = float(value)
+            number = as_float(value, self.name, owner)
         else:
             number = check_real(value, self.name, owner)
         below = number < self.low or (self.low_open and number == self.low)
@@ -291,7 +291,7 @@ class Activation:
 
     def _validate(self, x: Any, args: tuple[Any, ...], params: Mapping[str, Any], out: Any, grad: bool):
         """Check everything once: returns the input array (not yet converted), whether it was a scalar, the bound
-        parameters, the result's dtype and the dtype the kernel computes in."""
+        parameters, the result's dtype, the dtype the kernel computes in and ``out`` as a plain ndarray."""
         expected = 1 if self._weight is not None else 0
         if len(args) != expected:
             what = "x and weight" if expected else "x"
@@ -306,12 +306,12 @@ class Activation:
             if grad or not exact:
                 result_dtype = np.dtype(np.float64)  # integers promote to the default float (float64)
         if out is not None:
-            check_out(out, array.shape, result_dtype)
-        return array, scalar, bound, result_dtype, compute_dtype(result_dtype)
+            out = check_out(out, array.shape, result_dtype)
+        return array, scalar, bound, result_dtype, _widened(compute_dtype(result_dtype), bound), out
 
     def _prepare(self, x: Any, args: tuple[Any, ...], params: Mapping[str, Any], out: Any, grad: bool):
         """As :meth:`_validate`, with the input converted to the compute dtype and at least 1-D (for kernels)."""
-        array, scalar, bound, result_dtype, compute = self._validate(x, args, params, out, grad)
+        array, scalar, bound, result_dtype, compute, _ = self._validate(x, args, params, out, grad)
         # Kernels always see at least 1-D arrays (NumPy turns 0-d results into scalars, which have no out=).
         return np.atleast_1d(array.astype(compute, copy=False)), scalar, bound, result_dtype
 
@@ -339,23 +339,26 @@ class Activation:
 
     def __call__(self, x: Any, *args: Any, out: np.ndarray | None = None, **params: Any):
         """f(x), elementwise. ``out=`` receives the result (same shape and dtype as the result) and is returned."""
-        array, scalar, bound, dtype, compute = self._validate(x, args, params, out, grad=False)
-        return self._run(self._forward, array, bound, out, scalar, dtype, compute)
+        array, scalar, bound, dtype, compute, plain_out = self._validate(x, args, params, out, grad=False)
+        value = self._run(self._forward, array, bound, plain_out, scalar, dtype, compute)
+        return out if out is not None else value
 
     def grad(self, x: Any, *args: Any, at_zero: Any = None, out: np.ndarray | None = None, **params: Any):
         """f'(x), elementwise. At a kink at 0 the default follows PyTorch; ``at_zero=`` picks any subgradient.
 
         Integer inputs give float64 derivatives; float inputs keep their dtype.
         """
-        array, scalar, bound, dtype, compute = self._validate(x, args, params, out, grad=True)
+        array, scalar, bound, dtype, compute, plain_out = self._validate(x, args, params, out, grad=True)
         if self._kink_at_zero is not None:
             bound["at_zero"] = self._check_at_zero(at_zero, bound)
+            compute = _widened(compute, bound)
         elif at_zero is not None:
             raise ValueError(
                 f"{self.name}: at_zero={at_zero!r} does not apply, {self.name} is differentiable at 0; "
                 f"at_zero applies to members with a kink at 0: {', '.join(n for n in names() if get(n).has_kink_at_zero)}"
             )
-        return self._run(self._derivative, array, bound, out, scalar, dtype, compute)
+        value = self._run(self._derivative, array, bound, plain_out, scalar, dtype, compute)
+        return out if out is not None else value
 
     def _check_at_zero(self, at_zero: Any, bound: Mapping[str, Any]):
         kink = self._kink_at_zero(bound)
@@ -369,6 +372,28 @@ class Activation:
                 f"{self.name}: at_zero must lie in the subdifferential at 0, {interval}; got {describe(at_zero)}"
             )
         return value
+
+
+def _widened(compute: np.dtype, bound: Mapping[str, Any]) -> np.dtype:
+    """float64 when a real parameter is beyond what ``compute`` (float32 for float16/float32 input) represents.
+
+    A documented range is one of real numbers (celu's alpha may be 1e39); rounded to float32 such a parameter
+    becomes inf or 0 and turns exact products into NaN (0 * inf). Computing in float64 and rounding the result to
+    the input's dtype gives the correctly rounded value instead (the result may well be representable: celu(-1,
+    alpha=1e39) is about -1). Parameters that float32 holds leave the fast float32 path unchanged.
+    """
+    if compute.kind != "f" or compute == np.float64:  # integer-exact kernels take no real parameter into account
+        return compute
+    info = np.finfo(compute)
+    for value in bound.values():
+        if isinstance(value, (bool, np.bool_, str)) or value is None:
+            continue
+        if isinstance(value, (float, np.floating)) or (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+            magnitude = np.abs(np.asarray(value, dtype=np.float64))
+            finite = magnitude[np.isfinite(magnitude) & (magnitude != 0)]
+            if finite.size and (finite.max() > info.max or finite.min() < info.tiny):
+                return np.dtype(np.float64)
+    return compute
 
 
 # -- registry --------------------------------------------------------------------------------------------------

@@ -17,10 +17,11 @@ array([0., 0., 5., 5.])
 >>> bias_activation(np.array([[-1.0, 1.0]]), np.array([0.5, 0.5]), "relu")
 array([[0. , 1.5]])
 
-The mask has the layout of ``relulab.nn``'s lean backward (element i in bit i % 8 of byte i // 8 of the flattened
-array: ``np.packbits(..., bitorder="little")``), and the same regions as torch's ``threshold_backward``: bit i is
-``not (x_i <= 0)``, so a NaN input passes its gradient through (the forward value is already NaN). One bit cannot
-carry "NaN": use ``relu.grad`` where the derivative itself must be NaN at NaN.
+The mask has relulab's one layout, defined by :func:`pack_mask` here (element i in bit i % 8 of byte i // 8 of the
+flattened array: ``np.packbits(..., bitorder="little")``); ``relulab.nn``'s lean backward packs the same bytes with
+a torch port of this packer (tests/nn checks the two against each other). It marks the same regions as torch's
+``threshold_backward``: bit i is ``not (x_i <= 0)``, so a NaN input passes its gradient through (the forward value
+is already NaN). One bit cannot carry "NaN": use ``relu.grad`` where the derivative itself must be NaN at NaN.
 
 Large float32/float64 arrays run on every core; past the last-level cache the numba streaming kernels write
 the outputs with non-temporal stores (family/_parallel.py).
@@ -75,7 +76,7 @@ def relu_mask(x: Any, out: np.ndarray | None = None) -> tuple[np.ndarray, np.nda
     flat = np.ascontiguousarray(array).reshape(-1)
     if out is None:
         out = np.empty(array.shape, array.dtype)
-    check_out(out, array.shape, array.dtype)
+    out = check_out(out, array.shape, array.dtype)
     target = out.reshape(-1) if out.flags.c_contiguous else None
     n = flat.size
     mask = np.empty((n + 7) // 8, np.uint8)
@@ -116,7 +117,7 @@ def relu_backward_mask(grad_output: Any, mask: np.ndarray, out: np.ndarray | Non
                          f"{n} elements; got {describe(mask)}")
     if out is None:
         out = np.empty(g.shape, g.dtype)
-    check_out(out, g.shape, g.dtype)
+    out = check_out(out, g.shape, g.dtype)
     flat = np.ascontiguousarray(g).reshape(-1)
     target = out.reshape(-1) if out.flags.c_contiguous else None
     if target is None or (np.may_share_memory(flat, target) and flat.ctypes.data != target.ctypes.data):
@@ -163,7 +164,7 @@ def bias_activation(x: Any, bias: Any, activation: str = "relu", *, out: np.ndar
     dtype = np.asarray(act(np.zeros(1, summed), **params)).dtype  # validates params; the result's dtype
     if out is None:
         out = np.empty(array.shape, dtype)
-    check_out(out, array.shape, dtype)
+    out = check_out(out, array.shape, dtype)
     # Rows of x: the leading axes the bias does not cover; within a row the bias is one fixed block.
     trailing = bias_array.ndim
     while trailing and bias_array.shape[bias_array.ndim - trailing] == 1:

@@ -143,6 +143,11 @@ def _leaky(x, out, slope):
     return _store(sp.select(x > 0, x, x * slope), out)
 
 
+class IntegerOverflowError(OverflowError, ValueError):
+    """An exact integer result that does not fit the input's integer dtype (a ValueError too: the arguments
+    together are out of range, as with any other bad argument)."""
+
+
 def _leaky_integer(x, slope):
     """leaky_relu on integers with a whole slope, exactly. NumPy's integer products wrap around silently, so a
     product that does not fit x's dtype raises instead of returning a wrong integer."""
@@ -151,7 +156,7 @@ def _leaky_integer(x, slope):
         return x.copy()
     info = np.iinfo(x.dtype)
     if not info.min <= lowest * slope <= info.max:  # the product of largest magnitude (Python ints: exact)
-        raise OverflowError(
+        raise IntegerOverflowError(
             f"leaky_relu: negative_slope={slope} times the input {lowest} is {lowest * slope}, outside the range "
             f"of {x.dtype} [{info.min}, {info.max}]; pass a float array"
         )
@@ -230,6 +235,8 @@ def _prelu_weight(weight: Any, x: np.ndarray, params: Mapping[str, Any]) -> np.n
     """Validate prelu's weight against x and return it shaped to broadcast along channel_axis."""
     try:
         w = np.asarray(weight, dtype=np.float64)
+    except OverflowError:  # a Python int beyond float64
+        raise ValueError(f"prelu: weight must be finite real numbers; got {describe(weight)}") from None
     except (TypeError, ValueError):
         raise TypeError(f"prelu: weight must be a real number or a 1-D array of them; got {describe(weight)}") from None
     if isinstance(weight, (bool, np.bool_)) or np.asarray(weight).dtype.kind not in "iuf":
@@ -375,9 +382,15 @@ def _elu(x, out, alpha, scale=1.0, divisor=1.0):
         negative = np.bitwise_and(signed, np.right_shift(signed, width - 1)).view(x.dtype)
         np.expm1(negative, out=negative)
         return np.maximum(x, negative, out=negative if out is None else out)
-    negative = np.expm1(_elu_exponent(x, divisor))  # expm1: exact near 0; exp of x <= 0 only
+    exponent = _elu_exponent(x, divisor)
+    negative = np.expm1(exponent)  # expm1: exact near 0; exp of x <= 0 only
     if alpha != 1.0:  # times 1.0 changes no bit
         negative = alpha * negative
+    if divisor > 1.0:
+        # celu: x / alpha below the smallest normal keeps only a subnormal's few bits, and alpha * expm1(.) gives
+        # them back as x's (2e-5 off in float32 at x = -4.5e-29, alpha = 1.8e12). There f = x (1 + x / 2 alpha)
+        # rounds to x itself.
+        np.copyto(negative, x, where=np.abs(exponent) < np.finfo(x.dtype).tiny, casting="unsafe")
     # The negative branch for x < 0 and -0.0 (expm1(-0.0) = -0.0, as PyTorch), x itself for +0.0 and x > 0.
     if scale != 1.0:
         return _store(scale * sp.sign_select(x, negative, x), out)
@@ -817,7 +830,10 @@ mish = register(Activation(
 
 def _softplus(x, out, beta, threshold):
     bx = beta * x
-    value = sp.select(bx > threshold, x, sp.softplus(bx) / beta)
+    # softplus(bx) / beta as max(x, 0) + log1p(exp(-|bx|)) / beta: the linear part never goes through bx, which
+    # overflows for finite results (x = 1e308, beta = 2 is 1e308, not inf).
+    smooth = np.maximum(x, 0.0) + np.log1p(np.exp(sp.negative_abs(bx))) / beta
+    value = sp.select(bx > threshold, x, smooth)
     return _store(value, out)
 
 
@@ -834,8 +850,9 @@ softplus = register(Activation(
     params=(
         Param("beta", 1.0, "Sharpness; as beta grows softplus approaches relu.", low=0.0, high=math.inf,
               low_open=True, high_open=True),
-        Param("threshold", 20.0, "Above beta * x > threshold the result is x (PyTorch's switch); inf disables it.",
-              low=0.0, high=math.inf, low_open=True),
+        Param("threshold", 20.0, "Above beta * x > threshold the result is x (PyTorch's switch); inf disables it. "
+                                 "Any real number, as in PyTorch (a threshold <= 0 makes f(x) = x wherever "
+                                 "beta * x exceeds it).", low=-math.inf, high=math.inf),
     ),
     properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=True, kinks=(),
                           zero_for_negative=False, piecewise_linear=False),

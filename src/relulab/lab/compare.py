@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import html
 import math
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -40,7 +42,14 @@ class ConfigError(ValueError):
 
 
 # -- validation ----------------------------------------------------------------------------------------------------
+# Upper bounds: far above anything the lab's data sets and a workstation need, low enough that a typo (--seeds
+# 10**22, --width 1e8) is a one-line error instead of a run that fills memory or dies inside torch.
+LIMITS = {"--seeds": 1000, "--epochs": 10_000, "--width": 4096, "--batch-size": 65_536, "--jobs": 512}
+MAX_LR = 10.0
+
+
 def _integer(option: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    maximum = LIMITS.get(option) if maximum is None else maximum
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum or (
             maximum is not None and value > maximum):
         allowed = f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
@@ -97,15 +106,33 @@ def _lr(value: Any) -> str | float:
             value = float(value)
         except ValueError:
             raise ConfigError(f"--lr must be 'auto' or a number > 0; got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"--lr must be 'auto' or a finite number > 0; got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not (
+            0 < value <= MAX_LR):
+        raise ConfigError(f"--lr must be 'auto' or a number in (0, {MAX_LR:g}]; got {value!r}")
     return float(value)
 
 
 def _out(value: str | Path) -> Path:
+    """The report directory, checked before anything runs: a directory (or creatable as one) we may write in."""
     path = Path(value)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out must be a directory; {str(path)!r} is a file")
+    existing = path
+    while not existing.exists():  # the nearest ancestor that exists decides whether path can be created
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing != path and not existing.is_dir():
+        raise ConfigError(f"--out {str(path)!r} cannot be created: {str(existing)!r} is a file, not a directory")
+    # The only sure test is to write: create the folder (what the run would do first anyway) and a probe file in
+    # it (a read-only mount, /proc, a full quota all fail here, before any training).
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".relulab-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise ConfigError(f"--out {str(path)!r} is not a writable directory: {error.strerror or error}") from None
     return path
 
 

@@ -17,7 +17,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .sweep import to_json, write_atomic
+from .._io import save_figure, write_atomic
+from .sweep import to_json
 
 __all__ = ["Column", "render_text", "render_html", "write_page", "write_csv", "write_results", "fmt",
            "plot_compare", "figure", "colour", "band", "integer_ticks", "error_scale", "series"]
@@ -190,9 +191,7 @@ class figure:
                 if self.title:
                     self.fig.suptitle(self.title)
                 self.fig.tight_layout()
-                buffer = io.BytesIO()
-                self.fig.savefig(buffer, format="png", dpi=100)
-                write_atomic(self.path, buffer.getvalue())
+                save_figure(self.fig, self.path, dpi=100)
         finally:
             self.plt.close(self.fig)
 

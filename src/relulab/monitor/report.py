@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .._io import json_safe, write_atomic
+from .._io import check_path, json_safe, save_figure, write_atomic
 
 __all__ = ["LayerStats", "Report", "report_dict"]
 
@@ -146,8 +146,10 @@ class Report:
     def plot(self, path: str | os.PathLike) -> str:
         """Write a PNG: dead % per layer, sparsity per layer, gradient norm per layer (log scale).
 
-        With closed windows in ``history`` each panel shows every layer over the windows (dead % over time).
+        With closed windows in ``history`` each panel shows every layer over the windows (dead % over time). The
+        format follows the suffix (``.png``, ``.pdf``, ``.svg``, ...); the file is written atomically.
         """
+        check_path(path)  # before matplotlib is imported or anything drawn
         import matplotlib
 
         matplotlib.use("Agg")
@@ -186,8 +188,10 @@ class Report:
             ax.grid(alpha=0.3)
         fig.suptitle(f"relulab monitor ({self.samples} samples in the last window)")
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        try:
+            save_figure(fig, path, dpi=110)
+        finally:
+            plt.close(fig)
         return os.fspath(path)
 
 

@@ -34,6 +34,7 @@ Maths lives in small pure functions (``*_fwd``, ``*_bwd``, :func:`pack_mask`, :f
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import Callable
 
@@ -67,25 +68,31 @@ def check_input(input: object, owner: str) -> None:
 
 
 # -- packed bit masks ------------------------------------------------------------------------------------------
+# One layout for every relulab mask, defined by relulab.family.fused.pack_mask (``numpy.packbits(...,
+# bitorder="little")``: element i is bit i % 8 of byte i // 8); the family's fused kernels and this torch port
+# write and read the same bytes (tests/nn checks both directions against the family's packer).
 # torch has no packbits. A bool tensor is viewed as int64 words of 8 bytes (each byte 0 or 1) and one multiply by
-# M = sum_k 2^(63 - 9k) gathers the 8 bytes into the top byte: byte k (bit 8k) lands on bit 63 - k, and no two
-# partial products share a bit, so nothing carries. Unpacking multiplies a byte by the same M, which puts bit 7 - k
-# of the byte on bit 8k + 7 (again without carries); shifting by 7 and masking leaves one 0/1 byte per element.
-# The layout is numpy.packbits's (bitorder="big": element i is bit 7 - i % 8 of byte i // 8). This relies on int64
-# multiplication wrapping modulo 2^64, as it does in torch's kernels and inductor's generated code; tests/nn
-# checks both directions against numpy. Only reshapes, views and elementwise integer ops: it traces under
+# M = sum_k 2^(56 - 7k) gathers the 8 bytes into the top byte: byte k (bit 8k) lands on bit 56 + k. The partial
+# products 8j + 56 - 7k are distinct for all j, k in 0..7, so no two share a bit and nothing carries; those above
+# bit 63 wrap away. Unpacking multiplies a byte by L = 0x0101010101010101 (a copy of it in every byte, again
+# without carries) and keeps bit k of byte k (mask 0x8040201008040201): byte k is then nonzero exactly where
+# element k was set. This relies on int64 multiplication wrapping modulo 2^64, as it does in torch's kernels and
+# inductor's generated code. Only reshapes, views and elementwise integer ops: it traces under
 # torch.compile(fullgraph=True).
-_SPREAD = 0x8040201008040201 - (1 << 64)  # M as a signed int64
-_LOW_BITS = 0x0101010101010101
+_GATHER = sum(1 << (56 - 7 * k) for k in range(8))  # below 2^63: a positive int64
+_SPREAD = 0x0101010101010101
+_DIAGONAL = 0x8040201008040201 - (1 << 64)  # as a signed int64
 
 
 def pack_mask(mask: Tensor) -> Tensor:
-    """A bool tensor as a 1-D uint8 tensor of ceil(numel / 8) bytes, laid out as ``numpy.packbits``."""
-    flat = mask.reshape(-1).view(torch.uint8)  # bool and uint8 share a 1-byte layout: no copy
+    """A bool tensor as a 1-D uint8 tensor of ceil(numel / 8) bytes, in relulab.family.fused.pack_mask's layout."""
+    if mask.numel() == 0:  # an empty view may have any strides (even 0), which no byte -> int64 view accepts
+        return torch.empty(0, dtype=torch.uint8, device=mask.device)
+    flat = mask.reshape(-1).contiguous().view(torch.uint8)  # bool and uint8 share a 1-byte layout: no copy
     pad = (-flat.numel()) % 8
     if pad:
         flat = F.pad(flat, (0, pad))
-    gathered = flat.view(torch.int64) * _SPREAD
+    gathered = flat.view(torch.int64) * _GATHER
     gathered >>= 56  # in place on our own temporary: one allocation fewer
     return gathered.to(torch.uint8)
 
@@ -97,11 +104,9 @@ def unpack_mask(packed: Tensor, shape: torch.Size, dtype: torch.dtype = torch.bo
         numel *= size
     words = packed.to(torch.int64)
     words *= _SPREAD
-    words >>= 7
-    words &= _LOW_BITS
-    bits = words.view(torch.uint8)[:numel].reshape(shape)
-    # (a uint8 -> bool view would save a pass, but inductor 2.13 miscompiles it when the result feeds torch.where)
-    return bits.bool() if dtype == torch.bool else bits.to(dtype)
+    words &= _DIAGONAL
+    bits = words.view(torch.uint8)[:numel].reshape(shape) != 0
+    return bits if dtype == torch.bool else bits.to(dtype)
 
 
 # -- piecewise-linear members: relu, leaky_relu, prelu, rrelu (eval), relu6 -------------------------------------
@@ -194,7 +199,9 @@ class PiecewiseLinearFunction(torch.autograd.Function):
     def forward(ctx, x, weight, kind, slope, at_zero, inplace):
         ctx.kind, ctx.at_zero, ctx.shape, ctx.slope = kind, at_zero, x.shape, slope
         ctx.weight_grad = kind == "prelu" and weight is not None and weight.requires_grad
-        slope_arg = prelu_weight_view(x, weight) if kind == "prelu" else slope
+        # The slopes in x's dtype: under torch.autocast x arrives in bfloat16/float16 while the weight stays
+        # float32, and torch's prelu kernels take one dtype (the native F.prelu is cast by autocast itself).
+        slope_arg = prelu_weight_view(x, weight).to(x.dtype) if kind == "prelu" else slope
         if ctx.weight_grad:
             ctx.save_for_backward(x, weight)
             return piecewise_fwd(kind, x, slope_arg, False)
@@ -225,13 +232,14 @@ class PiecewiseLinearFunction(torch.autograd.Function):
         if ctx.weight_grad:
             x, weight = ctx.saved_tensors
             w_view = prelu_weight_view(x, weight)
-            grad_x, grad_w = aten._prelu_kernel_backward(g, x, w_view)
+            grad_x, grad_w = aten._prelu_kernel_backward(g.to(x.dtype), x, w_view.to(x.dtype))
+            grad_w = grad_w.to(weight.dtype)
             if ctx.at_zero is not None:
                 grad_x = torch.where(x == 0, g * ctx.at_zero, grad_x)
             return grad_x, grad_w.sum_to_size(w_view.shape).reshape(weight.shape), None, None, None, None
         saved = ctx.saved_tensors
         one = unpack_mask(saved[0], ctx.shape, g.dtype)
-        slope = prelu_weight_view(g, saved[-1]) if ctx.kind == "prelu" else ctx.slope
+        slope = prelu_weight_view(g, saved[-1]).to(g.dtype) if ctx.kind == "prelu" else ctx.slope
         grad = piecewise_bwd(ctx.kind, g, one, slope)
         if ctx.zero_bit:
             grad = torch.where(unpack_mask(saved[1], ctx.shape), g * ctx.at_zero, grad)
@@ -246,15 +254,18 @@ class RReLUNoiseFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, lower, upper, at_zero, inplace):
-        noise = torch.empty_like(x).uniform_(lower, upper)
-        noise = torch.where(x <= 0, noise, 1.0)  # NaN -> 1, as torch's kernel (its branch is x <= 0)
-        if at_zero is not None:
-            noise = torch.where(x == 0, at_zero, noise)
-        ctx.save_for_backward(noise)
+        # torch's own kernel draws the slopes (one draw per element x <= 0, from the same generator), so the lean
+        # path draws exactly what F.rrelu draws for the same seed; it fills noise (1 where x > 0 or NaN).
+        noise = torch.empty_like(x)
         if inplace:
+            out = aten.rrelu_with_noise_(x, noise, lower, upper, True)
             ctx.mark_dirty(x)
-            return x.mul_(noise)
-        return x * noise
+        else:
+            out = aten.rrelu_with_noise(x, noise, lower, upper, True)
+        if at_zero is not None:
+            noise = torch.where(x == 0, at_zero, noise)  # x == 0 gives 0 (of its sign) either way
+        ctx.save_for_backward(noise)
+        return out
 
     @staticmethod
     def backward(ctx, g):
@@ -280,17 +291,46 @@ def kernels_exact(x: Tensor) -> bool:
     return math.isfinite(torch.dot(flat, flat).item())
 
 
+_HALF = (torch.float16, torch.bfloat16)
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_CUBIC = 0.044715
+
+
 def gelu_fwd(x: Tensor, approximate: str) -> Tensor:
+    if x.dtype in _HALF:
+        # torch's half-precision gelu and ndtr kernels lose the tail (bfloat16 gelu(-3) was 44 % off): computed in
+        # float32 with the forms below, then rounded once.
+        return gelu_fwd(x.float(), approximate).to(x.dtype)
     clamped = x.clamp_min(-INF_CLAMP)
     if approximate == "none":
-        # torch's float32 kernel forms x (1 + erf(x / sqrt 2)) / 2: NaN at +inf and inf above max / 2. Phi(x) * x
-        # never exceeds |x| (and ndtr is accurate in the negative tail, where 1 + erf cancels).
-        return torch.special.ndtr(clamped).mul_(clamped)
-    return aten.gelu_(clamped, approximate=approximate)
+        # torch's float32 kernel forms x (1 + erf(x / sqrt 2)) / 2: NaN at +inf, inf above max / 2, and 1 + erf
+        # cancels in the negative tail. Phi(x) = erfc(-x / sqrt 2) / 2 never cancels (float32's ndtr does: 100 %
+        # off at x = -5.3), and Phi(x) * x never exceeds |x|.
+        if x.dtype == torch.float64:
+            return torch.special.ndtr(clamped).mul_(clamped)
+        return torch.special.erfc(clamped * -_SQRT_HALF).mul_(0.5).mul_(clamped)
+    if x.dtype == torch.float64:
+        return aten.gelu_(clamped, approximate=approximate)
+    # 0.5 x (1 + tanh(u)) = x sigmoid(2u): no cancellation for x << 0 (the family's form).
+    c = x.clamp(-INF_CLAMP, INF_CLAMP)
+    return torch.sigmoid(2.0 * _SQRT_2_OVER_PI * (c + _GELU_CUBIC * c * c * c)).mul_(clamped)
 
 
 def gelu_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
-    return aten.gelu_backward(g, x.clamp(-INF_CLAMP, INF_CLAMP), approximate=approximate)
+    if x.dtype == torch.float64:
+        return aten.gelu_backward(g, x.clamp(-INF_CLAMP, INF_CLAMP), approximate=approximate)
+    # float32 (and half precision widened to it): the derivative in plain ops, so it is accurate in the tails and
+    # differentiable again (create_graph=True).
+    c = x.float().clamp(-INF_CLAMP, INF_CLAMP)
+    if approximate == "none":
+        grad = 0.5 * torch.special.erfc(c * -_SQRT_HALF) + c * torch.exp(-0.5 * c * c) * _INV_SQRT_2PI
+    else:
+        s = torch.sigmoid(2.0 * _SQRT_2_OVER_PI * (c + _GELU_CUBIC * c * c * c))
+        du = 2.0 * _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * c * c)
+        grad = s + c * du * s * (1.0 - s)
+    return (g.float() * grad).to(g.dtype)
 
 
 def silu_fwd(x: Tensor, approximate: str) -> Tensor:
@@ -298,7 +338,13 @@ def silu_fwd(x: Tensor, approximate: str) -> Tensor:
 
 
 def silu_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
-    return aten.silu_backward(g, x.clamp(-INF_CLAMP, INF_CLAMP))
+    clamped = x.clamp(-INF_CLAMP, INF_CLAMP)
+    if torch.is_grad_enabled():
+        # A backward that is itself differentiated (create_graph=True): aten.silu_backward has no derivative, so the
+        # same formula in plain ops, as torch's own silu does (infinitely_differentiable_silu_backward).
+        s = torch.sigmoid(clamped)
+        return g * s * (1 + clamped * (1 - s))
+    return aten.silu_backward(g, clamped)
 
 
 def mish_fwd(x: Tensor, approximate: str) -> Tensor:
@@ -306,7 +352,12 @@ def mish_fwd(x: Tensor, approximate: str) -> Tensor:
 
 
 def mish_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
-    return aten.mish_backward(g, x.clamp(-INF_CLAMP, INF_CLAMP))
+    clamped = x.clamp(-INF_CLAMP, INF_CLAMP)
+    if torch.is_grad_enabled():  # differentiable twice, as torch's infinitely_differentiable_mish_backward
+        s = torch.sigmoid(clamped)
+        t = torch.tanh(F.softplus(clamped))
+        return g * (t + clamped * s * (1 - t * t))
+    return aten.mish_backward(g, clamped)
 
 
 def hardswish_fwd(x: Tensor, approximate: str) -> Tensor:
@@ -453,7 +504,41 @@ def _selu(x, inplace, at_zero, lean, training):
     return F.selu(x, inplace=inplace)
 
 
+class CELUFunction(torch.autograd.Function):
+    """celu with torch's forward and a float64-exact backward: torch's celu backward forms 1 / alpha from alpha
+    rounded to float32 (``alpha.toFloat()``), so in float64 f'(0) is 0.99999996 for alpha = 1.176, NaN for a
+    tiny alpha and 0 for x < 0 with a huge one. The backward is plain ops (differentiable again); NaN takes the
+    x > 0 branch, as torch's kernel."""
+
+    @staticmethod
+    def forward(ctx, x, alpha, inplace):
+        ctx.alpha = alpha
+        if inplace:
+            ctx.save_for_backward(x.clone())
+            ctx.mark_dirty(x)
+            return F.celu(x, alpha, inplace=True)
+        ctx.save_for_backward(x)
+        return F.celu(x, alpha)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        slope = torch.where(x <= 0, torch.exp(x.clamp(max=0) / ctx.alpha), 1.0)
+        return g * slope, None, None
+
+
+def _float32_exact(value: float) -> bool:
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0] == value
+    except OverflowError:  # beyond float32
+        return False
+
+
 def _celu(x, inplace, at_zero, lean, training, alpha):
+    # (eager only: a compiled graph takes torch's decomposition of celu, whose backward is traced, not this kernel)
+    if (x.dtype == torch.float64 and not torch.compiler.is_compiling() and not _float32_exact(alpha)
+            and _tracked(x)):
+        return CELUFunction.apply(x, alpha, inplace)
     return F.celu(x, alpha, inplace=inplace)
 
 
@@ -511,7 +596,15 @@ def _mish(x, inplace, at_zero, lean, training):
 
 
 def _softplus(x, inplace, at_zero, lean, training, beta, threshold):
-    return F.softplus(x, beta, threshold)
+    if threshold <= 20.0:  # torch's kernel forms exp(beta x) below the threshold: finite up to 20 in every dtype
+        return F.softplus(x, beta, threshold)
+    # A larger threshold (inf: the function itself) lets exp(beta x) overflow in torch's kernel (inf for x > 89 in
+    # float32). logaddexp(beta x, 0) is the same log(1 + exp(beta x)) without overflow, with derivative
+    # sigmoid(beta x); the linear branch's points are zeroed in the other branch so no NaN reaches its gradient.
+    linear = (x * beta > threshold) | (x == math.inf)
+    safe = torch.where(linear, 0.0, x)
+    smooth = torch.logaddexp(safe * beta, torch.zeros((), dtype=x.dtype, device=x.device)) / beta
+    return torch.where(linear, x, smooth)
 
 
 def _sigmoid(x, inplace, at_zero, lean, training):
@@ -540,6 +633,46 @@ class MemberOp:
     params: tuple[str, ...] = ()
     inplace: bool = False
     lean_saves: str = "its input (as the native path)"
+
+    def __post_init__(self) -> None:
+        if not getattr(self.fn, "_widening", False):
+            object.__setattr__(self, "fn", _widening(self.fn))
+
+
+def _wider_dtype(dtype: torch.dtype, params: tuple) -> torch.dtype | None:
+    """The float dtype to compute in when a real parameter lies beyond what ``dtype`` represents, else None.
+
+    torch converts scalar parameters to the input's dtype: softplus(threshold=1e39) on float16 raises "value
+    cannot be converted to type float without overflow", and leaky_relu(negative_slope=1e39) on float32 gives
+    NaN at 0. The family's ranges are ranges of real numbers, so such a call computes in the narrowest float dtype
+    that holds every parameter and rounds the result once (the family does the same in NumPy).
+    """
+    info = torch.finfo(dtype)
+    needs = None
+    for value in params:
+        if isinstance(value, float) and math.isfinite(value) and value != 0:
+            magnitude = abs(value)
+            if magnitude > info.max or magnitude < info.tiny:
+                fits32 = torch.finfo(torch.float32).tiny <= magnitude <= torch.finfo(torch.float32).max
+                wanted = torch.float32 if fits32 and dtype in (torch.float16, torch.bfloat16) else torch.float64
+                if needs is None or wanted == torch.float64:
+                    needs = wanted
+    return needs
+
+
+def _widening(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """``fn`` run in a wider dtype when a parameter does not fit the input's (see :func:`_wider_dtype`)."""
+
+    def run(x, inplace, at_zero, lean, training, *params):
+        wide = _wider_dtype(x.dtype, params) if isinstance(x, torch.Tensor) else None
+        if wide is None:
+            return fn(x, inplace, at_zero, lean, training, *params)
+        result = fn(x.to(wide), False, at_zero, lean, training, *params).to(x.dtype)
+        return x.copy_(result) if inplace else result
+
+    run._widening = True
+    run.__name__, run.__doc__, run.__wrapped__ = fn.__name__, fn.__doc__, fn
+    return run
 
 
 OPS: dict[str, MemberOp] = {

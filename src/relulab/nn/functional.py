@@ -88,7 +88,9 @@ def prelu(input: Tensor, weight: Tensor, *, at_zero: float | None = None, lean: 
 
 def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
           inplace: bool = False, *, at_zero: float | None = None, lean: bool = False) -> Tensor:
-    return _apply("rrelu", input, (lower, upper), inplace, at_zero, lean, training=bool(training))
+    if not isinstance(training, bool):  # bool("False") is True: a string must not switch training on
+        raise TypeError(f"rrelu: training must be True or False; got {training!r} (type {type(training).__name__})")
+    return _apply("rrelu", input, (lower, upper), inplace, at_zero, lean, training=training)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False, *, at_zero: float | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from typing import Any, Iterable
 
 import numpy as np
@@ -55,6 +56,13 @@ _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(20)
 def second_moment(f: Any, kinks: Iterable[float] = ()) -> float:
     """E[f(z)^2] for z ~ N(0, 1) by Gauss-Legendre quadrature on panels of width <= 0.5 that break at the kinks
     (the integrand is smooth on each panel, so 20 nodes per panel reach full double precision)."""
+    scale, moment = _scaled_second_moment(f, kinks)
+    return scale * scale * moment
+
+
+def _scaled_second_moment(f: Any, kinks: Iterable[float] = ()) -> tuple[float, float]:
+    """(s, E[(f(z) / s)^2]) with s = max |f| on the nodes: no overflow for parameters up to float64's range (elu
+    with alpha = 1e300 has E[f^2] ~ 1e600 but a gain of ~1e-300)."""
     edges = set(np.linspace(-_RANGE, _RANGE, int(2 * _RANGE / _PANEL) + 1).tolist())
     edges |= {float(k) for k in kinks if -_RANGE < k < _RANGE}
     edges = np.array(sorted(edges))
@@ -62,13 +70,17 @@ def second_moment(f: Any, kinks: Iterable[float] = ()) -> float:
     z = 0.5 * (right - left) * _NODES + 0.5 * (right + left)
     w = 0.5 * (right - left) * _WEIGHTS
     values = np.asarray(f(z.ravel()), dtype=np.float64).reshape(z.shape)
+    scale = float(np.max(np.abs(values))) or 1.0
+    if not math.isfinite(scale):
+        return scale, math.nan  # f itself overflows (or is NaN) on the nodes: the caller says so
+    values = values / scale
     density = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    return float(np.sum(w * values * values * density))
+    return scale, float(np.sum(w * values * values * density))
 
 
-def _leaky_gain(mean_square_slope: float) -> float:
-    # E[f(z)^2] = 1/2 (positive half) + E[a^2] / 2 (negative half, slope a).
-    return math.sqrt(2.0 / (1.0 + mean_square_slope))
+def _leaky_gain(root_mean_square_slope: float) -> float:
+    # E[f(z)^2] = 1/2 (positive half) + E[a^2] / 2 (negative half, slope a); hypot never overflows (slope 1e300).
+    return math.sqrt(2.0) / math.hypot(1.0, root_mean_square_slope)
 
 
 @functools.lru_cache(maxsize=256)
@@ -76,25 +88,29 @@ def _gain(name: str, items: tuple[tuple[str, Any], ...]) -> float:
     params = dict(items)
     activation = get(name)
     if name == "prelu":
-        init = params.get("init", 0.25)
-        if isinstance(init, bool) or not isinstance(init, (int, float)) or not math.isfinite(init):
-            raise ValueError(f"gain: prelu's init (the slope) must be a finite real number; got {init!r}")
-        return _leaky_gain(float(init) ** 2)
-    activation.properties_for(**params)  # the family validates every parameter (ranges, lower <= upper)
+        return _leaky_gain(float(params.get("init", 0.25)))
     if name == "relu":
         return math.sqrt(2.0)
     if name == "leaky_relu":
-        return _leaky_gain(float(params.get("negative_slope", 0.01)) ** 2)
+        return _leaky_gain(float(params.get("negative_slope", 0.01)))
     if name == "rrelu":
         lower, upper = float(params.get("lower", 1 / 8)), float(params.get("upper", 1 / 3))
         # Training draws a ~ U(lower, upper): E[a^2] = (l^2 + l u + u^2) / 3 (the eval slope is the mean).
-        return _leaky_gain((lower * lower + lower * upper + upper * upper) / 3.0)
+        return _leaky_gain(math.sqrt((lower * lower + lower * upper + upper * upper) / 3.0))
     if name == "identity":
         return 1.0
     if name == "squared_relu":
         return math.sqrt(2.0 / 3.0)  # E[relu(z)^4] = E[z^4] / 2 = 3/2
     kinks = activation.properties_for(**params).kinks
-    return 1.0 / math.sqrt(second_moment(lambda z: activation(z, **params), kinks + (0.0,)))
+    if name == "softplus" and math.isfinite(params.get("threshold", 20.0)):
+        # PyTorch's switch to x at beta x = threshold is a jump of f: a panel must end there too.
+        kinks += (params.get("threshold", 20.0) / params.get("beta", 1.0),)
+    with np.errstate(over="ignore"):
+        scale, moment = _scaled_second_moment(lambda z: activation(z, **params), kinks + (0.0,))
+    if not math.isfinite(scale):
+        raise ValueError(f"gain: {name} with {', '.join(f'{k}={v!r}' for k, v in params.items())} takes values "
+                         "beyond float64's range on N(0, 1); no gain can be computed")
+    return 1.0 / (scale * math.sqrt(moment))
 
 
 def gain(name: str | Activation, **params: Any) -> float:
@@ -117,7 +133,26 @@ def gain(name: str | Activation, **params: Any) -> float:
     if unknown:
         raise TypeError(f"gain: {activation.name} takes {', '.join(sorted(allowed)) or 'no parameters'}; "
                         f"got unexpected {unknown[0]!r}")
-    params.pop("num_parameters", None)
+    # Validated here, before the cache (which needs hashable, normalised values).
+    if activation.name == "prelu":
+        count = params.pop("num_parameters", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"gain: prelu's num_parameters must be an integer >= 1; got {count!r}")
+        init = params.get("init", 0.25)
+        if isinstance(init, bool) or not isinstance(init, numbers.Real):
+            raise TypeError(f"gain: prelu's init (the slope) must be a real number; got {init!r}")
+        try:
+            finite = math.isfinite(init)
+        except OverflowError:  # a Python int beyond float64
+            finite = False
+        if not finite:
+            shown = f"an int of {init.bit_length()} bits" if isinstance(init, int) else repr(init)
+            raise ValueError(f"gain: prelu's init (the slope) must be a finite real number; got {shown}")
+        params["init"] = float(init)
+    else:
+        # the family validates every parameter (type, range, lower <= upper) and normalises reals to float
+        params = {p.name: p.check(params[p.name], "gain") for p in activation.params if p.name in params}
+        activation.properties_for(**params)  # the member's cross-parameter rules (rrelu's lower <= upper)
     return _gain(activation.name, tuple(sorted(params.items())))
 
 
@@ -126,7 +161,7 @@ def _module_gain(module: nn.Module) -> tuple[str, float]:
     params = activation_params(module)
     if name == "prelu":
         slopes = module.weight.detach().double()
-        return name, _leaky_gain(float((slopes * slopes).mean()))  # the current slopes, not the initial one
+        return name, _leaky_gain(math.sqrt(float((slopes * slopes).mean())))  # the current slopes, not the first
     return name, gain(name, **params)
 
 
