@@ -149,8 +149,11 @@ def test_monotonic_members_are_nondecreasing(name, a, b):
 @pytest.mark.parametrize("name", sorted(MONOTONIC))
 @given(x=FINITE)
 def test_monotonic_members_do_not_decrease_over_one_ulp(name, x):
-    # Adjacent floats are where rounding would show a decrease, if the kernels had one.
-    assert f(name, x) <= f(name, math.nextafter(x, math.inf))
+    # Adjacent floats are where rounding would show a decrease, if the kernels had one. The C library's tanh (and
+    # so NumPy's) is faithfully, not correctly, rounded: at x = -8 it drops by one ulp to the next float. A drop of
+    # at most one ulp of the value is that rounding; anything larger would be a kernel's fault.
+    value, next_value = f(name, x), f(name, math.nextafter(x, math.inf))
+    assert value <= next_value + np.spacing(abs(next_value))
 
 
 @pytest.mark.parametrize("name", [n for n in rl.names() if BOUNDS[n] != (None, None)])

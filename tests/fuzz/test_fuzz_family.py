@@ -112,8 +112,10 @@ def reference_pair(name, params, weight_slope=None):
     simple = {"relu": (R.relu, R.relu_grad), "relu6": (R.relu6, R.relu6_grad),
               "hardswish": (R.hardswish, R.hardswish_grad), "squared_relu": (R.squared_relu, R.squared_relu_grad),
               "silu": (R.silu, R.silu_grad), "mish": (R.mish, R.mish_grad), "sigmoid": (R.sigmoid_mp, R.sigmoid_grad),
-              "tanh": (R.tanh, R.tanh_grad), "identity": (R.identity, R.identity_grad)}
-    terms = {"silu": R.silu_terms, "mish": R.mish_terms, "hardswish": R.hardswish_terms}.get(name)
+              "tanh": (R.tanh, R.tanh_grad), "identity": (R.identity, R.identity_grad),
+              "hard_sigmoid": (R.hard_sigmoid, R.hard_sigmoid_grad), "quick_gelu": (R.quick_gelu, R.quick_gelu_grad)}
+    terms = {"silu": R.silu_terms, "mish": R.mish_terms, "hardswish": R.hardswish_terms,
+             "quick_gelu": R.quick_gelu_terms}.get(name)
     if name in simple:
         return (*simple[name], terms)
     if name == "gelu":
@@ -134,6 +136,8 @@ def reference_pair(name, params, weight_slope=None):
         return (*R.celu(float(p["alpha"])), None)
     if name == "softplus":
         return (*R.softplus(float(p["beta"]), float(p["threshold"])), None)
+    if name == "hard_tanh":
+        return (*R.hard_tanh(float(p["min_val"]), float(p["max_val"])), None)
     raise AssertionError(f"no reference for {name}")
 
 

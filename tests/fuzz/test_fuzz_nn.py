@@ -140,6 +140,17 @@ def _gain_reference(name: str, params: dict) -> float:
     if name in ("prelu", "leaky_relu"):  # E[f^2] = (1 + s^2) / 2 by symmetry of the normal density
         slope = params.get("init", 0.25) if name == "prelu" else params.get("negative_slope", 0.01)
         return math.sqrt(2.0 / (1.0 + slope * slope))
+    if name == "hard_tanh":  # clip(z, a, b): a^2 Phi(a) + int_a^b z^2 phi + b^2 (1 - Phi(b)), in mpmath
+        import mpmath
+
+        with mpmath.workdps(30):
+            a, b = mpmath.mpf(params.get("min_val", -1.0)), mpmath.mpf(params.get("max_val", 1.0))
+            # the middle integral only where the density lives (beyond |z| = 40 it is below 1e-347)
+            low, high = max(a, -40), min(b, 40)
+            middle = mpmath.quad(lambda z: z * z * mpmath.npdf(z), [low, high]) if low < high else 0
+            cdf = lambda v: 0 if v < -40 else 1 if v > 40 else mpmath.ncdf(v)  # noqa: E731 (mpmath's own overflows)
+            second = a * a * cdf(a) + middle + b * b * cdf(-b)
+        return float(1 / mpmath.sqrt(second))
     jumps = [-14.0, 14.0]
     if name == "softplus" and math.isfinite(params.get("threshold", 20.0)):
         jumps.append(params.get("threshold", 20.0) / params.get("beta", 1.0))  # where f switches to x

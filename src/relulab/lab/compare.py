@@ -124,8 +124,14 @@ def _out(value: str | Path) -> Path:
         existing = existing.parent
     if existing != path and not existing.is_dir():
         raise ConfigError(f"--out {str(path)!r} cannot be created: {str(existing)!r} is a file, not a directory")
-    # The only sure test is to write: create the folder (what the run would do first anyway) and a probe file in
-    # it (a read-only mount, /proc, a full quota all fail here, before any training).
+    # The only sure test is to write: create the folder and a probe file in it (a read-only mount, /proc, a full
+    # quota all fail here, before any training), then remove what the probe made, so that an error found later in
+    # the validation still leaves nothing behind (the run creates the folder again when it writes).
+    missing = []
+    parent = path
+    while not parent.exists() and parent.parent != parent:
+        missing.append(parent)
+        parent = parent.parent
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".relulab-probe-", dir=path)
@@ -133,6 +139,12 @@ def _out(value: str | Path) -> Path:
         os.unlink(probe)
     except OSError as error:
         raise ConfigError(f"--out {str(path)!r} is not a writable directory: {error.strerror or error}") from None
+    finally:
+        for created in missing:  # deepest first
+            try:
+                created.rmdir()
+            except OSError:
+                break
     return path
 
 

@@ -396,12 +396,16 @@ QUICK_GELU_SCALE = 1.702
 
 
 def quick_gelu_fwd(x: Tensor, approximate: str) -> Tensor:
+    if x.dtype in _HALF:  # as gelu: 1.702 x rounded to half precision shifts the tail; float32, rounded once
+        return quick_gelu_fwd(x.float(), approximate).to(x.dtype)
     # x * sigmoid(1.702 x) with x clamped below: -inf * sigmoid(-inf) would be NaN, the limit is 0.
     clamped = x.clamp_min(-INF_CLAMP)
     return torch.sigmoid(clamped * QUICK_GELU_SCALE).mul_(clamped)
 
 
 def quick_gelu_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
+    if x.dtype in _HALF:
+        return quick_gelu_bwd(g.float(), x.float(), approximate).to(g.dtype)
     # s(u) + u s(u) s(-u), u = 1.702 x: s(-u) instead of 1 - s(u), which cancels for u >> 0. Clamped so that
     # u * s(u) s(-u) is never inf * 0 (beyond 1e4 the derivative is 0 or 1 exactly).
     u = x.clamp(-INF_CLAMP, INF_CLAMP) * QUICK_GELU_SCALE
@@ -473,6 +477,8 @@ def _leaky_relu(x, inplace, at_zero, lean, training, negative_slope):
     # slope flips signs); the mask path computes the region before overwriting, so it takes any slope.
     if (lean or at_zero is not None or (inplace and negative_slope < 0)) and _tracked(x):
         return PiecewiseLinearFunction.apply(x, None, "leaky", negative_slope, at_zero, inplace)
+    if negative_slope == 0.0:  # relu itself: torch's leaky kernel forms 0 * -inf = NaN, the limit is 0
+        return torch.relu_(x) if inplace else torch.relu(x)
     return F.leaky_relu(x, negative_slope, inplace=inplace)
 
 
