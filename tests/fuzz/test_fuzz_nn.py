@@ -147,7 +147,9 @@ def _gain_reference(name: str, params: dict) -> float:
             a, b = mpmath.mpf(params.get("min_val", -1.0)), mpmath.mpf(params.get("max_val", 1.0))
             # the middle integral only where the density lives (beyond |z| = 40 it is below 1e-347)
             low, high = max(a, -40), min(b, 40)
-            middle = mpmath.quad(lambda z: z * z * mpmath.npdf(z), [low, high]) if low < high else 0
+            # on panels of width <= 1: one wide interval lets the quadrature miss the density's narrow bump
+            panels = mpmath.linspace(low, high, int(high - low) + 2) if low < high else []
+            middle = mpmath.quad(lambda z: z * z * mpmath.npdf(z), panels) if panels else 0
             cdf = lambda v: 0 if v < -40 else 1 if v > 40 else mpmath.ncdf(v)  # noqa: E731 (mpmath's own overflows)
             second = a * a * cdf(a) + middle + b * b * cdf(-b)
         return float(1 / mpmath.sqrt(second))
