@@ -35,7 +35,7 @@ import html
 import math
 import textwrap
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 

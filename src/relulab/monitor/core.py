@@ -21,7 +21,6 @@ followed through norms, dropout, residual adds and transposes.
 from __future__ import annotations
 
 import inspect
-import math
 import os
 import re
 from dataclasses import dataclass, field
