@@ -31,7 +31,7 @@ demo: venv
 CHROMIUM := /usr/bin/chromium
 
 $(CHROMIUM):
-	apt-get update && apt-get install -y chromium
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
 test: venv $(CHROMIUM)
 	$(BIN)/python -m pytest -q
