@@ -31,7 +31,7 @@ demo: venv
 CHROMIUM := /usr/bin/chromium
 
 $(CHROMIUM):
-	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
 test: venv $(CHROMIUM)
 	$(BIN)/python -m pytest -q
