@@ -371,7 +371,6 @@ class Monitor:
         self._traced = False
         self._pass_depth = 0
         self._site_counts: dict[str, int] = {}  # module -> call sites per pass, as traced
-
         self._depth = 0
         self._forward_index = 0
         self._collect = True
