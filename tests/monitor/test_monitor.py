@@ -353,3 +353,80 @@ def test_nan_outputs_are_neither_positive_nor_zero():
     assert layer.nan_units == [0] and layer.dead_units == [] and layer.inactive_units == []
     assert layer.active_fraction[1] == 1.0
     assert layer.sparsity == 0.25  # only relu(-1) is an exact zero
+
+
+@pytest.mark.parametrize("activation", [nn.ReLU, nn.GELU])
+@pytest.mark.parametrize("side", [4, 12])  # 16 and 144 positions per unit: the fused pass's two layouts
+def test_conv_statistics_with_nans_equal_a_direct_computation(activation, side):
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), activation())
+    xs = [torch.randn(5, 2, side, side) for _ in range(3)]
+    xs[1][2, :, 1, 1] = float("nan")  # NaN reaches every channel at a few positions of one batch
+    with torch.no_grad():
+        model[0].bias[4] = -100.0  # channel 4 never positive
+        pre = [model[0](x).double() for x in xs]
+        with Monitor(model) as mon:
+            for x in xs:
+                model(x)
+        layer = mon.report().layers[0]
+    z = torch.cat(pre).transpose(0, 1).reshape(6, -1).numpy()  # (units, positions)
+    y = (torch.relu(torch.from_numpy(z)) if activation is nn.ReLU else F.gelu(torch.from_numpy(z))).numpy()
+    nan_units = [int(u) for u in np.flatnonzero(np.isnan(z).any(1))]
+    assert layer.nan_units == nan_units and nan_units  # every unit saw a NaN input
+    assert layer.sparsity == pytest.approx(float((y == 0).sum()) / y.size, abs=0)
+    assert layer.samples == 15
+
+
+def test_unit_that_turns_positive_in_a_later_batch_is_alive():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU()).double()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(4, 3, dtype=torch.float64))
+        model[0].bias.zero_()
+    early = -torch.ones(8, 3, dtype=torch.float64)  # every unit at or below zero
+    late = early.clone()
+    late[5, 1] = 2.0  # unit 1 positive once, in the last batch
+    with Monitor(model) as mon:
+        model(early)
+        assert mon.report().layers[0].dead_units == [0, 1, 2, 3]
+        model(late)
+    layer = mon.report().layers[0]
+    assert layer.dead_units == [0, 2, 3] and layer.nan_units == []
+    assert layer.sparsity == pytest.approx(63 / 64, abs=0)  # one positive output of 2 x 8 x 4
+
+
+class _Split(nn.Module):
+    """The activation's input is the second output of a multi-output node (chunk), or the model's leaf input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 8)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, second = self.fc(x).chunk(2, dim=1)
+        return first.sum(1) + self.act(second).pow(2).sum(1)
+
+
+def test_gradient_norm_of_a_chunked_input_equals_a_direct_computation():
+    torch.manual_seed(0)
+    model = _Split().double()
+    xs = [torch.randn(6, 4, dtype=torch.float64) for _ in range(3)]
+    norms = []
+    for x in xs:
+        second = model.fc(x).chunk(2, dim=1)[1].detach().requires_grad_()
+        torch.where(second > 0, second, 0.0).pow(2).sum().backward()
+        norms.append(float(np.linalg.norm(second.grad.numpy())))
+    with Monitor(model) as mon:
+        for x in xs:
+            model(x).sum().backward()
+    rms = float(np.sqrt(np.mean(np.square(norms))))
+    assert mon.report()["act"].grad_norm == pytest.approx(rms, rel=1e-12)
+
+
+def test_gradient_norm_of_a_leaf_input_equals_a_direct_computation():
+    model = nn.Sequential(nn.ReLU())
+    x = torch.tensor([[1.0, -2.0, 3.0]], dtype=torch.float64, requires_grad=True)
+    with Monitor(model) as mon:
+        (model(x) * torch.tensor([2.0, 5.0, 7.0], dtype=torch.float64)).sum().backward()
+    # dL/dx = (2, 0, 7): relu'(-2) = 0
+    assert mon.report().layers[0].grad_norm == pytest.approx(float(np.sqrt(4 + 49)), rel=1e-12)

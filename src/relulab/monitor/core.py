@@ -76,9 +76,12 @@ def _functional_notes(model: nn.Module) -> list[str]:
 _NO_BOUNDARY = nn.Module()  # a persistent tracer hooks every module of the model
 
 
+_graph_task_id = torch._C._current_graph_task_id  # -1 outside a backward pass
+
+
 def _in_backward() -> bool:
     """True inside an autograd backward pass (where checkpointing recomputes forwards)."""
-    return torch._C._current_graph_task_id() != -1
+    return _graph_task_id() != -1
 
 
 def _compiled_modules(model: nn.Module) -> list[str]:
@@ -145,6 +148,7 @@ class _Layer:
     # positive counts): a batch shaped like the last one skips every check but contiguity.
     _plan: tuple | None = None
     _sum_squares: Any = None  # the compiled ||g||^2 kernel once a gradient took the fused path
+    _output_nr: int = 0  # which output of its grad_fn the input was (for add_grad_outputs)
 
     def _dims(self, ndim: int) -> tuple[int, list[int]]:
         cached = self._dims_cache
@@ -294,6 +298,12 @@ class _Layer:
             self.grad_sq.add_(squared)
         self.grad_batches += 1
 
+    def add_grad_outputs(self, grads: tuple[torch.Tensor | None, ...]) -> None:
+        """Node pre-hook on the grad_fn that produced the input: ``grads[k]`` is dL/dx for its k-th output."""
+        g = grads[self._output_nr]
+        if g is not None:
+            self.add_grad(g)
+
     def flat(self) -> torch.Tensor:
         """The additive state as one float64 vector (for all-reduce), in a fixed order."""
         counts = torch.tensor([self.samples, self.positions, self.elements, self.grad_batches], dtype=torch.float64,
@@ -329,6 +339,18 @@ class _Layer:
             grad_norm=float(np.sqrt(grad_sq / grad_batches)) if grad_batches else None,
             producers=list(self.producers), unit_dim=self.unit_dim, how=self.how,
         )
+
+
+def _watch_grad(layer: _Layer, x: torch.Tensor) -> None:
+    """Have dL/dx added to ``layer`` in the backward pass (dL/dx as x is now, before an in-place activation
+    overwrites it). A pre-hook on the node that made x is a C++ call; Tensor.register_hook costs several
+    microseconds of Python per batch and per site, which was a visible part of the monitor's overhead."""
+    node = x.grad_fn
+    if node is None:  # a leaf (an input that requires grad)
+        x.register_hook(layer.add_grad)
+        return
+    layer._output_nr = x.output_nr
+    node.register_prehook(layer.add_grad_outputs)
 
 
 class Monitor:
@@ -584,7 +606,7 @@ class Monitor:
         if not layer.dead_possible:  # otherwise the output alone tells which units were active
             layer.add_input(x.detach())
         if x.requires_grad and torch.is_grad_enabled():
-            x.register_hook(layer.add_grad)  # dL/dx, before any in-place activation overwrites x
+            _watch_grad(layer, x)
 
     def _make_pre_hook(self, name: str, kind: str):
         def hook(module, inputs):
@@ -602,18 +624,29 @@ class Monitor:
         return hook
 
     def _make_hook(self, name: str, kind: str):
+        layers, calls, tensor = self._layers, self._calls, torch.Tensor
+
         def hook(module, inputs, output):
+            # Runs on every call of every watched module: the checks are ordered cheapest-first and the common path
+            # (first call of the module in this pass, site known) is written out inline.
             if self._tracer is not None or not (self.enabled and self._collect) or not inputs \
-                    or not isinstance(inputs[0], torch.Tensor) or not isinstance(output, torch.Tensor) \
-                    or _in_backward():
+                    or not isinstance(output, tensor) or not isinstance(inputs[0], tensor) or _graph_task_id() != -1:
                 return  # a traced forward reaches _on_traced_module instead
-            site_name = self._module_site_name(name)
-            layer = self._layers.get(site_name)
+            if name in calls:
+                site_name = self._module_site_name(name)
+            else:
+                calls[name] = 1
+                site_name = name
+            layer = layers.get(site_name)
             if layer is None:
                 layer = self._layer(site_name, kind, activation_params(module), None)
                 if layer is None:
                     return
-            self._observe_input(layer, inputs[0])
+            x = inputs[0]
+            if not layer.dead_possible:  # otherwise the output alone tells which units were active
+                layer.add_input(x.detach())
+            if x.requires_grad and torch.is_grad_enabled():
+                _watch_grad(layer, x)
             layer.add_output(output.detach())  # detached: no graph is recorded by the statistics
         return hook
 
