@@ -29,9 +29,9 @@ _FLAGS = {"reassoc", "contract"}
 
 # The per-unit count is of ``v > 0`` for members exactly zero for x <= 0 (``positive=True``: their outputs are >= 0
 # or NaN, so a column's zeros are its length less its positives unless its sum is NaN, when they are counted again),
-# and of ``v == 0`` otherwise (those members count activity on their input). The sum of squares is taken only when
-# asked (``squares``): each accumulator kept per element costs about a quarter of the pass. The four loops are
-# written out so that each vectorises without a branch. An (N, C, S) batch is read as N rows of C*S columns, each
+# and of ``v == 0`` otherwise (those members count activity on their input): three accumulators per element, where
+# counting both positives and zeros took four. The two loops are written out so that each vectorises without a
+# branch. An (N, C, S) batch is read as N rows of C*S columns, each
 # column accumulated down the rows and folded into its unit at the end: short spatial runs (S = 16 after two
 # poolings) then vectorise as well as long ones; long runs (S >= 128) are summed run by run (``_block_stats``).
 
@@ -45,7 +45,7 @@ def _block_zeros(values, n, c):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
-def _block_stats(values, counts, zeros, total, total_sq, positive, squares):  # pragma: no cover - compiled
+def _block_stats(values, counts, zeros, total, total_sq, positive):  # pragma: no cover - compiled
     # values: (N, C, S) C-contiguous with long spatial runs: each (n, c) run is summed on its own.
     n_rows, units, inner = values.shape
     one = values.dtype.type(1)
@@ -56,21 +56,10 @@ def _block_stats(values, counts, zeros, total, total_sq, positive, squares):  # 
             count = nil
             s1 = nil
             s2 = nil
-            if positive and squares:
+            if positive:
                 for k in range(inner):
                     v = values[n, c, k]
                     count += one if v > 0 else nil
-                    s1 += v
-                    s2 += v * v
-            elif positive:
-                for k in range(inner):
-                    v = values[n, c, k]
-                    count += one if v > 0 else nil
-                    s1 += v
-            elif squares:
-                for k in range(inner):
-                    v = values[n, c, k]
-                    count += one if v == 0 else nil
                     s1 += v
                     s2 += v * v
             else:
@@ -78,9 +67,9 @@ def _block_stats(values, counts, zeros, total, total_sq, positive, squares):  # 
                     v = values[n, c, k]
                     count += one if v == 0 else nil
                     s1 += v
+                    s2 += v * v
             total[c] += s1
-            if squares:
-                total_sq[c] += s2
+            total_sq[c] += s2
             if positive:
                 counts[c] += count
                 zero_count += _block_zeros(values, n, c) if s1 != s1 else inner - count
@@ -90,7 +79,7 @@ def _block_stats(values, counts, zeros, total, total_sq, positive, squares):  # 
 
 
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
-def _unit_stats(values, counts, zeros, total, total_sq, positive, squares):  # pragma: no cover - compiled
+def _unit_stats(values, counts, zeros, total, total_sq, positive):  # pragma: no cover - compiled
     # values: (N, C, S) C-contiguous; counts, total, total_sq of length C; zeros of length 1.
     n_rows, units, inner = values.shape
     width = units * inner
@@ -102,21 +91,10 @@ def _unit_stats(values, counts, zeros, total, total_sq, positive, squares):  # p
     s2 = np.zeros(width, values.dtype)
     for n in range(n_rows):
         row = rows[n]
-        if positive and squares:
+        if positive:
             for j in range(width):
                 v = row[j]
                 count[j] += one if v > 0 else nil
-                s1[j] += v
-                s2[j] += v * v
-        elif positive:
-            for j in range(width):
-                v = row[j]
-                count[j] += one if v > 0 else nil
-                s1[j] += v
-        elif squares:
-            for j in range(width):
-                v = row[j]
-                count[j] += one if v == 0 else nil
                 s1[j] += v
                 s2[j] += v * v
         else:
@@ -124,12 +102,12 @@ def _unit_stats(values, counts, zeros, total, total_sq, positive, squares):  # p
                 v = row[j]
                 count[j] += one if v == 0 else nil
                 s1[j] += v
+                s2[j] += v * v
     zero_count = 0.0
     for c in range(units):
         for j in range(c * inner, (c + 1) * inner):
             total[c] += s1[j]
-            if squares:
-                total_sq[c] += s2[j]
+            total_sq[c] += s2[j]
             if not positive:
                 zero_count += count[j]
                 continue
@@ -165,11 +143,11 @@ def _positive_counts(values, positive):  # pragma: no cover - compiled
 
 
 def unit_stats(values: np.ndarray, counts: np.ndarray, zeros: np.ndarray, total: np.ndarray, total_sq: np.ndarray,
-               positive: bool = True, squares: bool = True) -> None:
+               positive: bool = True) -> None:
     """Add one batch (``values`` shaped (N, units, S), float32 or float64, C-contiguous) to the accumulators:
     ``counts`` (per unit, values > 0; only when ``positive``, for outputs that are >= 0 or NaN), ``zeros`` (length 1),
-    ``total`` (per-unit sums) and ``total_sq`` (per-unit sums of squares, only when ``squares``)."""
-    unit_stats_kernel(values.shape)(values, counts, zeros, total, total_sq, positive, squares)
+    ``total`` (per-unit sums) and ``total_sq`` (per-unit sums of squares)."""
+    unit_stats_kernel(values.shape)(values, counts, zeros, total, total_sq, positive)
 
 
 def unit_stats_kernel(shape: tuple[int, int, int]):

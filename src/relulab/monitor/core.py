@@ -140,7 +140,6 @@ class _Layer:
     producers: list[str] = field(default_factory=list)
     how: str = ""  # how the activation was identified, and how its unit axis was found
     inferred: bool = True  # the unit axis came from the data flow (or unit_dim); else it was assumed
-    squares: bool = True  # keep per-unit sums of y^2 (std); Monitor(std=False) leaves them out
     _scratch: np.ndarray | None = None  # the fused pass's unused positive counts (members counted on the input)
     _views: tuple[np.ndarray, ...] | None = None  # NumPy views of the accumulators (CPU, fused path)
     _dims_cache: tuple[int, int, list[int]] | None = None  # (ndim, unit dim, reduced dims) of the last batch
@@ -233,13 +232,13 @@ class _Layer:
 
     def add_output(self, y: torch.Tensor) -> None:
         plan = self._plan
-        if plan is not None and y.shape == plan[0] and y.dtype == plan[1] and y.is_contiguous():
+        if plan is not None and y.shape == plan[0] and y.dtype == plan[1] and y.is_cpu and y.is_contiguous():
             # The common case, a batch shaped like the last: one compiled pass, no re-validation (~10 us less).
             self.samples += plan[0][0]
             self.positions += plan[3]
             self.elements += plan[3] * self.units
             _, zeros, total, total_sq, _ = self._views
-            plan[4](y.numpy().reshape(plan[2]), plan[5], zeros, total, total_sq, self.dead_possible, self.squares)
+            plan[4](y.numpy().reshape(plan[2]), plan[5], zeros, total, total_sq, self.dead_possible)
             return
         unit, reduce = self._check_units(y)
         if y.numel() == 0:  # an empty batch adds nothing
@@ -249,12 +248,12 @@ class _Layer:
         self.elements += y.numel()
         fast = self._fused_view(y, unit)
         if fast is not None:
-            # One compiled pass: positive count, zeros, sum and sum of squares per unit.
+            # One compiled pass: positive count (members zero for x <= 0), zeros, sum and sum of squares per unit.
             fused, values = fast
             active, zeros, total, total_sq, _ = self._numpy_state()
             positive = active if self.dead_possible else self._scratch_positive()
             kernel = fused.unit_stats_kernel(values.shape)
-            kernel(values, positive, zeros, total, total_sq, self.dead_possible, self.squares)
+            kernel(values, positive, zeros, total, total_sq, self.dead_possible)
             self._plan = (y.shape, y.dtype, values.shape, y.numel() // self.units, kernel, positive)
             return
         dims = reduce if y.ndim > 1 else None
@@ -268,8 +267,7 @@ class _Layer:
         self.zeros.add_((values == 0).sum())
         # Per-unit sums of y and y^2 (CPU reductions over dims are far cheaper than var_mean or bool counts).
         self.moments[0].add_(values.sum(dim=dims, dtype=torch.float64))
-        if self.squares:
-            self.moments[1].add_(values.square().sum(dim=dims, dtype=torch.float64))
+        self.moments[1].add_(values.square().sum(dim=dims, dtype=torch.float64))
 
     def _scratch_positive(self) -> np.ndarray:
         # Members that are not zero for x <= 0 count activity on the input; the output's positives are unused.
@@ -279,7 +277,8 @@ class _Layer:
 
     def add_grad(self, grad: torch.Tensor) -> None:
         views = self._views
-        if self._sum_squares is not None and views is not None and grad.dtype in _FUSED_DTYPES and grad.is_contiguous() and not grad.requires_grad:
+        if self._sum_squares is not None and views is not None and grad.dtype in _FUSED_DTYPES \
+                and grad.is_contiguous() and not grad.requires_grad:
             # CPU accumulators (views exist) and a CPU float gradient (.numpy() raises otherwise): one compiled pass.
             if grad.device.type == "cpu":
                 views[4][0] += self._sum_squares(grad.numpy().reshape(-1))
@@ -327,7 +326,7 @@ class _Layer:
         per_unit = max(positions, 1)
         with np.errstate(invalid="ignore", over="ignore"):  # a diverged window (inf/NaN outputs) reports NaN
             mean = total / per_unit
-            std = np.sqrt(np.maximum(total_sq / per_unit - mean**2, 0.0)) if self.squares else np.full(u, np.nan)
+            std = np.sqrt(np.maximum(total_sq / per_unit - mean**2, 0.0))
         # A unit whose output was NaN somewhere in the window has a NaN sum: it was neither shown alive nor dead,
         # so it is reported as such (nan_units) and never counted dead or inactive.
         active = np.where(np.isnan(total), np.nan, active)
