@@ -45,7 +45,7 @@ from .. import family
 from . import report
 from .compare import TRAIN, ConfigError, LabResult, _integer, _out, _positive, render_tables
 from .data import Dataset
-from .report import Column, band, colour, figure, fmt, integer_ticks
+from .report import Column, band, colour, figure, fmt, integer_ticks, plot_gradient_flow
 from .sweep import Backend, Sweep, Task, default_jobs, validate_backend
 from .train import OPTIMIZERS, RunConfig
 from .user import (ModelSource, check_model, main_is_importable, model_source, prepare_data, save_data,
@@ -749,23 +749,7 @@ def plot_doctor(out: Path, arms: Mapping[str, Sequence[Mapping[str, Any]]], reme
                                           "activation layer, before (untouched) and after the best remedy (or the "
                                           "one with the fewest dead units when none helped), and for the whole "
                                           "network per arm (band: range over seeds)."))
-        with figure(out / "gradient_flow.png", 1, 2, title="Gradient flow: RMS ||dL/dW|| per weight layer") \
-                as (fig, axes):
-            for i, (arm, runs) in enumerate(arms.items()):
-                ok = _ok(runs)
-                if not ok:
-                    continue
-                for ax, pick in ((axes[0, 0], 0), (axes[0, 1], -1)):
-                    rows = np.array([r["epochs"][pick]["weight_grad"] for r in ok], dtype=float)
-                    with np.errstate(all="ignore"):
-                        mean = np.exp(np.nanmean(np.log(np.where(rows > 0, rows, np.nan)), axis=0))
-                    ax.plot(np.arange(1, rows.shape[1] + 1), mean, "o-", color=colour(i), label=arm)
-            for ax, when in ((axes[0, 0], "first epoch"), (axes[0, 1], "last epoch")):
-                ax.set(title=when, xlabel="weight layer (1 = input side)", yscale="log")
-            axes[0, 0].legend(frameon=False, fontsize=7)
-            integer_ticks(*axes[0])
-        figures.append(("gradient_flow.png", "Root-mean-square norm of each Linear/Conv weight gradient in the first "
-                                             "and last epoch (geometric mean over seeds), input side left."))
+        figures.append(plot_gradient_flow(out, {arm: _ok(runs) for arm, runs in arms.items()}, legend_size=7))
         label = "validation accuracy (%)" if metric == "accuracy" else "validation R^2"
         scale = 100 if metric == "accuracy" else 1
         with figure(out / "learning_curves.png", 1, 2, title="Learning curves (line: mean over seeds; band: range)") \

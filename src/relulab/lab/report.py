@@ -252,6 +252,25 @@ def _geometric_mean(rows: np.ndarray) -> np.ndarray:
         return np.exp(np.nanmean(logs, axis=0)) if np.isfinite(logs).any() else np.full(rows.shape[1:], np.nan)
 
 
+def plot_gradient_flow(out: Path, groups: Mapping[str, Sequence[Mapping[str, Any]]], *,
+                       legend_size: int = 8) -> tuple[str, str]:
+    """gradient_flow.png: per group (an activation, a remedy), the geometric mean over its runs of each weight
+    layer's RMS gradient norm in the first and the last epoch. Returns (file name, caption)."""
+    with figure(out / "gradient_flow.png", 1, 2, title="Gradient flow: RMS ||dL/dW|| per weight layer") as (fig, axes):
+        for i, (name, runs) in enumerate(groups.items()):
+            if not runs:
+                continue
+            for ax, pick in ((axes[0, 0], 0), (axes[0, 1], -1)):
+                rows = np.array([r["epochs"][pick]["weight_grad"] for r in runs], dtype=float)
+                ax.plot(np.arange(1, rows.shape[1] + 1), _geometric_mean(rows), "o-", color=colour(i), label=name)
+        for ax, when in ((axes[0, 0], "first epoch"), (axes[0, 1], "last epoch")):
+            ax.set(title=when, xlabel="weight layer (1 = input side)", yscale="log")
+        axes[0, 0].legend(frameon=False, fontsize=legend_size)
+        integer_ticks(*axes[0])
+    return ("gradient_flow.png", "Root-mean-square norm of each Linear/Conv weight gradient over the first and the "
+                                 "last epoch (geometric mean over seeds), input side left.")
+
+
 def plot_compare(out: Path, runs: Sequence[Mapping[str, Any]], activations: Sequence[str],
                  target_error: float) -> list[tuple[str, str]]:
     """The four plots of ``relulab compare``; returns (file name, caption) pairs."""
@@ -282,20 +301,7 @@ def plot_compare(out: Path, runs: Sequence[Mapping[str, Any]], activations: Sequ
     figures.append(("dead_units.png", "Dead units: never positive over an epoch and exactly zero gradient (relu "
                                       "and relu-like members). Inactive counts the same event for every member, "
                                       "including leaky and smooth ones whose gradient there is small but not zero."))
-    with figure(out / "gradient_flow.png", 1, 2, title="Gradient flow: RMS ||dL/dW|| per layer") as (fig, axes):
-        for i, (act, group) in enumerate(groups.items()):
-            ok = [r for r in group if r["epochs"]]
-            if not ok:
-                continue
-            for ax, pick in ((axes[0, 0], 0), (axes[0, 1], -1)):
-                rows = np.array([r["epochs"][pick]["weight_grad"] for r in ok], dtype=float)
-                ax.plot(np.arange(1, rows.shape[1] + 1), _geometric_mean(rows), "o-", color=colour(i), label=act)
-        for ax, when in ((axes[0, 0], "first epoch"), (axes[0, 1], "last epoch")):
-            ax.set(title=when, xlabel="layer (1 = input side)", yscale="log")
-        axes[0, 0].legend(frameon=False, fontsize=8)
-        integer_ticks(*axes[0])
-    figures.append(("gradient_flow.png", "Root-mean-square norm of each Linear/Conv weight gradient over the "
-                                         "first and the last epoch (geometric mean over seeds), input side left."))
+    figures.append(plot_gradient_flow(out, {act: [r for r in group if r["epochs"]] for act, group in groups.items()}))
     with figure(out / "sparsity.png", 1, 2, title="Sparsity: exact zeros in activation outputs") as (fig, axes):
         for i, (act, group) in enumerate(groups.items()):
             band(axes[0, 0], _series(group, "sparsity", 100), label=act, color=colour(i))
