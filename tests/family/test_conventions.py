@@ -1,4 +1,4 @@
-"""The conventions of DESIGN.md, each pinned by a test named after it.
+"""The conventions in the README (section "Conventions"), each pinned by a test named after it.
 
 The expected numbers come from the mathematics (limits, exact kink values), from float64 arithmetic done here,
 or from PyTorch; never from relulab itself.

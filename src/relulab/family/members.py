@@ -5,7 +5,7 @@ A kernel is a pure function ``kernel(x, out, **params) -> ndarray`` on an alread
 and dtype that the kernel may fill and return; a kernel may also ignore it and return a new array. Kernels must be
 safe when ``out`` is ``x`` itself (in-place use).
 
-Conventions every kernel follows (DESIGN.md): NaN in gives NaN out, for values and derivatives; at +-inf the
+Conventions every kernel follows (README, "Conventions"): NaN in gives NaN out, for values and derivatives; at +-inf the
 mathematical limit (never NaN from inf * 0, never an overflow from exp); relu(-0.0) = +0.0; at a kink at 0 the
 derivative is PyTorch's value unless ``at_zero=`` picks another point of the subdifferential.
 
