@@ -92,8 +92,8 @@ def explain_text(name: str) -> str:
         lines += ["", "Values", "  x     " + "".join(f"{v:>10g}" for v in xs),
                   "  f(x)  " + "".join(f"{v:>10.4g}" for v in values),
                   "  f'(x) " + "".join(f"{v:>10.4g}" for v in grads)]
-    lines += ["", "Conventions", wrap(act.conventions or "none beyond the family's (README, Conventions)"), "", "When to use", wrap(act.use),
-              "", "Known failure mode", wrap(act.failure_mode)]
+    lines += ["", "Conventions", wrap(act.conventions or "none beyond the family's (README, Conventions)"), "",
+              "When to use", wrap(act.use), "", "Known failure mode", wrap(act.failure_mode)]
     if act.paper:
         lines += ["", "Reference", wrap(act.paper)]
     return "\n".join(lines)
