@@ -269,11 +269,14 @@ async function refreshCurve(card) {
   const [x_min, x_max] = curves.range;
   const body = { name: card.spec.name, params: card.fields.values(), x_min, x_max, points: 801 };
   if (card.atInput && card.atInput.value.trim() !== "") body.at_zero = fieldValue(card.atInput.value, true);
+  // Requests can finish out of order (a slider drag sends many): only the latest one's answer is shown.
+  const request = (card.requests = (card.requests || 0) + 1);
   card.fields.clearErrors();
   if (card.atError) { card.atError.textContent = ""; card.atError.parentNode.classList.remove("bad"); }
   card.node.classList.remove("bad");
   try {
     const result = await api("POST", "/api/curve", body);
+    if (request !== card.requests) return;
     card.result = result;
     explore.curves[card.spec.name] = result;
     const kink = result.kinks.find(k => k.subdifferential);
@@ -287,6 +290,7 @@ async function refreshCurve(card) {
     drawCurves();
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
+    if (request !== card.requests) return;
     card.node.classList.add("bad");
     if (error.field === "at_zero" && card.atError) {
       card.atError.textContent = error.message; card.atError.parentNode.classList.add("bad");
