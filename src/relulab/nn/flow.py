@@ -307,7 +307,6 @@ class FlowTracer(TorchFunctionMode):
         self._site_index: dict[str, Site] = {}
         self._handles: list[Any] = []
         self._paused = False
-        self._depth = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def install(self) -> None:
@@ -610,12 +609,3 @@ def trace(model: nn.Module, *args: Any, **kwargs: Any) -> Flow:
     with torch.no_grad(), FlowTracer(model) as tracer:
         model(*args, **kwargs)
     return tracer.flow
-
-
-def activation_sites(model: nn.Module) -> Iterator[tuple[str, nn.Module, str]]:
-    """Activation modules of ``model`` as ``(name, module, member)`` in registration order (no forward needed)."""
-    for name, module in model.named_modules():
-        member = activation_name(module)
-        if member is not None:
-            yield name or type(module).__name__, module, member
-
