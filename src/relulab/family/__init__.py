@@ -37,7 +37,9 @@ from .members import (
     sigmoid,
     silu,
     softplus,
+    sparse_plus,
     squared_relu,
+    squareplus,
     tanh,
 )
 
@@ -48,4 +50,5 @@ __all__ = [
     "register", "unregister", "SELU_ALPHA", "SELU_SCALE", "get_num_threads", "set_num_threads",
     "relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "hard_sigmoid", "hard_tanh",
     "squared_relu", "gelu", "silu", "swish", "quick_gelu", "mish", "softplus", "sigmoid", "tanh", "identity",
+    "squareplus", "sparse_plus",
 ]

@@ -69,12 +69,16 @@ def _store(value: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 
 # -- relu ------------------------------------------------------------------------------------------------------
-def _relu(x, out):
+def _relu(x, out, max_value=None, threshold=0.0):
+    if max_value is not None or threshold != 0:
+        return _clipped_relu(x, out, max_value, threshold)
     # np.maximum(x, 0.0) returns +0.0 for x = -0.0 and propagates NaN; works on integer arrays too.
     return np.maximum(x, 0, out=out)
 
 
-def _relu_grad(x, out, at_zero):
+def _relu_grad(x, out, at_zero, max_value=None, threshold=0.0):
+    if max_value is not None or threshold != 0:
+        return _clipped_relu_grad(x, out, at_zero, max_value, threshold)
     # np.heaviside(x, at_zero): 0 for x < 0, at_zero at x == 0 (both signs of zero), 1 for x > 0, NaN for NaN.
     # Spelled out with comparisons because np.heaviside branches per element (7 ns on random signs, not 1).
     return _store(_step(x, x > 0, at_zero), out)
@@ -91,31 +95,115 @@ def _step(x, one, at_zero):
     return grad
 
 
-# Their compiled twins (family/_stream.py, with numba) for large arrays: the same comparisons, whole cache lines.
+# -- relu's max_value and threshold (Keras's relu): relu itself at the defaults, which keep the paths above ----------
+def _relu_defaults(p: Mapping[str, Any]) -> bool:
+    return p.get("max_value") is None and p.get("threshold", 0.0) == 0
+
+
+def _relu_bounds(x, max_value, threshold, cap_up=False):
+    """(cap, low) in x's dtype, such that comparisons with them decide exactly what comparisons with the real
+    parameters decide: x <= threshold is x <= low for low the largest value of the dtype <= threshold (f jumps
+    there, so a threshold rounded up would zero a float32 x just above a real threshold such as 0.1); the cap is
+    rounded to nearest for min(x, cap), or up (``cap_up``) for x < max_value. Integers: Python ints, the cap no
+    larger than the dtype's largest."""
+    if x.dtype.kind in "iu":
+        cap = None if max_value is None else min(int(max_value), int(np.iinfo(x.dtype).max))
+        return cap, int(threshold)
+    low = _rounded(threshold, x.dtype, -np.inf)
+    if max_value is None:
+        return None, low
+    return (_rounded(max_value, x.dtype, np.inf) if cap_up else x.dtype.type(max_value)), low
+
+
+def _rounded(value: float, dtype: np.dtype, toward: float):
+    """value in dtype, rounded toward -inf or +inf (value itself where dtype holds it)."""
+    rounded = dtype.type(value)
+    if (float(rounded) > value) if toward < 0 else (float(rounded) < value):  # in float64: NumPy would round value
+        rounded = np.nextafter(rounded, dtype.type(toward))
+    return rounded
+
+
+def _clipped_relu(x, out, max_value, threshold):
+    # x where x > threshold, else +0 (Keras: x * (x > threshold); torch.nn.Threshold(threshold, 0)), then capped at
+    # max_value. "x <= threshold" is False for NaN, so NaN stays NaN through both passes; -0.0 becomes +0.0.
+    cap, low = _relu_bounds(x, max_value, threshold)
+    zero = np.zeros((), x.dtype)
+    value = sp.select(x <= low, zero, x)  # a new array (np.where's for integers)
+    if cap is not None:
+        np.minimum(value, cap, out=value)
+    return _store(value, out)
+
+
+def _clipped_relu_grad(x, out, at_zero, max_value, threshold):
+    # 1 strictly inside (threshold, max_value); 0 at x == threshold (Keras's x * (x > threshold), torch's
+    # threshold_backward) and from max_value on (PyTorch's relu6/hardtanh, TensorFlow's relu6); at_zero at x == 0
+    # where 0 is a kink (threshold 0); NaN at NaN.
+    high, low = _relu_bounds(x, max_value, threshold, cap_up=True)
+    inside = x > low
+    if high is not None:
+        inside &= x < high
+    return _store(_step(x, inside, at_zero if threshold == 0 else 0.0), out)
+
+
+def _relu_kink(p: Mapping[str, Any]) -> Kink:
+    # A kink at 0 only with threshold 0 and room above it; otherwise f is constant around 0 (f' = 0 there).
+    corner = p["threshold"] == 0 and (p["max_value"] is None or p["max_value"] > 0)
+    return Kink(default=0.0, low=0.0, high=1.0 if corner else 0.0)
+
+
+def _relu_properties(p: Mapping[str, Any]) -> Properties:
+    cap, low = p["max_value"], p["threshold"]
+    kinks = () if cap == 0 else tuple(sorted({low} | ({cap} if cap is not None else set())))
+    return Properties(monotonic=True, lower_bound=0.0, upper_bound=cap, smooth=False, kinks=kinks,
+                      zero_for_negative=True, piecewise_linear=True)
+
+
+def _check_relu(p: Mapping[str, Any], owner: str) -> None:
+    if p["max_value"] is not None and p["max_value"] < p["threshold"]:
+        raise ValueError(f"{owner}: max_value must be None or >= threshold; got max_value={p['max_value']!r}, "
+                         f"threshold={p['threshold']!r}")
+
+
+# Their compiled twins (family/_stream.py, with numba) for large arrays, at the defaults only.
 single_pass(_relu)
-streamable(_relu, lambda p, dtype: ("relu_forward", ()))
-streamable(_relu_grad, lambda p, dtype: ("relu_derivative", (dtype.type(p["at_zero"]),)))
+streamable(_relu, lambda p, dtype: ("relu_forward", ()) if _relu_defaults(p) else None)
+streamable(_relu_grad, lambda p, dtype: ("relu_derivative", (dtype.type(p["at_zero"]),)) if _relu_defaults(p)
+           else None)
 
 relu = register(Activation(
     "relu",
     aliases=("rectifier", "rectified_linear"),
-    summary="Rectified linear unit: max(0, x).",
-    formula=r"\max(0, x) = \begin{cases} x & x > 0 \\ 0 & x \le 0 \end{cases}",
-    derivative_formula=r"\begin{cases} 1 & x > 0 \\ \text{at\_zero} \in [0, 1] & x = 0 \\ 0 & x < 0 \end{cases}",
-    properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=False, kinks=(0.0,),
-                          zero_for_negative=True, piecewise_linear=True),
-    kink_at_zero=lambda p: Kink(default=0.0, low=0.0, high=1.0),
-    integer_exact=True,
+    summary="Rectified linear unit: max(0, x); Keras's max_value (a cap) and threshold (a thresholded relu).",
+    formula=r"\max(0, x) = \begin{cases} x & x > 0 \\ 0 & x \le 0 \end{cases};\ \text{in general } "
+            r"\begin{cases} m & x \ge m \\ x & t < x < m \\ 0 & x \le t \end{cases},\ "
+            r"t = \text{threshold},\ m = \text{max\_value}",
+    derivative_formula=r"\begin{cases} 1 & x > 0 \\ \text{at\_zero} \in [0, 1] & x = 0 \\ 0 & x < 0 \end{cases};\ "
+                       r"\text{in general } 1 \text{ for } t < x < m,\ 0 \text{ elsewhere (also at } x = t, m)",
+    params=(
+        Param("max_value", None, "The cap m: f(x) = m for x >= m (Keras's max_value; 6 gives relu6); None: no cap.",
+              low=0.0, high=math.inf, high_open=True, allow_none=True),
+        Param("threshold", 0.0, "The threshold t: f(x) = 0 for x <= t, x above it (Keras's thresholded relu; "
+                                "f jumps from 0 to t at t).", low=0.0, high=math.inf, high_open=True),
+    ),
+    check=_check_relu,
+    properties=_relu_properties,
+    kink_at_zero=_relu_kink,
+    integer_exact=lambda p: is_whole(p["threshold"]) and (p["max_value"] is None or is_whole(p["max_value"])),
     elementwise=True,
     forward=_relu,
     derivative=_relu_grad,
-    conventions="relu(-0.0) = +0.0; f'(0) = 0 (PyTorch, JAX); integers stay integers.",
+    conventions="relu(-0.0) = +0.0; f'(0) = 0 (PyTorch, JAX); integers stay integers (with whole max_value and "
+                "threshold). max_value and threshold follow Keras's relu (negative_slope is leaky_relu's): f(t) = 0 "
+                "and f'(t) = 0 at the threshold (Keras's x * (x > t), torch.nn.Threshold(t, 0)); f'(m) = 0 at the "
+                "cap (PyTorch's relu6/hardtanh, TensorFlow's relu6); at_zero applies where 0 is a kink (threshold "
+                "0). The defaults are relu itself, on its fast paths.",
     use="The default for hidden layers of deep networks: cheap, non-saturating for x > 0, sparse outputs.",
     failure_mode="Dying units: a unit whose input is negative for every sample outputs 0 and gets zero gradient, "
                  "so it never recovers (large learning rates, bad init or a large negative bias cause it).",
     paper=_PAPER_RELU,
     example=">>> rl.relu([-2, -1, 0, 1, 2])\narray([0, 0, 0, 1, 2])\n>>> rl.relu.grad([-1.0, 0.0, 1.0])\n"
-            "array([0., 0., 1.])\n>>> rl.relu.grad([0.0], at_zero=1.0)\narray([1.])",
+            "array([0., 0., 1.])\n>>> rl.relu([-1.0, 0.5, 2.0, 9.0], max_value=6.0, threshold=1.0)\n"
+            "array([0., 0., 2., 6.])\n>>> rl.relu.grad([0.0], at_zero=1.0)\narray([1.])",
 ))
 
 
@@ -866,6 +954,92 @@ softplus = register(Activation(
     failure_mode="Never exactly zero, so no sparsity; log and exp cost.",
     paper="Dugas et al. 2001, Incorporating Second-Order Functional Knowledge for Better Option Pricing (NeurIPS).",
     example=">>> rl.softplus([-1.0, 0.0, 1.0])\narray([0.31326169, 0.69314718, 1.31326169])",
+))
+
+
+# -- squareplus, sparse_plus: softplus's algebraic relatives (JAX, Keras) -----------------------------------------
+def _squareplus_parts(x, b):
+    """h = sqrt(x^2 + b) without overflow (hypot), and h/2 + |x|/2 (h/2 - x/2 for x < 0): > 0, inf at +-inf."""
+    h = np.hypot(x, math.sqrt(b))
+    return h, 0.5 * h - 0.5 * sp.negative_abs(x)
+
+
+def _squareplus(x, out, b):
+    if b == 0:
+        return _relu(x, out)  # (x + |x|) / 2
+    # (x + h) / 2 = d for x >= 0; for x < 0 the same value as (b / 4) / d, which does not cancel. Halves before
+    # sums: nothing overflows for finite x (d <= max), and +-inf give +inf and 0.
+    h, d = _squareplus_parts(x, b)
+    return _store(sp.select(x < 0, (0.25 * b) / d, d), out)
+
+
+def _squareplus_grad(x, out, b):
+    if b == 0:
+        return _store(_step(x, x > 0, 0.5), out)  # relu's, with f'(0) = 1/2: the limit of 1/2 as b -> 0
+    # (1 + x / h) / 2; for x < 0, 1 + x/h = b / (h (h - x)) without cancellation.
+    h, d = _squareplus_parts(x, b)
+    with np.errstate(invalid="ignore"):  # inf / inf at x = +inf, fixed below
+        grad = sp.select(x < 0, ((0.25 * b) / h) / d, 0.5 + 0.5 * (x / h))
+    return _store(_fix_infinities(grad, x, 1.0, 0.0), out)
+
+
+squareplus = register(Activation(
+    "squareplus",
+    summary="Squareplus: (x + sqrt(x^2 + b)) / 2, a softplus-like smooth relu from one square root (JAX, Keras).",
+    formula=r"\frac{x + \sqrt{x^2 + b}}{2}",
+    derivative_formula=r"\frac{1}{2}\left(1 + \frac{x}{\sqrt{x^2 + b}}\right)",
+    params=(Param("b", 4.0, "Smoothness b >= 0 (f(0) = sqrt(b) / 2); b = 0 is relu.", low=0.0, high=math.inf,
+                  high_open=True),),
+    properties=lambda p: Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=p["b"] > 0,
+                                    kinks=() if p["b"] > 0 else (0.0,), zero_for_negative=p["b"] == 0,
+                                    piecewise_linear=p["b"] == 0),
+    elementwise=True,
+    forward=_squareplus,
+    derivative=_squareplus_grad,
+    conventions="For x < 0 computed as b / (2 (sqrt(x^2 + b) - x)), so no cancellation in the left tail; "
+                "squareplus(-inf) = 0, squareplus(+inf) = +inf. b = 0 is relu, with f'(0) = 1/2 (the value "
+                "for every b > 0).",
+    use="A cheap smooth relu: one square root instead of softplus's exp and log; jax.nn.squareplus, "
+        "keras.activations.squareplus.",
+    failure_mode="Approaches 0 only like b / (4|x|) for x -> -inf, far slower than softplus; never exactly 0.",
+    paper="Barron 2021, Squareplus: A Softplus-Like Algebraic Rectifier (arXiv:2112.11687).",
+    example=">>> rl.squareplus([-1.0, 0.0, 1.0])\narray([0.61803399, 1.        , 1.61803399])",
+))
+
+
+def _sparse_plus(x, out):
+    # 0 for x <= -1, (x + 1)^2 / 4 on (-1, 1), x from 1 on (JAX's branches); the quadratic sees only [-1, 1].
+    c = np.clip(x, -1.0, 1.0)
+    quadratic = 0.25 * ((c + 1.0) * (c + 1.0))
+    value = sp.select(x <= -1.0, np.zeros((), x.dtype), sp.select(x >= 1.0, x, quadratic))
+    return _store(value, out)
+
+
+def _sparse_plus_grad(x, out):
+    c = np.clip(x, -1.0, 1.0)  # (c + 1) / 2 is 0 at -1 and 1 at 1: continuous, and NaN stays NaN
+    return np.multiply(c + 1.0, 0.5, out=out)
+
+
+sparse_plus = register(Activation(
+    "sparse_plus",
+    aliases=("sparseplus",),
+    summary="Sparse plus: 0 for x <= -1, (x + 1)^2 / 4 on (-1, 1), x for x >= 1 (JAX, Keras).",
+    formula=r"\begin{cases} 0 & x \le -1 \\ \tfrac{1}{4}(x + 1)^2 & -1 < x < 1 \\ x & x \ge 1 \end{cases}",
+    derivative_formula=r"\begin{cases} 0 & x \le -1 \\ \tfrac{1}{2}(x + 1) & -1 < x < 1 \\ 1 & x \ge 1 "
+                       r"\end{cases}",
+    properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=False, kinks=(),
+                          zero_for_negative=False, piecewise_linear=False),
+    elementwise=True,
+    forward=_sparse_plus,
+    derivative=_sparse_plus_grad,
+    conventions="Continuously differentiable (f'(-1) = 0, f'(1) = 1 from both sides), so no kinks and no at_zero; "
+                "exactly 0 for x <= -1 (sparse), f(0) = 1/4; integers become float64.",
+    use="A softplus with an exactly-zero region: sparse outputs with a continuous derivative "
+        "(jax.nn.sparse_plus, keras.activations.sparse_plus).",
+    failure_mode="Zero gradient for x <= -1, so units can die there like relu's (the region is shifted left).",
+    paper="Blondel, Martins & Niculae 2020, Learning with Fenchel-Young Losses (JMLR), the sparsemax's "
+          "2-D case.",
+    example=">>> rl.sparse_plus([-2.0, 0.0, 0.5, 2.0])\narray([0.    , 0.25  , 0.5625, 2.    ])",
 ))
 
 

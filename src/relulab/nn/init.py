@@ -89,7 +89,7 @@ def _gain(name: str, items: tuple[tuple[str, Any], ...]) -> float:
     activation = get(name)
     if name == "prelu":
         return _leaky_gain(float(params.get("init", 0.25)))
-    if name == "relu":
+    if name == "relu" and params.get("max_value") is None and params.get("threshold", 0.0) == 0:
         return math.sqrt(2.0)
     if name == "leaky_relu":
         return _leaky_gain(float(params.get("negative_slope", 0.01)))
@@ -110,6 +110,9 @@ def _gain(name: str, items: tuple[tuple[str, Any], ...]) -> float:
     if not math.isfinite(scale):
         raise ValueError(f"gain: {name} with {', '.join(f'{k}={v!r}' for k, v in params.items())} takes values "
                          "beyond float64's range on N(0, 1); no gain can be computed")
+    if moment == 0:  # relu with max_value=0 (or a threshold far out): f is 0 wherever N(0, 1) has mass
+        raise ValueError(f"gain: {name} with {', '.join(f'{k}={v!r}' for k, v in params.items())} is 0 on "
+                         "N(0, 1); no gain can make its output variance 1")
     return 1.0 / (scale * math.sqrt(moment))
 
 
