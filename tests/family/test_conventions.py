@@ -758,5 +758,6 @@ def test_relu_threshold_is_compared_exactly_in_float32():
     x = np.array([np.float32(0.1), np.nextafter(np.float32(0.1), np.float32(0))], dtype=np.float32)
     np.testing.assert_array_equal(rl.relu(x, threshold=0.1), [x[0], 0.0])
     np.testing.assert_array_equal(rl.relu.grad(x, threshold=0.1), [1.0, 0.0])
-    y = np.array([np.nextafter(np.float32(0.7), np.float32(0)), np.float32(0.7)], dtype=np.float32)  # below, above
+    # float32(0.7) lies below the real 0.7 (still inside the linear piece); its upper neighbour is above it.
+    y = np.array([np.float32(0.7), np.nextafter(np.float32(0.7), np.float32(1))], dtype=np.float32)
     np.testing.assert_array_equal(rl.relu.grad(y, max_value=0.7), [1.0, 0.0])
