@@ -85,7 +85,8 @@ def _full_params(member: str, given: Mapping[str, Any]) -> tuple[tuple[str, Any]
     """Every torch parameter of the member (make()'s keywords), the given ones over the defaults."""
     if member in OPS:
         signature = inspect.signature(MODULES[member])
-        defaults = {name: signature.parameters[name].default for name in MODULES[member]._param_names}
+        defaults = {name: signature.parameters[name].default for name in MODULES[member]._param_names
+                    if name not in OPS[member].keyword_only}  # relu's max_value/threshold: only where given
     else:
         defaults = get(member).defaults
     defaults.update(given)
@@ -94,9 +95,10 @@ def _full_params(member: str, given: Mapping[str, Any]) -> tuple[tuple[str, Any]
 
 # -- torch.nn: the relulab classes' counterparts, parameters read from the same attribute names ------------------
 _TORCH: dict[type, _Counterpart] = {
-    cls.torch_counterpart: _Counterpart(member, tuple((p, _attribute(p)) for p in cls._param_names), "torch")
+    cls.torch_counterpart: _Counterpart(member, tuple((p, _attribute(p)) for p in cls._param_names
+                                                      if p not in OPS[member].keyword_only), "torch")
     for member, cls in MODULES.items() if cls.torch_counterpart is not None
-}
+}  # (relu's max_value and threshold are relulab's, not torch.nn.ReLU's: its instances have neither)
 _TORCH[nn.Identity] = _Counterpart(None, (), "torch")  # a placeholder, not a choice of activation
 
 

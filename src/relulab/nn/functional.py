@@ -29,7 +29,7 @@ from ._params import resolve_at_zero, torch_params, validate_params
 __all__ = [
     "relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "hard_sigmoid",
     "hardsigmoid", "hard_tanh", "hardtanh", "squared_relu", "gelu", "silu", "swish", "quick_gelu", "mish",
-    "softplus", "sigmoid", "tanh", "identity",
+    "softplus", "sigmoid", "tanh", "identity", "squareplus", "sparse_plus",
 ]
 
 Tensor = torch.Tensor
@@ -63,8 +63,9 @@ def _apply(name: str, input: Tensor, args: tuple, inplace: bool, at_zero: Any, l
     return OPS[name].fn(input, inplace, at_zero, lean, training, *args)
 
 
-def relu(input: Tensor, inplace: bool = False, *, at_zero: float | None = None, lean: bool = False) -> Tensor:
-    return _apply("relu", input, (), inplace, at_zero, lean)
+def relu(input: Tensor, inplace: bool = False, *, max_value: float | None = None, threshold: float = 0.0,
+         at_zero: float | None = None, lean: bool = False) -> Tensor:
+    return _apply("relu", input, (max_value, threshold), inplace, at_zero, lean)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False, *,
@@ -137,6 +138,14 @@ def silu(input: Tensor, inplace: bool = False, *, lean: bool = False) -> Tensor:
 
 def quick_gelu(input: Tensor, *, lean: bool = False) -> Tensor:
     return _apply("quick_gelu", input, (), False, None, lean)
+
+
+def squareplus(input: Tensor, b: float = 4.0, *, lean: bool = False) -> Tensor:
+    return _apply("squareplus", input, (b,), False, None, lean)
+
+
+def sparse_plus(input: Tensor, *, lean: bool = False) -> Tensor:
+    return _apply("sparse_plus", input, (), False, None, lean)
 
 
 def mish(input: Tensor, inplace: bool = False, *, lean: bool = False) -> Tensor:

@@ -51,6 +51,8 @@ _CLASSES = (
     ("Sigmoid", "sigmoid", "Sigmoid", "rnn.Sigmoid()", "tensor([0.1192, 0.5000, 0.9526])"),
     ("Tanh", "tanh", "Tanh", "rnn.Tanh()", "tensor([-0.9640,  0.0000,  0.9951])"),
     ("Identity", "identity", "Identity", "rnn.Identity()", "tensor([-2.,  0.,  3.])"),
+    ("Squareplus", "squareplus", None, "rnn.Squareplus(b=4.0)", "tensor([0.4142, 1.0000, 3.3028])"),
+    ("SparsePlus", "sparse_plus", None, "rnn.SparsePlus()", "tensor([0.0000, 0.2500, 3.0000])"),
 )
 _PRELU_EXAMPLE = ("rnn.PReLU()", "tensor([-0.5000,  0.0000,  3.0000], grad_fn=<PreluKernelBackward0>)")
 
@@ -98,8 +100,12 @@ class ActivationModule(nn.Module):
 
     @property
     def params(self) -> dict[str, Any]:
-        """The member's parameters (not the module options inplace/at_zero/lean)."""
-        return {name: getattr(self, name) for name in self._param_names}
+        """The member's parameters (not the module options inplace/at_zero/lean); relulab's own keyword-only ones
+        (relu's max_value, threshold) only where they differ from their defaults, so a module equal to torch's has
+        torch's parameters."""
+        optional, defaults = OPS[self.activation.name].keyword_only, self.activation.defaults
+        return {name: getattr(self, name) for name in self._param_names
+                if name not in optional or getattr(self, name) != defaults[name]}
 
     @property
     def at_zero(self) -> float | None:
@@ -118,7 +124,7 @@ class ActivationModule(nn.Module):
         return self._fn(input, self.inplace, self._at_zero, self.lean, self.training, *args)
 
     def extra_repr(self) -> str:
-        parts = [f"{name}={getattr(self, name)!r}" for name in self._param_names]
+        parts = [f"{name}={value!r}" for name, value in self.params.items()]
         if self.inplace:
             parts.append("inplace=True")
         if self._at_zero_given is not None:
@@ -161,9 +167,11 @@ def _arg_lines(activation: Activation, op_inplace: bool, lean_saves: str) -> lis
 def _build_class(class_name: str, member: str, torch_name: str | None, example: tuple[str, str]) -> type:
     activation, op = member_op(member)
     parameters = [inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default)
-                  for p in torch_params(activation)]
+                  for p in torch_params(activation) if p.name not in op.keyword_only]
     if op.inplace:
         parameters.append(inspect.Parameter("inplace", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=False))
+    parameters += [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default)
+                   for p in torch_params(activation) if p.name in op.keyword_only]
     if activation.has_kink_at_zero:
         parameters.append(inspect.Parameter("at_zero", inspect.Parameter.KEYWORD_ONLY, default=None))
     parameters.append(inspect.Parameter("lean", inspect.Parameter.KEYWORD_ONLY, default=False))
