@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import _parallel
+from . import _arrays, _parallel
 from ._input import as_array, as_float, check_out, check_real, compute_dtype, describe
 
 __all__ = [
@@ -338,7 +338,12 @@ class Activation:
         return value[0] if scalar else value
 
     def __call__(self, x: Any, *args: Any, out: np.ndarray | None = None, **params: Any):
-        """f(x), elementwise. ``out=`` receives the result (same shape and dtype as the result) and is returned."""
+        """f(x), elementwise. ``out=`` receives the result (same shape and dtype as the result) and is returned.
+
+        Dask, JAX and other array-API inputs come back as their own kind (family/_arrays.py says how)."""
+        library = _arrays.library_of(x)
+        if library is not None:
+            return _arrays.apply_foreign(self, library, x, args, params, out, grad=False, at_zero=None)
         array, scalar, bound, dtype, compute, plain_out = self._validate(x, args, params, out, grad=False)
         value = self._run(self._forward, array, bound, plain_out, scalar, dtype, compute)
         return out if out is not None else value
@@ -348,6 +353,9 @@ class Activation:
 
         Integer inputs give float64 derivatives; float inputs keep their dtype.
         """
+        library = _arrays.library_of(x)
+        if library is not None:
+            return _arrays.apply_foreign(self, library, x, args, params, out, grad=True, at_zero=at_zero)
         array, scalar, bound, dtype, compute, plain_out = self._validate(x, args, params, out, grad=True)
         if self._kink_at_zero is not None:
             bound["at_zero"] = self._check_at_zero(at_zero, bound)
