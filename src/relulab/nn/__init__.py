@@ -16,7 +16,8 @@ Import it explicitly (``import relulab`` never imports torch)::
 What is here:
 
 * **Modules** for every member (``ReLU, LeakyReLU, PReLU, RReLU, ELU, SELU, CELU, ReLU6, Hardswish, Hardsigmoid,
-  Hardtanh, SquaredReLU, GELU, SiLU, QuickGELU, Mish, Softplus, Sigmoid, Tanh, Identity``), generated from the family registry; each has
+  Hardtanh, SquaredReLU, GELU, SiLU, QuickGELU, Mish, Softplus, Sigmoid, Tanh, Identity, Squareplus, SparsePlus``),
+  generated from the family registry; each has
   ``.activation`` (the family member) and ``.params``, torch.nn's constructor arguments, ``inplace`` where safe,
   ``at_zero=`` at a kink at 0 and ``lean=``. :func:`make` builds one by name or alias.
 * :mod:`relulab.nn.functional`: the same as functions with torch.nn.functional's signatures.
