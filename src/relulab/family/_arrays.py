@@ -10,7 +10,9 @@ imports none of them. What each kind gets:
 * **JAX arrays** and any other array with the array API standard's ``__array_namespace__`` (array-api-strict, ...)
   that lives on the CPU: copied to the host (``numpy.from_dlpack``, a copy at most), computed, and returned as an
   array of the same library on the same device (``xp.asarray(result, device=device(x))``, array-api-compat). The
-  cost is one conversion each way; on the CPU that is a memory copy of the input and one of the result. Values
+  cost is one conversion each way, at most a memory copy of the input and one of the result (4 Mi float32 on one
+  machine: relu 1.4 ms from NumPy, 1.4 ms from array-api-strict, DLPack without copies; 3.2 ms from JAX, whose
+  arrays are copied back with ``jax.device_put``; gelu 65 ms from all three). Values
   and dtypes are exactly the NumPy ones (JAX without ``jax_enable_x64`` stores float64 results as float32, as
   every float64 array in JAX).
 * **JAX tracers** (inside ``jax.jit``, ``jax.grad``, ...) have no values to copy: TypeError pointing to
