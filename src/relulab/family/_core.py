@@ -29,6 +29,7 @@ Registering a member of your own::
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -284,10 +285,20 @@ class Activation:
         if unknown:
             allowed = ", ".join(self._param_index) or "no parameters"
             raise TypeError(f"{self.name}: unexpected keyword argument {unknown[0]!r}; {self.name} takes {allowed}")
-        bound = {p.name: p.check(params.get(p.name, p.default), self.name) for p in self.params}
-        if self._check is not None:
+        defaults = self._checked_defaults
+        bound = {p.name: p.check(params[p.name], self.name) if p.name in params else defaults[p.name]
+                 for p in self.params}
+        if self._check is not None and params:  # the defaults together were checked once, in _checked_defaults
             self._check(bound, self.name)
         return bound
+
+    @functools.cached_property
+    def _checked_defaults(self) -> dict[str, Any]:
+        """Every parameter's default as check() normalises it, checked once (per call only the given ones are)."""
+        defaults = {p.name: p.check(p.default, self.name) for p in self.params}
+        if self._check is not None:
+            self._check(defaults, self.name)
+        return defaults
 
     def _validate(self, x: Any, args: tuple[Any, ...], params: Mapping[str, Any], out: Any, grad: bool):
         """Check everything once: returns the input array (not yet converted), whether it was a scalar, the bound
@@ -393,8 +404,14 @@ def _widened(compute: np.dtype, bound: Mapping[str, Any]) -> np.dtype:
     if compute.kind != "f" or compute == np.float64:  # integer-exact kernels take no real parameter into account
         return compute
     info = np.finfo(compute)
+    largest, tiny = float(info.max), float(info.tiny)
     for value in bound.values():
         if isinstance(value, (bool, np.bool_, str)) or value is None:
+            continue
+        if type(value) is float:  # the common case, in plain Python (NumPy's calls below cost microseconds)
+            magnitude = abs(value)
+            if magnitude != 0 and magnitude != math.inf and (magnitude > largest or magnitude < tiny):
+                return np.dtype(np.float64)
             continue
         if isinstance(value, (float, np.floating)) or (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
             magnitude = np.abs(np.asarray(value, dtype=np.float64))
