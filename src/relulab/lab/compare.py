@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import family
 from . import data as lab_data
-from . import report
+from . import report, stats
 from .report import Column, fmt
 from .sweep import Backend, Sweep, Task, default_jobs, validate_backend
 from .train import INITS, MODELS, OPTIMIZERS, RunConfig
@@ -269,20 +269,6 @@ def _values(runs: Sequence[Mapping[str, Any]], key: str) -> list[float]:
     return [r["final"][key] for r in runs if r["status"] == "ok" and r["final"].get(key) is not None]
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return float(np.mean(values)) if len(values) else None
-
-
-def _std(values: Sequence[float]) -> float | None:
-    """Sample standard deviation; None for fewer than two values (one seed has no spread to report)."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else None
-
-
-def _geomean(values: Sequence[float]) -> float | None:
-    values = [v for v in values if v is not None and v > 0]
-    return float(np.exp(np.mean(np.log(values)))) if values else None
-
-
 def _choose_lr(runs: Sequence[Mapping[str, Any]], candidates: Sequence[float]) -> tuple[float, dict[str, Any]]:
     """The candidate with the best final validation accuracy (ties: lower validation loss, then smaller lr)."""
     scores = {}
@@ -371,15 +357,15 @@ def compare_table(runs_by_activation: Mapping[str, Sequence[Mapping[str, Any]]],
         rows.append({
             "activation": act,
             "lr": lrs[act],
-            "test_accuracy": _mean(accuracy),
-            "test_accuracy_std": _std(accuracy),
-            "epochs_to_target": _mean(reached),
+            "test_accuracy": stats.mean(accuracy),
+            "test_accuracy_std": stats.spread(accuracy),
+            "epochs_to_target": stats.mean(reached),
             "reached": len(reached),
             "runs": len(runs),
-            "dead_percent": _mean([100 * v for v in _values(runs, "dead_fraction")]),
-            "inactive_percent": _mean([100 * v for v in _values(runs, "inactive_fraction")]),
-            "sparsity_percent": _mean([100 * v for v in _values(runs, "sparsity")]),
-            "grad_ratio": _geomean(_values(runs, "grad_ratio")),
+            "dead_percent": stats.mean([100 * v for v in _values(runs, "dead_fraction")]),
+            "inactive_percent": stats.mean([100 * v for v in _values(runs, "inactive_fraction")]),
+            "sparsity_percent": stats.mean([100 * v for v in _values(runs, "sparsity")]),
+            "grad_ratio": stats.geometric_mean(_values(runs, "grad_ratio")),
             "diverged": sum(r["status"] == "diverged" for r in runs),
             "failed": sum(r["status"] == "failed" for r in runs),
         })

@@ -38,6 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from . import data as lab_data
+from . import stats
 
 __all__ = ["RunConfig", "run", "OPTIMIZERS", "MODELS", "INITS", "summarise_layers", "saturated_fractions",
            "load_data"]
@@ -97,11 +98,6 @@ class RunConfig:
 _OMITTED_AT_DEFAULT = {"swap_from": "", "fingerprint": "", "standardize": False}
 
 
-def _mean(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None
-
-
 def summarise_layers(report: Mapping[str, Any]) -> dict[str, Any]:
     """Per-layer and whole-network numbers from a monitor report dict.
 
@@ -124,7 +120,7 @@ def summarise_layers(report: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "dead_fraction": dead / units if units else None,
         "inactive_fraction": inactive / units if units else None,
-        "sparsity": _mean([layer["sparsity"] for layer in layers]),
+        "sparsity": stats.mean([layer["sparsity"] for layer in layers]),
         "layers": layers,
     }
 
