@@ -73,8 +73,8 @@ def _resolve(module: str, is_package: bool, level: int, target: str | None) -> s
 def _private_owner(name: str, modules: Mapping[str, tuple[str, bool]]) -> tuple[str, str, bool] | None:
     """For a dotted ``name`` that goes through a ``_private`` part: (its owner, the part, owner is a package).
 
-    The owner of a private module is the package holding it; of a private name in a public module, that module;
-    of a private name in a package ``__init__``, that package.
+    The owner of a private module is the package holding it (package-wide); of any other private name, the module
+    that defines it (that file only).
     """
     parts = name.split(".")
     for i, part in enumerate(parts):
@@ -82,7 +82,7 @@ def _private_owner(name: str, modules: Mapping[str, tuple[str, bool]]) -> tuple[
             owner = ".".join(parts[:i])
             if ".".join(parts[:i + 1]) in modules:  # a private module: its package's internals
                 return owner, part, True
-            return owner, part, owner in modules and modules[owner][1] and False
+            return owner, part, False
     return None
 
 
@@ -120,11 +120,14 @@ def check(modules: Mapping[str, tuple[str, bool]]) -> list[Violation]:
                     uses.append((node.lineno, full))
                     if full in modules:
                         aliases[alias.asname or alias.name] = full
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
-                target = aliases[node.value.id]
-                if target in modules and node.attr.startswith("_") and not node.attr.startswith("__"):
-                    uses.append((node.lineno, f"{target}.{node.attr}"))
+        for node in ast.walk(tree):  # module.attribute chains: relulab.lab.compare._integer, report._series
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                chain, inner = [node.attr], node.value
+                while isinstance(inner, ast.Attribute):
+                    chain.append(inner.attr)
+                    inner = inner.value
+                if isinstance(inner, ast.Name) and inner.id in aliases:
+                    uses.append((node.lineno, ".".join([aliases[inner.id], *reversed(chain)])))
         mine = room(module)
         for line, name in uses:
             if not (name == "relulab" or name.startswith("relulab.")):

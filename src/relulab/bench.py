@@ -282,7 +282,7 @@ def _member_cases(member: str, n: int, dtype: np.dtype, torch) -> list[Case]:
 def _copy_impls(x: np.ndarray, y: np.ndarray) -> list[Impl]:
     """The bandwidth reference, timed inside every case (interleaved with it): copies of the same bytes."""
     n = x.size
-    threads = _parallel.get_num_threads()
+    threads = family.get_num_threads()
     chunk = max(64, -(-n // threads) // 64 * 64)  # one contiguous range per thread, as memcpy likes it
 
     def copy_threads():
@@ -387,7 +387,7 @@ def _import_torch(wanted: bool):
         import torch
     except ImportError:
         return None, "torch is not installed: torch rows skipped (pip install 'relulab[torch]')"
-    torch.set_num_threads(_parallel.get_num_threads())
+    torch.set_num_threads(family.get_num_threads())
     return torch, f"torch {torch.__version__}, {torch.get_num_threads()} threads{policy_note}"
 
 
@@ -402,7 +402,7 @@ def machine_info() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": _parallel._cores(), "threads": _parallel.get_num_threads(),
+    return {"cpu": cpu, "cores": _parallel._cores(), "threads": family.get_num_threads(),
             "python": platform.python_version(), "numpy": np.__version__,
             "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
             "streaming": _parallel.stream_status(),
@@ -563,14 +563,3 @@ def main_rows_for(result: dict[str, Any], n: int | None = None) -> list[dict[str
     sizes = [e["n"] for e in result["summary"]]
     n = max(sizes) if n is None and sizes else n
     return [e for e in result["summary"] if e["n"] == n]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m relulab.bench`` / ``benchmarks/bench_family.py``: the same as ``relulab bench``."""
-    from .cli import main as cli_main
-
-    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -43,13 +43,14 @@ import numpy as np
 
 from .. import family
 from . import report, stats
-from .compare import TRAIN, ConfigError, LabResult, _integer, _out, _positive, render_tables
+from .compare import TRAIN, LabResult, render_tables
 from .data import Dataset
 from .report import Column, band, colour, figure, fmt, integer_ticks, plot_gradient_flow
 from .sweep import Backend, Sweep, Task, default_jobs, validate_backend
-from .train import OPTIMIZERS, RunConfig
+from .train import RunConfig
 from .user import (ModelSource, check_model, main_is_importable, model_source, prepare_data, save_data,
                    write_inputs)
+from .validate import OPTIMIZERS, ConfigError, choice, integer, out_dir, positive
 
 __all__ = ["DoctorSettings", "Remedy", "validate_doctor", "run_doctor", "doctor", "diagnose", "propose",
            "FINDING_KINDS", "DEAD_LIMIT", "BORN_DEAD_LIMIT", "VANISHING_LIMIT", "EXPLODING_LIMIT", "SATURATION_LIMIT"]
@@ -99,17 +100,16 @@ def validate_doctor(model: Any, data: Any, *, target: str | None = None, task: s
     ``data``: arrays, a torch Dataset/DataLoader, a .npz/.csv path or a loader's import path (see
     :mod:`relulab.lab.user`); ``activation``: the member a factory that needs one is built with (default relu).
     """
-    epochs, seeds = _integer("--epochs", epochs), _integer("--seeds", seeds)
-    lr, batch_size = _positive("--lr", lr), _integer("--batch-size", batch_size)
-    if optimizer not in OPTIMIZERS:
-        raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
-    jobs = default_jobs() if jobs is None else _integer("--jobs", jobs)
+    epochs, seeds = integer("--epochs", epochs), integer("--seeds", seeds)
+    lr, batch_size = positive("--lr", lr), integer("--batch-size", batch_size)
+    optimizer = choice("--optimizer", optimizer, OPTIMIZERS)
+    jobs = default_jobs() if jobs is None else integer("--jobs", jobs)
     if activation:
         try:
             activation = family.get(activation).name
         except family.UnknownActivationError as error:
             raise ConfigError(f"--activation: {error}") from None
-    out = _out(out)
+    out = out_dir(out)
     prepared = prepare_data(data, target=target, task=task)
     source = model_source(model, out=out, activation=activation)
     check_model(source, prepared)

@@ -255,7 +255,8 @@ def plot_gradient_flow(out: Path, groups: Mapping[str, Sequence[Mapping[str, Any
                 continue
             for ax, pick in ((axes[0, 0], 0), (axes[0, 1], -1)):
                 rows = np.array([r["epochs"][pick]["weight_grad"] for r in runs], dtype=float)
-                ax.plot(np.arange(1, rows.shape[1] + 1), geometric_mean_columns(rows), "o-", color=colour(i), label=name)
+                ax.plot(np.arange(1, rows.shape[1] + 1), geometric_mean_columns(rows), "o-", color=colour(i),
+                        label=name)
         for ax, when in ((axes[0, 0], "first epoch"), (axes[0, 1], "last epoch")):
             ax.set(title=when, xlabel="weight layer (1 = input side)", yscale="log")
         axes[0, 0].legend(frameon=False, fontsize=legend_size)

@@ -39,13 +39,11 @@ import numpy as np
 
 from . import data as lab_data
 from . import stats
+from .validate import INITS, MODELS, OPTIMIZERS
 
 __all__ = ["RunConfig", "run", "OPTIMIZERS", "MODELS", "INITS", "summarise_layers", "saturated_fractions",
            "load_data"]
 
-OPTIMIZERS = ("sgd", "adam")
-MODELS = ("mlp", "cnn")
-INITS = ("he", "default", "xavier")  # see relulab.lab.models.initialise
 
 
 @dataclass(frozen=True)
