@@ -11,10 +11,11 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "relulab"
 
 # Known violations inside the family and nn rooms, whose fix belongs to the work on the member spec; each entry
 # must still occur (the test fails when one is fixed and left here), and nothing else may.
+# (Without line numbers, which move with unrelated edits.)
 PENDING = {
-    "relulab.bench:42: private: uses relulab.family._parallel: _parallel is private to relulab.family",
-    "relulab.bench:405: private: uses relulab.family._parallel._cores: _parallel is private to relulab.family",
-    "relulab.nn.counterparts:0: cycle: relulab.nn.counterparts -> relulab.nn.modules -> relulab.nn.counterparts",
+    "relulab.bench: private: uses relulab.family._parallel: _parallel is private to relulab.family",
+    "relulab.bench: private: uses relulab.family._parallel._cores: _parallel is private to relulab.family",
+    "relulab.nn.counterparts: cycle: relulab.nn.counterparts -> relulab.nn.modules -> relulab.nn.counterparts",
 }
 
 
@@ -23,7 +24,7 @@ def _found(modules):
 
 
 def test_the_tree_keeps_the_layers():
-    found = _found(layers.sources(SRC))
+    found = {f"{v.module}: {v.rule}: {v.text}" for v in layers.check(layers.sources(SRC))}
     assert found - PENDING == set(), "new layer violations"
     assert PENDING - found == set(), "fixed: remove these from PENDING"
 

@@ -42,9 +42,10 @@ from . import family
 from .family import _parallel
 from .family import fused
 
-__all__ = ["MEMBERS", "OPS", "BenchConfig", "run_bench", "format_report", "parse_size", "main_rows_for"]
+__all__ = ["MEMBERS", "DTYPES", "OPS", "FULL_SIZES", "QUICK_SIZES", "BenchConfig", "run_bench", "format_report", "parse_size", "main_rows_for"]
 
 MEMBERS = ("relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh")
+DTYPES = ("float16", "float32", "float64")
 OPS = ("forward", "forward_out", "forward_inplace", "grad")
 IMPLS = ("relulab", "numpy", "torch", "copy")
 SLOPE = 0.01  # leaky_relu's default negative slope
@@ -412,8 +413,8 @@ def machine_info() -> dict[str, Any]:
 def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time every case of ``config``; returns ``{"rows": [...], "summary": [...], "claim": [...], ...}``."""
     dtype = np.dtype(config.dtype)
-    if dtype not in (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float16, float32 or float64; got {config.dtype!r}")
+    if dtype not in [np.dtype(d) for d in DTYPES]:
+        raise ValueError(f"dtype must be {', '.join(DTYPES[:-1])} or {DTYPES[-1]}; got {config.dtype!r}")
     unknown = [m for m in config.members if m not in MEMBERS]
     if unknown:
         raise ValueError(f"members must be among {', '.join(MEMBERS)}; got {', '.join(unknown)}")

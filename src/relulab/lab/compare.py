@@ -9,6 +9,7 @@ what is allowed). The grid runs through :class:`~relulab.lab.sweep.Sweep` (paral
 from __future__ import annotations
 
 import html
+import importlib
 import math
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -54,12 +55,13 @@ def _data(name: str) -> str:
     if name not in lab_data.DATASETS:
         raise ConfigError(f"--data must be one of {', '.join(lab_data.DATASETS)}, a .npz/.csv file or "
                           f"package.module:loader; got {name!r}")
-    if name in lab_data.TORCHVISION_DATASETS:
+    needs = lab_data.REGISTRY[name].needs
+    if needs is not None:
         try:
-            import torchvision  # noqa: F401
+            importlib.import_module(needs)
         except ImportError:
-            raise ConfigError(f"--data {name} needs torchvision, which is not installed: pip install torchvision "
-                              f"(offline data sets: digits, mnist1d, moons, circles, spiral, xor)") from None
+            raise ConfigError(f"--data {name} needs {needs}, which is not installed: pip install {needs} "
+                              f"(offline data sets: {', '.join(lab_data.OFFLINE_DATASETS)})") from None
     return name
 
 
