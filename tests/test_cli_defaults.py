@@ -74,3 +74,19 @@ def test_help_renders(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])
     assert exit_info.value.code == 0 and f"usage: relulab {command}" in capsys.readouterr().out
+
+
+def test_the_playground_offers_the_labs_choices():
+    from relulab.explore import playground
+
+    assert playground.INITS == validate.INITS and playground.OPTIMIZERS == validate.OPTIMIZERS
+    assert set(playground.TOYS) == {name for name, spec in data.REGISTRY.items() if spec.kind == "points"}
+
+
+def test_a_data_set_added_to_the_registry_reaches_validation_and_the_help(monkeypatch, tmp_path):
+    spec = data.DataSpec("tiny", "points", lambda: data.load("xor"), summary="a test entry")
+    monkeypatch.setitem(data.REGISTRY, "tiny", spec)
+    assert "tiny" in data.names(offline=True) and data.kind_of("tiny") == "points"
+    assert "tiny" in action("compare", "data").help
+    settings = validate_compare(data="tiny", seeds=1, epochs=1, jobs=1, out=tmp_path / "report")
+    assert settings.data == "tiny" and settings.model == "mlp"  # points data: the MLP, by the registry's kind

@@ -277,7 +277,7 @@ def _sweeping(lab, command: str, work: Callable[[], object]):
 
 def _bounded_int(option: str, text: str | None):
     """An integer option of the lab (>= 1, and at most the lab's bound for it)."""
-    from .lab.compare import LIMITS
+    from .lab.validate import LIMITS
 
     limit = LIMITS.get(option)
     return _number(option, text, int, "an integer >= 1" + (f" and <= {limit}" if limit else ""))
@@ -286,7 +286,7 @@ def _bounded_int(option: str, text: str | None):
 def _cmd_compare(args: argparse.Namespace) -> int:
     lab = _lab()
     backend = _backend(lab, args)
-    from .lab.compare import MAX_LR
+    from .lab.validate import MAX_LR
 
     integer = _bounded_int
     lr = args.lr if args.lr == "auto" else _number("--lr", args.lr, float, f"'auto' or a number in (0, {MAX_LR:g}]")
@@ -339,7 +339,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     lab = _lab()
     backend = _backend(lab, args)
-    from .lab.compare import MAX_LR
+    from .lab.validate import MAX_LR
     from .lab.doctor import run_doctor, validate_doctor
 
     try:

@@ -52,8 +52,8 @@ def _activations(value: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def _data(name: str) -> str:
-    if name not in lab_data.DATASETS:
-        raise ConfigError(f"--data must be one of {', '.join(lab_data.DATASETS)}, a .npz/.csv file or "
+    if name not in lab_data.REGISTRY:
+        raise ConfigError(f"--data must be one of {', '.join(lab_data.names())}, a .npz/.csv file or "
                           f"package.module:loader; got {name!r}")
     needs = lab_data.REGISTRY[name].needs
     if needs is not None:
@@ -61,7 +61,7 @@ def _data(name: str) -> str:
             importlib.import_module(needs)
         except ImportError:
             raise ConfigError(f"--data {name} needs {needs}, which is not installed: pip install {needs} "
-                              f"(offline data sets: {', '.join(lab_data.OFFLINE_DATASETS)})") from None
+                              f"(offline data sets: {', '.join(lab_data.names(offline=True))})") from None
     return name
 
 

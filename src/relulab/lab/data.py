@@ -26,7 +26,7 @@ import numpy as np
 
 from .._io import write_atomic
 
-__all__ = ["Dataset", "DataSpec", "REGISTRY", "DATASETS", "OFFLINE_DATASETS", "TORCHVISION_DATASETS", "cache_dir",
+__all__ = ["Dataset", "DataSpec", "REGISTRY", "DATASETS", "names", "TORCHVISION_DATASETS", "cache_dir",
            "load", "kind_of", "stratified_split", "arrays_from_torchvision", "DataUnavailableError"]
 
 # Bump when a loader's output changes, so stale caches are rebuilt rather than reused.
@@ -253,14 +253,18 @@ REGISTRY: dict[str, DataSpec] = {spec.name: spec for spec in (
     *(DataSpec(tv, "image", (lambda tv=tv: _build_torchvision(tv)), needs="torchvision",
                summary=f"torchvision's {cls}") for tv, cls in TORCHVISION_DATASETS.items()),
 )}
-DATASETS = tuple(REGISTRY)
-OFFLINE_DATASETS = tuple(name for name, spec in REGISTRY.items() if spec.needs is None)
+DATASETS = tuple(REGISTRY)  # the names at import; names() reads the registry as it is now
+
+
+def names(*, offline: bool = False) -> tuple[str, ...]:
+    """The registered data sets' names (``offline``: only those that need no optional package)."""
+    return tuple(name for name, spec in REGISTRY.items() if not offline or spec.needs is None)
 
 
 def kind_of(name: str) -> str:
     """The kind of a data set ("image", "sequence" or "points") without loading it."""
     if name not in REGISTRY:
-        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(names())}")
     return REGISTRY[name].kind
 
 
@@ -294,7 +298,7 @@ def load(name: str) -> Dataset:
     ('points', (2,), 2, (720, 240, 240))
     """
     if name not in REGISTRY:
-        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(names())}")
     path = _cache_path(name)
     key = str(path)
     if key in _MEMORY:

@@ -174,7 +174,7 @@ def standardized(data: lab_data.Dataset) -> lab_data.Dataset:
 
 def load_data(name: str) -> lab_data.Dataset:
     """A built-in data set by name, or the user's prepared data by its path."""
-    if name in lab_data.DATASETS:
+    if name in lab_data.REGISTRY:
         return lab_data.load(name)
     from .user import read_data
 

@@ -42,7 +42,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .._io import write_atomic
-from .data import Dataset, stratified_split
+from .data import REGISTRY, Dataset, stratified_split
 from .validate import MODELS, ConfigError
 
 __all__ = ["ModelSource", "model_source", "build_model", "prepare_data", "save_data", "read_data", "is_user_data",
@@ -332,9 +332,7 @@ def check_model(source: ModelSource, data: Dataset, option: str = "--model") -> 
 # -- the data ----------------------------------------------------------------------------------------------------
 def is_user_data(name: Any) -> bool:
     """True for anything that is not one of the lab's built-in data set names."""
-    from .data import DATASETS
-
-    return not (isinstance(name, str) and name in DATASETS)
+    return not (isinstance(name, str) and name in REGISTRY)
 
 
 def infer_task(y: np.ndarray) -> str:
