@@ -13,6 +13,7 @@ function and, where the lab needs both behaviours, chosen by an argument rather 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -63,7 +64,8 @@ def geometric_mean(values: Values, *, finite_only: bool = False) -> float | None
 def geometric_mean_columns(rows: np.ndarray) -> np.ndarray:
     """The geometric mean of each column of a 2-D array over its entries > 0; NaN for a column without any."""
     rows = np.asarray(rows, dtype=float)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)  # a column without any: NaN
         logs = np.log(np.where(rows > 0, rows, np.nan))
         return np.exp(np.nanmean(logs, axis=0)) if np.isfinite(logs).any() else np.full(rows.shape[1:], np.nan)
 
