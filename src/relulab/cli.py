@@ -445,13 +445,8 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
                    help="with --backend ray: GPUs each run reserves (default 0)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="relulab",
-        description="The ReLU family, exactly: explain and plot members; the lab and the instruments.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def _add_family_commands(sub) -> None:
+    """list, explain and plot."""
     p = sub.add_parser("list", help="list every member", description="List every registered member.")
     p.add_argument("--aliases", action="store_true", help="also show the aliases each name resolves from")
     p.set_defaults(func=_cmd_list)
@@ -472,11 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="where to write the PNG")
     p.set_defaults(func=_cmd_plot)
 
-    from . import bench
-    from .explore.server import serve
+
+def _add_compare(sub) -> None:
+    """relulab compare: options and defaults from validate_compare."""
     from .lab.compare import validate_compare
-    from .lab.doctor import validate_doctor
-    from .lab.experiments import EXPERIMENTS, USER_INPUTS
     from .lab.user import TASKS
     from .lab.validate import INITS, MODELS, OPTIMIZERS
 
@@ -520,6 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_compare)
 
+
+def _add_run(sub) -> None:
+    """relulab run: the names and what each accepts from the experiments' registry."""
+    from .lab.experiments import EXPERIMENTS, USER_INPUTS
+    from .lab.user import TASKS
+
     names = list(EXPERIMENTS)
     taking = {option: ", ".join(n for n, accepts in USER_INPUTS.items() if option in accepts)
               for option in ("data", "model")}
@@ -544,6 +544,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print results.json instead of the table and verdict")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
+
+
+def _add_doctor(sub) -> None:
+    """relulab doctor: options and defaults from validate_doctor."""
+    from .lab.doctor import validate_doctor
+    from .lab.user import TASKS
+    from .lab.validate import OPTIMIZERS
 
     d = library_defaults(validate_doctor)
     p = sub.add_parser(
@@ -581,9 +588,14 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_options(p)
     p.set_defaults(func=_cmd_doctor)
 
+
+def _add_bench(sub) -> None:
+    """relulab bench: defaults and choices from relulab.bench."""
+    from . import bench
+
     p = sub.add_parser(
         "bench", help="speed against NumPy, PyTorch and a memory copy, in one run, as GB/s and ratios",
-        description="Time relu, leaky_relu, elu, gelu, silu, sigmoid and tanh (forward allocating, into a buffer, "
+        description=f"Time {_or(bench.MEMBERS)} (forward allocating, into a buffer, "
                     "in place, derivative) for relulab, the plain NumPy idioms, PyTorch on the CPU and a copy of "
                     "the same bytes, interleaved in one process; then the fused operations against their unfused "
                     "compositions and what relu costs relative to sigmoid and tanh.")
@@ -603,6 +615,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_cmd_bench)
 
+
+def _add_explore(sub) -> None:
+    """relulab explore: host and port from the server's defaults."""
+    from .explore.server import serve
+
     p = sub.add_parser("explore", help="the browser explorer: curves, a playground where units die and revive",
                        description="Serve the explorer on a local port and open it in the browser: every member's "
                                    "curve and derivative with live parameters; a playground that trains an MLP on "
@@ -614,6 +631,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"port (default {d['port']}; 0: any free port)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser; print the URL only")
     p.set_defaults(func=_cmd_explore)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="relulab",
+        description="The ReLU family, exactly: explain and plot members; the lab and the instruments.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    for add in (_add_family_commands, _add_compare, _add_run, _add_doctor, _add_bench, _add_explore):
+        add(sub)
     return parser
 
 
