@@ -408,10 +408,10 @@ def library_defaults(function: Callable) -> dict[str, Any]:
             if p.default is not inspect.Parameter.empty}
 
 
-def _or(names: Sequence[str]) -> str:
+def _or(names: Sequence[str], conjunction: str = "or") -> str:
     """'a, b or c'."""
     names = list(names)
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
 
 
 def _elements(n: int) -> str:
@@ -595,7 +595,7 @@ def _add_bench(sub) -> None:
 
     p = sub.add_parser(
         "bench", help="speed against NumPy, PyTorch and a memory copy, in one run, as GB/s and ratios",
-        description=f"Time {_or(bench.MEMBERS)} (forward allocating, into a buffer, "
+        description=f"Time {_or(bench.MEMBERS, 'and')} (forward allocating, into a buffer, "
                     "in place, derivative) for relulab, the plain NumPy idioms, PyTorch on the CPU and a copy of "
                     "the same bytes, interleaved in one process; then the fused operations against their unfused "
                     "compositions and what relu costs relative to sigmoid and tanh.")
