@@ -5,10 +5,10 @@ plot and a verdict that states the measured number next to the anchor's and says
 "does not hold here". ``quick=True`` runs a seconds-long version of the same code for tests; its verdict is
 computed the same way but says that it is a smoke run.
 
-One file of this package per experiment (convergence, vanishing, sparsity, dying, init, born_dead), each a
-subclass of :class:`~relulab.lab.experiments.base.Experiment` ending with ``EXPERIMENT = ...``. The registry
-:data:`EXPERIMENTS` is built from the files it finds here, so adding an experiment is adding a file: the CLI
-(``relulab run NAME``, its help and its choices) and the validation read the registry.
+One file of this package per experiment, each a subclass of :class:`~relulab.lab.experiments.base.Experiment`
+ending with ``EXPERIMENT = ...``. The registry :data:`EXPERIMENTS` is built from the files it finds here, so
+adding an experiment is adding a file: the CLI (``relulab run NAME``, its help and its choices) and the
+validation read the registry.
 """
 
 from __future__ import annotations
