@@ -15,6 +15,7 @@ from ._core import (
     register,
     unregister,
 )
+from ._gain import leaky_gain, numeric_gain, second_moment
 from ._parallel import get_num_threads, set_num_threads
 from .members import (
     SELU_ALPHA,
@@ -41,11 +42,14 @@ from .members import (
     tanh,
 )
 
+from ._docs import docs_table
+
 swish = silu  # alias, the same object
 
 __all__ = [
     "Activation", "Kink", "Param", "Properties", "UnknownActivationError", "get", "names", "normalize_name",
-    "register", "unregister", "SELU_ALPHA", "SELU_SCALE", "get_num_threads", "set_num_threads",
+    "register", "unregister", "SELU_ALPHA", "SELU_SCALE", "get_num_threads", "set_num_threads", "second_moment",
+    "numeric_gain", "leaky_gain", "docs_table",
     "relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "hard_sigmoid", "hard_tanh",
     "squared_relu", "gelu", "silu", "swish", "quick_gelu", "mish", "softplus", "sigmoid", "tanh", "identity",
 ]

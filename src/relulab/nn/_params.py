@@ -11,33 +11,30 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from relulab.family import Activation, Param, get, names
+from relulab.family import Activation, Param, get
 
-from ._ops import OPS, MemberOp
+from ._ops import OPS, MemberOp, numpy_op
 
-__all__ = ["member_op", "torch_params", "validate_params", "resolve_at_zero", "no_torch_op"]
+__all__ = ["member_op", "torch_params", "validate_params", "resolve_at_zero"]
 
-
-def no_torch_op(activation: Activation) -> ValueError:
-    known = ", ".join(n for n in names() if n in OPS)
-    return ValueError(
-        f"relulab.nn has no PyTorch implementation of the registered member {activation.name!r}; "
-        f"members with one: {known}"
-    )
+_NUMPY_OPS: dict[str, tuple[Activation, MemberOp]] = {}  # members without a torch op: their NumPy path, per object
 
 
 def member_op(name: str | Activation) -> tuple[Activation, MemberOp]:
-    """The family member called ``name`` (any alias) and its torch op; UnknownActivationError for unknown names."""
+    """The family member called ``name`` (any alias) and its torch op: its own in ``OPS``, else the NumPy path
+    (:func:`relulab.nn._ops.numpy_op`). UnknownActivationError for unknown names."""
     activation = get(name)
-    if activation.name not in OPS:
-        raise no_torch_op(activation)
-    return activation, OPS[activation.name]
+    if activation.name in OPS:
+        return activation, OPS[activation.name]
+    cached = _NUMPY_OPS.get(activation.name)
+    if cached is None or cached[0] is not activation:  # re-registered under the same name: a new op
+        cached = _NUMPY_OPS[activation.name] = (activation, numpy_op(activation))
+    return cached
 
 
 def torch_params(activation: Activation) -> tuple[Param, ...]:
-    """The member's family Params that its torch op takes, in torch's order."""
-    index = {p.name: p for p in activation.params}
-    return tuple(index[name] for name in OPS[activation.name].params)
+    """The member's family Params that its torch op takes, in torch's order (the spec's ``Param(torch=True)``)."""
+    return activation.torch_params
 
 
 def validate_params(activation: Activation, owner: str, values: Mapping[str, Any]) -> dict[str, Any]:
