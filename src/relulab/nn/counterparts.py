@@ -86,7 +86,7 @@ def _module_params(activation: Activation) -> tuple[str, ...] | None:
     no module for (a weight-taking member registered at run time)."""
     if activation.name not in MODULES and activation.takes_weight:
         return None
-    return module_for(activation)._param_names
+    return module_for(activation).param_names
 
 
 def _full_params(member: str, given: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -103,7 +103,7 @@ def _full_params(member: str, given: Mapping[str, Any]) -> tuple[tuple[str, Any]
 
 # -- torch.nn: the relulab classes' counterparts, parameters read from the same attribute names ------------------
 _TORCH: dict[type, _Counterpart] = {
-    cls.torch_counterpart: _Counterpart(member, tuple((p, _attribute(p)) for p in cls._param_names), "torch")
+    cls.torch_counterpart: _Counterpart(member, tuple((p, _attribute(p)) for p in cls.param_names), "torch")
     for member, cls in MODULES.items() if cls.torch_counterpart is not None
 }
 _TORCH[nn.Identity] = _Counterpart(None, (), "torch")  # a placeholder, not a choice of activation

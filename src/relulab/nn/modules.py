@@ -47,6 +47,7 @@ class ActivationModule(nn.Module):
     Attributes:
         activation: the family member (``relulab.get(name)``): formula, properties, NumPy reference.
         params: the member's parameters as a dict (``make(module.activation.name, **module.params)`` rebuilds it).
+        param_names: (class attribute) the names of those parameters, the constructor's, in torch's order.
         inplace: compute in place (where offered).
         at_zero: the derivative used at exactly x == 0 (None: PyTorch's value); members with a kink at 0 only.
         lean: save a packed bit mask instead of a float tensor for the backward (piecewise-linear members).
@@ -54,7 +55,7 @@ class ActivationModule(nn.Module):
 
     activation: Activation
     torch_counterpart: type[nn.Module] | None = None
-    _param_names: tuple[str, ...] = ()
+    param_names: tuple[str, ...] = ()
     _signature: inspect.Signature
 
     def __init_subclass__(cls, member: str | Activation | None = None, **kwargs: Any) -> None:
@@ -83,7 +84,7 @@ class ActivationModule(nn.Module):
     @property
     def params(self) -> dict[str, Any]:
         """The member's parameters (not the module options inplace/at_zero/lean)."""
-        return {name: getattr(self, name) for name in self._param_names}
+        return {name: getattr(self, name) for name in self.param_names}
 
     @property
     def at_zero(self) -> float | None:
@@ -98,11 +99,11 @@ class ActivationModule(nn.Module):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         check_input(input, type(self).__name__)
-        args = [getattr(self, name) for name in self._param_names]
+        args = [getattr(self, name) for name in self.param_names]
         return self._fn(input, self.inplace, self._at_zero, self.lean, self.training, *args)
 
     def extra_repr(self) -> str:
-        parts = [f"{name}={getattr(self, name)!r}" for name in self._param_names]
+        parts = [f"{name}={getattr(self, name)!r}" for name in self.param_names]
         if self.inplace:
             parts.append("inplace=True")
         if self._at_zero_given is not None:
@@ -185,7 +186,7 @@ def _build_class(cls: type, member: str | Activation) -> None:
     cls.activation = activation
     cls.torch_counterpart = getattr(nn, activation.torch_class) if activation.torch_class else None
     cls._fn = staticmethod(op.fn)
-    cls._param_names = tuple(p.name for p in torch_params(activation))
+    cls.param_names = tuple(p.name for p in torch_params(activation))
     cls._signature = signature
     cls.__doc__ = _docstring(activation, _arg_lines(activation, op.inplace, op.lean_saves), _example(cls, activation))
 
@@ -271,7 +272,7 @@ class Identity(ActivationModule, member="identity"):
 class PReLU(ActivationModule):
     activation = get("prelu")
     torch_counterpart = nn.PReLU
-    _param_names = ("num_parameters", "init")
+    param_names = ("num_parameters", "init")
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, *, at_zero: float | None = None,
                  lean: bool = False, device: Any = None, dtype: torch.dtype | None = None) -> None:
