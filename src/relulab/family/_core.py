@@ -391,8 +391,9 @@ class Activation:
         return array, scalar, bound, result_dtype, _widened(compute_dtype(result_dtype), bound), out
 
     def prepare(self, x: Any, args: tuple[Any, ...], params: Mapping[str, Any], out: Any, grad: bool):
-        """Internal API for companions of a member (prelu.grad_weight): returns (input array, whether it was a
-        scalar, bound parameters, result dtype), as :meth:`_validate` does, with the input converted to the compute dtype and at least 1-D (for kernels)."""
+        """Internal API for companions of a member (prelu.grad_weight): (input array, whether it was a scalar,
+        bound parameters, result dtype), validated as :meth:`__call__` does, the input converted to the compute dtype
+        and at least 1-D (as kernels see it)."""
         array, scalar, bound, result_dtype, compute, _ = self._validate(x, args, params, out, grad)
         # Kernels always see at least 1-D arrays (NumPy turns 0-d results into scalars, which have no out=).
         return np.atleast_1d(array.astype(compute, copy=False)), scalar, bound, result_dtype

@@ -7,7 +7,7 @@ same words.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 
@@ -15,9 +15,31 @@ from relulab.family import Activation, Param, get
 
 from ._ops import OPS, MemberOp, numpy_op
 
-__all__ = ["member_op", "torch_params", "validate_params", "resolve_at_zero"]
+T = TypeVar("T")
 
-_NUMPY_OPS: dict[str, tuple[Activation, MemberOp]] = {}  # members without a torch op: their NumPy path, per object
+__all__ = ["member_op", "torch_params", "validate_params", "resolve_at_zero", "per_member",
+           "built_in_or_made"]
+
+_NUMPY_OPS: dict[str, tuple[Activation, MemberOp]] = {}  # members without a torch op: their NumPy path
+
+
+def per_member(store: dict[str, tuple[Activation, T]], activation: Activation, build: Callable[[Activation], T]) -> T:
+    """``build(activation)``, kept in ``store`` under the member's name for as long as that same object is the one
+    registered (a member unregistered and registered again under its name is built afresh)."""
+    cached = store.get(activation.name)
+    if cached is None or cached[0] is not activation:
+        cached = store[activation.name] = (activation, build(activation))
+    return cached[1]
+
+
+def built_in_or_made(built_in: Mapping[str, T], store: dict[str, tuple[Activation, T]], name: str | Activation,
+                     build: Callable[[Activation], T]) -> T:
+    """The member's entry in ``built_in`` (by canonical name, any alias resolved), else :func:`per_member`'s
+    ``build`` for a member registered at run time. UnknownActivationError for unknown names."""
+    activation = get(name)
+    if activation.name in built_in:
+        return built_in[activation.name]
+    return per_member(store, activation, build)
 
 
 def member_op(name: str | Activation) -> tuple[Activation, MemberOp]:
@@ -26,10 +48,7 @@ def member_op(name: str | Activation) -> tuple[Activation, MemberOp]:
     activation = get(name)
     if activation.name in OPS:
         return activation, OPS[activation.name]
-    cached = _NUMPY_OPS.get(activation.name)
-    if cached is None or cached[0] is not activation:  # re-registered under the same name: a new op
-        cached = _NUMPY_OPS[activation.name] = (activation, numpy_op(activation))
-    return cached
+    return activation, per_member(_NUMPY_OPS, activation, numpy_op)
 
 
 def torch_params(activation: Activation) -> tuple[Param, ...]:

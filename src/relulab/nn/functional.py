@@ -29,7 +29,7 @@ import torch
 from relulab.family import Activation, get
 
 from ._ops import OPS, check_input
-from ._params import member_op, resolve_at_zero, torch_params, validate_params
+from ._params import built_in_or_made, member_op, resolve_at_zero, torch_params, validate_params
 
 __all__ = [
     "relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "hard_sigmoid",
@@ -143,15 +143,13 @@ def function_for(name: str | Activation) -> Callable[..., Tensor]:
     >>> RF.function_for("swish") is RF.silu
     True
     """
-    act = get(name)
-    if act.name in FUNCTIONS:
-        return FUNCTIONS[act.name]
-    cached = _RUNTIME.get(act.name)
-    if cached is None or cached[0] is not act:
-        function = _generate(act)
-        function.__doc__ = _function_doc(act.name, function)
-        cached = _RUNTIME[act.name] = (act, function)
-    return cached[1]
+    return built_in_or_made(FUNCTIONS, _RUNTIME, name, _documented)
+
+
+def _documented(act: Activation) -> Callable[..., Tensor]:
+    function = _generate(act)
+    function.__doc__ = _function_doc(act.name, function)
+    return function
 
 
 def activation(input: Tensor, name: str | Activation, **params: Any) -> Tensor:
@@ -188,8 +186,8 @@ def _function_doc(name: str, function: Callable[..., Tensor]) -> str:
         lines.append("    inplace: overwrite input with the result.")
     if "at_zero" in signature.parameters:
         lines.append("    at_zero: the derivative used at exactly x == 0 (None: PyTorch's value).")
-    lines.append(f"    lean: save {member_op(activation)[1].lean_saves} for the backward instead of a float tensor where "
-                 "possible.")
+    saves = member_op(activation)[1].lean_saves
+    lines.append(f"    lean: save {saves} for the backward instead of a float tensor where possible.")
     if name not in OPS:
         lines += ["", "Computed by the member's NumPy kernels (a CPU round trip each way: a slow path)."]
     if activation.conventions:

@@ -1,7 +1,7 @@
 """The relulab.nn modules: one class per member, each a few lines on :class:`ActivationModule`.
 
-A class names its member (``class ReLU(ActivationModule, member="relu")``) and :meth:`ActivationModule.__init_subclass__`
-builds the rest from two sources, so nothing is written twice:
+A class names its member (``class ReLU(ActivationModule, member="relu")``) and
+:meth:`ActivationModule.__init_subclass__` builds the rest from two sources, so nothing is written twice:
 
 * the member's spec (``relulab.get(name)``, family/members.py): summary, formula, parameters with defaults and ranges
   (they become the constructor's signature, its validation and its docstring; ``Param(torch=False)`` ones are left
@@ -27,7 +27,7 @@ from torch import nn
 from relulab.family import Activation, get, names
 
 from ._ops import OPS, check_input
-from ._params import member_op, resolve_at_zero, torch_params, validate_params
+from ._params import built_in_or_made, member_op, resolve_at_zero, torch_params, validate_params
 
 __all__ = ["ActivationModule", "MODULES", "make", "module_for"]
 
@@ -336,7 +336,7 @@ MODULES: dict[str, type[ActivationModule]] = {
 }
 MODULES = {name: MODULES[name] for name in OPS}
 __all__ += [cls.__name__ for cls in MODULES.values()]
-_RUNTIME: dict[str, type[ActivationModule]] = {}  # classes made for members registered at run time
+_RUNTIME: dict[str, tuple[Activation, type[ActivationModule]]] = {}  # classes made for members registered at run time
 
 
 def module_for(name: str | Activation) -> type[ActivationModule]:
@@ -347,14 +347,12 @@ def module_for(name: str | Activation) -> type[ActivationModule]:
     >>> rnn.module_for("swish") is rnn.SiLU
     True
     """
-    activation = get(name)
-    if activation.name in MODULES:
-        return MODULES[activation.name]
-    cls = _RUNTIME.get(activation.name)
-    if cls is None or cls.activation is not activation:
-        cls = types.new_class(activation.nn_class, (ActivationModule,), {"member": activation})
-        cls.__module__ = __name__
-        _RUNTIME[activation.name] = cls
+    return built_in_or_made(MODULES, _RUNTIME, name, _new_class)
+
+
+def _new_class(activation: Activation) -> type[ActivationModule]:
+    cls = types.new_class(activation.nn_class, (ActivationModule,), {"member": activation})
+    cls.__module__ = __name__
     return cls
 
 
