@@ -125,6 +125,12 @@ def test_a_member_registered_at_run_time_reaches_every_room_and_leaves_it_again(
         assert layer.kind == NAME and layer.dead_possible
         pre = torch.cat([model[0](batch) for batch in xs]).detach().numpy()
         assert layer.dead_units == [int(u) for u in np.flatnonzero((pre <= 0).all(axis=0))] == [1, 6]
+        # revive re-initialises exactly the dead units' rows (the bias it sets makes them live again)
+        before = model[0].weight.detach().clone()
+        assert rl.revive(model, mon.report(), generator=torch.Generator().manual_seed(0)) == 2
+        changed = (model[0].weight.detach() != before).any(dim=1)
+        assert torch.equal(torch.nonzero(changed).flatten(), torch.tensor([1, 6]))
+        assert (model[0](xs[0])[:, [1, 6]] > 0).any()
         # init_ takes the gain from the spec; swap puts the member in
         plan = rnn.init_(model)
         assert plan["2"] == (NAME, pytest.approx(gain_by_integral(0.5), rel=1e-12))
