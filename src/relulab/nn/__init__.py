@@ -15,9 +15,8 @@ Import it explicitly (``import relulab`` never imports torch)::
 
 What is here:
 
-* **Modules** for every member (``ReLU, LeakyReLU, PReLU, RReLU, ELU, SELU, CELU, ReLU6, Hardswish, Hardsigmoid,
-  Hardtanh, SquaredReLU, GELU, SiLU, QuickGELU, Mish, Softplus, Sigmoid, Tanh, Identity``), built from each member's
-  spec in the family registry; each has ``.activation`` (the family member) and ``.params``, torch.nn's constructor
+* **Modules** for every member (``ReLU``, ``LeakyReLU``, ``GELU``, ...: docs/members.md lists each member's
+  class), built from each member's spec in the family registry; each has ``.activation`` (the family member) and ``.params``, torch.nn's constructor
   arguments, ``inplace`` where safe, ``at_zero=`` at a kink at 0 and ``lean=``. :func:`make` builds one by name or
   alias. A member registered at run time gets a class too (:func:`module_for`, ``relulab.nn.<its nn_class>``),
   computed by its NumPy kernels: a slow CPU round trip, but with the member's exact values and gradients.
