@@ -168,3 +168,14 @@ def test_docs_members_md_is_the_generated_table():
     path = Path(__file__).resolve().parents[1] / "docs" / "members.md"
     assert path.read_text(encoding="utf-8") == rl.family.docs_table(), (
         "docs/members.md is out of date: regenerate it with relulab.family.docs_table() (see its docstring)")
+
+
+def test_spec_defaults_keep_activation_backwards_compatible():
+    member = _member()  # built with none of the spec's newer arguments
+    assert member.nn_class == CLASS and member.torch_class is None and member.torch_function is None
+    assert not member.inplace and member.nn_example is None
+    assert [p.name for p in member.torch_params] == ["scale"]
+    assert rl.get("rrelu").torch_params == tuple(p for p in rl.get("rrelu").params if p.name in ("lower", "upper"))
+    with pytest.raises(ValueError, match="nn_class must be a Python identifier \\(a class name\\); got 'Bad-Name'"):
+        Activation("bad_name_test", forward=_forward, derivative=_derivative, formula="", derivative_formula="",
+                   summary="", properties=member.properties, nn_class="Bad-Name")

@@ -252,9 +252,9 @@ class Activation:
         self.failure_mode = failure_mode
         self.paper = paper
         self.example = example
+        if nn_class is not None and not (isinstance(nn_class, str) and nn_class.isidentifier()):
+            raise ValueError(f"{name}: nn_class must be a Python identifier (a class name); got {describe(nn_class)}")
         self.nn_class = nn_class or class_name(name)
-        if not self.nn_class.isidentifier():
-            raise ValueError(f"{name}: nn_class must be a Python identifier; got {self.nn_class!r}")
         self.torch_class = torch_class
         self.torch_function = torch_function
         self.inplace = bool(inplace)
@@ -459,7 +459,8 @@ class Activation:
 
 def class_name(name: str) -> str:
     """The relulab.nn class name a member gets unless it declares one: ``shifted_relu`` -> ``ShiftedRelu``."""
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^0-9A-Za-z]+", name) if part)
+    camel = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^0-9A-Za-z]+", name) if part)
+    return camel if camel.isidentifier() and camel not in ("None", "True", "False") else "Member" + camel
 
 
 def _widened(compute: np.dtype, bound: Mapping[str, Any]) -> np.dtype:
