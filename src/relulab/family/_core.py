@@ -197,7 +197,7 @@ class Activation:
       parameters (closed forms), or None for a quadrature of the forward kernel (:meth:`gain`);
     * ``single_pass``, ``stream``, ``stream_derivative``: the speed paths of the forward/derivative kernels (a
       single-pass kernel is chunked coarsely; ``stream(params, dtype) -> (name, scalars)`` names a compiled twin
-      in ``family/_stream.py``, see :func:`relulab.family._parallel.streamable`);
+      in ``family/_stream.py``, run by ``family/_parallel.py``);
     * for relulab.nn (the family never imports torch, so by name): ``nn_class``, the module's class name (derived
       from the name: ``shifted_relu`` -> ``ShiftedRelu``), ``torch_class`` and ``torch_function``, the torch.nn
       class and torch.nn.functional function that compute the same member (None where torch has none),
@@ -327,8 +327,7 @@ class Activation:
         if self._gain is not None:
             return float(self._gain(params)) if callable(self._gain) else float(self._gain)
         kinks = self.properties_for(**params).kinks
-        shown = f" with {', '.join(f'{k}={v!r}' for k, v in params.items())}" if params else ""
-        return numeric_gain(lambda z: self(z, **params), kinks + (0.0,), self.name + shown)
+        return numeric_gain(lambda z: self(z, **params), kinks + (0.0,), self.name, params)
 
     @property
     def takes_weight(self) -> bool:

@@ -8,7 +8,7 @@ included, gets this Gauss-Legendre quadrature of its forward kernel.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -45,13 +45,16 @@ def _scaled_second_moment(f: Callable[[np.ndarray], Any], kinks: Iterable[float]
     return scale, float(np.sum(w * values * values * density))
 
 
-def numeric_gain(f: Callable[[np.ndarray], Any], breaks: Iterable[float], owner: str) -> float:
+def numeric_gain(f: Callable[[np.ndarray], Any], breaks: Iterable[float], name: str,
+                 params: Mapping[str, Any]) -> float:
     """``1 / sqrt(E[f(z)^2])`` by :func:`second_moment`'s quadrature, panels broken at ``breaks`` (the kinks and
-    any jump of f). Raises ValueError naming ``owner`` when f leaves float64's range on N(0, 1)."""
+    any jump of f). Raises ValueError naming the member and its ``params`` when f leaves float64's range on N(0, 1)."""
     with np.errstate(over="ignore"):
         scale, moment = _scaled_second_moment(f, breaks)
     if not math.isfinite(scale):
-        raise ValueError(f"gain: {owner} takes values beyond float64's range on N(0, 1); no gain can be computed")
+        shown = f" with {', '.join(f'{k}={v!r}' for k, v in params.items())}" if params else ""
+        raise ValueError(f"gain: {name}{shown} takes values beyond float64's range on N(0, 1); no gain can be "
+                         "computed")
     return 1.0 / (scale * math.sqrt(moment))
 
 

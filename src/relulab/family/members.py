@@ -890,8 +890,7 @@ def _softplus_gain(p: Mapping[str, Any]) -> float:
     # PyTorch's switch to x at beta x = threshold is a jump of f: a quadrature panel must end there too.
     threshold, beta = p.get("threshold", 20.0), p.get("beta", 1.0)
     breaks = (threshold / beta, 0.0) if math.isfinite(threshold) else (0.0,)
-    shown = f" with {', '.join(f'{k}={v!r}' for k, v in p.items())}" if p else ""
-    return numeric_gain(lambda z: softplus(z, **p), breaks, "softplus" + shown)
+    return numeric_gain(lambda z: softplus(z, **p), breaks, "softplus", p)
 
 
 softplus = register(Activation(
