@@ -71,11 +71,13 @@ def explain_text(name: str) -> str:
     lines += ["", "Formula (LaTeX)", f"  f(x)  = {act.formula}", f"  f'(x) = {act.derivative_formula}", ""]
     lines.append("Parameters")
     if act.takes_weight:
-        lines.append("  weight (positional): one slope per channel, or one slope for all; learned in relulab.nn.PReLU")
+        lines.append("  weight (positional): one slope per channel, or one slope for all; learned in "
+                     f"relulab.nn.{act.nn_class}")
     if not act.params:
         lines.append("  none")
     for p in act.params:
-        lines.append(f"  {p.name} = {p.default!r}: {p.doc} Allowed: {p.allowed}.")
+        numpy_only = "" if p.torch else " (NumPy only: relulab.nn does not take it)"
+        lines.append(f"  {p.name} = {p.default!r}: {p.doc} Allowed: {p.allowed}.{numpy_only}")
     kinks = ", ".join(f"{k:g}" for k in props.kinks) or "none"
     lines += [
         "",
@@ -93,6 +95,14 @@ def explain_text(name: str) -> str:
         lines += ["", "Values", "  x     " + "".join(f"{v:>10g}" for v in xs),
                   "  f(x)  " + "".join(f"{v:>10.4g}" for v in values),
                   "  f'(x) " + "".join(f"{v:>10.4g}" for v in grads)]
+    torch_names = [f"torch.nn.{act.torch_class}"] if act.torch_class else []
+    torch_names += [f"torch.nn.functional.{act.torch_function}"] if act.torch_function else []
+    try:
+        gain = f"{act.gain():.6g}"
+    except (TypeError, ValueError) as error:
+        gain = f"not available ({error})"
+    lines += ["", "PyTorch", f"  relulab.nn.{act.nn_class}, relulab.nn.functional.{act.name}; same member as: "
+              f"{', '.join(torch_names) or 'nothing in torch'}", f"  gain (1 / sqrt(E[f(z)^2]), z ~ N(0, 1)): {gain}"]
     lines += ["", "Conventions", wrap(act.conventions or "none beyond the family's (README, Conventions)"), "",
               "When to use", wrap(act.use), "", "Known failure mode", wrap(act.failure_mode)]
     if act.paper:

@@ -334,10 +334,10 @@ def run(kernel: Callable[..., Any], array: np.ndarray, bound: Mapping[str, Any],
     n = source.size
     stream = _stream_task(kernel, bound, source, target, compute)
     if stream is not None:
-        parallel_for(stream, n, _chunk(LIGHT_CHUNK_BYTES, target.itemsize))
+        parallel_for(stream, n, chunk_elements(LIGHT_CHUNK_BYTES, target.itemsize))
         return result
     direct = target.dtype == compute
-    step = _chunk(LIGHT_CHUNK_BYTES if kernel in _SINGLE_PASS else CHUNK_BYTES, max(target.itemsize, 4))
+    step = chunk_elements(LIGHT_CHUNK_BYTES if kernel in _SINGLE_PASS else CHUNK_BYTES, max(target.itemsize, 4))
 
     def task(start: int, stop: int) -> None:
         work = source[start:stop]
@@ -354,7 +354,8 @@ def run(kernel: Callable[..., Any], array: np.ndarray, bound: Mapping[str, Any],
     return result
 
 
-def _chunk(nbytes: int, itemsize: int) -> int:
+def chunk_elements(nbytes: int, itemsize: int) -> int:
+    """How many elements of ``itemsize`` bytes make a chunk of about ``nbytes``, a multiple of ALIGN_ELEMENTS."""
     return max(ALIGN_ELEMENTS, nbytes // itemsize // ALIGN_ELEMENTS * ALIGN_ELEMENTS)
 
 
