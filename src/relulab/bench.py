@@ -39,7 +39,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import family
-from .family import _parallel
 from .family import fused
 
 __all__ = ["MEMBERS", "DTYPES", "OPS", "FULL_SIZES", "QUICK_SIZES", "BenchConfig", "run_bench", "format_report", "parse_size", "main_rows_for"]
@@ -287,7 +286,7 @@ def _copy_impls(x: np.ndarray, y: np.ndarray) -> list[Impl]:
     chunk = max(64, -(-n // threads) // 64 * 64)  # one contiguous range per thread, as memcpy likes it
 
     def copy_threads():
-        _parallel.parallel_for(lambda a, b: np.copyto(y[a:b], x[a:b]), n, chunk)
+        family.parallel_for(lambda a, b: np.copyto(y[a:b], x[a:b]), n, chunk)
 
     return [Impl("copy", "np.copyto(y, x), 1 thread", lambda: np.copyto(y, x)),
             Impl("copy", f"np.copyto in {threads} threads", copy_threads)]
@@ -403,11 +402,11 @@ def machine_info() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": _parallel._cores(), "threads": family.get_num_threads(),
+    return {"cpu": cpu, "cores": family.cores(), "threads": family.get_num_threads(),
             "python": platform.python_version(), "numpy": np.__version__,
             "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-            "streaming": _parallel.stream_status(),
-            "streaming_threshold_bytes": _parallel.streaming_threshold_bytes()}
+            "streaming": family.stream_status(),
+            "streaming_threshold_bytes": family.streaming_threshold_bytes()}
 
 
 def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from ._core import (
 )
 from ._docs import docs_table
 from ._gain import leaky_gain, numeric_gain, second_moment
-from ._parallel import get_num_threads, set_num_threads
+from ._parallel import cores, get_num_threads, parallel_for, set_num_threads, stream_status, streaming_threshold_bytes
 from .members import SELU_ALPHA, SELU_SCALE  # importing members registers every built-in member
 
 # Every built-in member is an attribute here (relulab.family.relu, and so relulab.relu), read from the registry: a
@@ -29,5 +29,8 @@ swish = get("silu")  # alias, the same object
 __all__ = [
     "Activation", "Kink", "Param", "Properties", "UnknownActivationError", "get", "names", "normalize_name",
     "register", "unregister", "SELU_ALPHA", "SELU_SCALE", "get_num_threads", "set_num_threads", "second_moment",
-    "numeric_gain", "leaky_gain", "docs_table", *_BUILT_IN, "swish",
+    *_BUILT_IN, "swish",
 ]
+# Public in relulab.family but not re-exported as relulab.*: the gain helpers and docs table (read by relulab.nn, the
+# docs test) and the thread pool's tools (read by relulab bench): numeric_gain, leaky_gain, docs_table, cores,
+# parallel_for, stream_status, streaming_threshold_bytes.

@@ -57,7 +57,8 @@ ALIGN_ELEMENTS = 64
 
 
 # -- threads -------------------------------------------------------------------------------------------------------
-def _cores() -> int:
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity mask), at least 1."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -84,7 +85,7 @@ def get_num_threads() -> int:
     """How many threads relulab's fast path uses: set_num_threads(), else RELULAB_NUM_THREADS, else the cores."""
     global _num_threads
     if _num_threads is None:
-        _num_threads = _threads_from_env() or _cores()
+        _num_threads = _threads_from_env() or cores()
     return _num_threads
 
 

@@ -379,12 +379,6 @@ def make(name: str | Activation, **params: Any) -> ActivationModule:
 
 
 def __getattr__(name: str) -> Any:
-    # identify, activation_name and activation_params live in counterparts.py, which imports this module; they stay
-    # importable from here (``from relulab.nn.modules import activation_name``), resolved on first use.
-    if name in ("identify", "activation_name", "activation_params", "Identification"):
-        from . import counterparts
-
-        return getattr(counterparts, name)
     cls = class_for(name)  # a member registered at run time: rnn.modules.ShiftedRelu (and pickling) find it
     if cls is not None:
         return cls
