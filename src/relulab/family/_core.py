@@ -31,12 +31,14 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from . import _arrays, _parallel
+from ._gain import numeric_gain
 from ._input import as_array, as_float, check_out, check_real, compute_dtype, describe
 
 __all__ = [
@@ -59,6 +61,13 @@ class Param:
 
     ``kind`` is ``"real"`` (a real number in ``[low, high]``, ends open where ``*_open``), ``"choice"`` (one of
     ``choices``), ``"bool"``, ``"int"`` (an int in ``[low, high]``) or ``"object"`` (checked by the member).
+    ``torch=False`` marks a NumPy-only parameter that relulab.nn's modules and functions do not take (rrelu's
+    ``training`` comes from the module's mode and its ``seed``/``rng`` are NumPy's; prelu's ``channel_axis`` is
+    dim 1 in torch). The torch parameters keep the order they have here, which is torch's positional order.
+    ``keyword_only=True`` marks a torch parameter that torch's own class and function do not take (relu's Keras
+    ``max_value`` and ``threshold``): keyword-only in relulab.nn's signatures (after ``inplace``, so
+    ``torch.nn.ReLU(True)`` keeps its meaning), not read from a torch.nn counterpart, and listed in a module's
+    ``params`` only where it differs from its default.
     """
 
     name: str
@@ -71,6 +80,8 @@ class Param:
     high_open: bool = False
     choices: tuple[Any, ...] = ()
     allow_none: bool = False
+    torch: bool = True
+    keyword_only: bool = False
 
     @property
     def allowed(self) -> str:
@@ -184,6 +195,24 @@ class Activation:
 
     Instances are created once per member in ``relulab/family/members.py`` (or by users, then passed to
     :func:`register`). Calling validates the input and parameters once, then runs a pure kernel.
+
+    An Activation is the member's whole specification; every room reads it and nothing about a member is written
+    anywhere else. Besides the maths (kernels, formulas, parameters, properties, kink at 0) it holds:
+
+    * ``gain``: the variance-preserving gain ``1 / sqrt(E[f(z)^2])``, z ~ N(0, 1): a number, a function of the
+      parameters (closed forms), or None for a quadrature of the forward kernel (:meth:`gain`);
+    * ``single_pass``, ``stream``, ``stream_derivative``: the speed paths of the forward/derivative kernels (a
+      single-pass kernel is chunked coarsely; ``stream(params, dtype) -> (name, scalars)`` names a compiled twin
+      in ``family/_stream.py``, run by ``family/_parallel.py``);
+    * for relulab.nn (the family never imports torch, so by name): ``nn_class``, the module's class name (derived
+      from the name: ``shifted_relu`` -> ``ShiftedRelu``), ``torch_class`` and ``torch_function``, the torch.nn
+      class and torch.nn.functional function that compute the same member (None where torch has none),
+      ``inplace`` (the module and function offer ``inplace=True``) and ``nn_example``, the docstring example
+      ``(constructor call, printed output for torch.tensor([-2.0, 0.0, 3.0]))``. Parameters marked
+      ``Param(torch=False)`` are NumPy-only.
+
+    A member registered at run time with none of these still gets a relulab.nn module and function (computed by
+    its NumPy kernels), a gain (by quadrature) and its place in the monitor, the CLI and the docs table.
     """
 
     def __init__(
@@ -208,6 +237,15 @@ class Activation:
         failure_mode: str = "",
         paper: str = "",
         example: str = "",
+        gain: float | Callable[[Mapping[str, Any]], float] | None = None,
+        single_pass: bool = False,
+        stream: Callable[[Mapping[str, Any], np.dtype], tuple[str, tuple] | None] | None = None,
+        stream_derivative: Callable[[Mapping[str, Any], np.dtype], tuple[str, tuple] | None] | None = None,
+        nn_class: str | None = None,
+        torch_class: str | None = None,
+        torch_function: str | None = None,
+        inplace: bool = False,
+        nn_example: tuple[str, str] | None = None,
     ) -> None:
         self.name = name
         self.aliases = tuple(aliases)
@@ -220,6 +258,13 @@ class Activation:
         self.failure_mode = failure_mode
         self.paper = paper
         self.example = example
+        if nn_class is not None and not (isinstance(nn_class, str) and nn_class.isidentifier()):
+            raise ValueError(f"{name}: nn_class must be a Python identifier (a class name); got {describe(nn_class)}")
+        self.nn_class = nn_class or class_name(name)
+        self.torch_class = torch_class
+        self.torch_function = torch_function
+        self.inplace = bool(inplace)
+        self.nn_example = nn_example
         self._forward = forward
         self._derivative = derivative
         self._properties = properties
@@ -228,7 +273,15 @@ class Activation:
         self._weight = weight
         self._elementwise = elementwise
         self._check = check
+        self._gain = gain
         self._param_index = {p.name: p for p in self.params}
+        # The speed paths are the kernels' own attributes, looked up by the parallel runner (family/_parallel.py).
+        if single_pass:
+            _parallel.single_pass(forward)
+        if stream is not None:
+            _parallel.streamable(forward, stream)
+        if stream_derivative is not None:
+            _parallel.streamable(derivative, stream_derivative)
         self.__doc__ = self._docstring()
 
     # -- description -------------------------------------------------------------------------------------------
@@ -244,12 +297,43 @@ class Activation:
 
     def properties_for(self, **params: Any) -> Properties:
         """The member's properties at the given parameters (e.g. elu's lower bound is -alpha)."""
-        bound = self._bind(params)
+        bound = self.bind(params)
         return self._properties(bound) if callable(self._properties) else self._properties
 
     @property
     def has_kink_at_zero(self) -> bool:
         return self._kink_at_zero is not None
+
+    @property
+    def forward_kernel(self) -> Kernel:
+        """The pure forward kernel ``kernel(x, out, **bound) -> ndarray`` (for the family's fused kernels)."""
+        return self._forward
+
+    @property
+    def derivative_kernel(self) -> Kernel:
+        """The pure derivative kernel ``kernel(x, out, **bound[, at_zero]) -> ndarray``."""
+        return self._derivative
+
+    @property
+    def torch_params(self) -> tuple[Param, ...]:
+        """The parameters relulab.nn's module and function take, in torch's positional order."""
+        return tuple(p for p in self.params if p.torch)
+
+    def kink(self, **params: Any) -> Kink | None:
+        """The subdifferential at 0 at these parameters, or None for a member without a kink at 0."""
+        return None if self._kink_at_zero is None else self._kink_at_zero(self.bind(params))
+
+    def gain(self, **params: Any) -> float:
+        """The variance-preserving gain ``1 / sqrt(E[f(z)^2])``, z ~ N(0, 1), at these (already checked) parameters.
+
+        The member's declared closed form where it has one (``Activation(gain=...)``, which may also read
+        relulab.nn's own parameters, e.g. prelu's ``init``), else Gauss-Legendre quadrature of the forward kernel on
+        panels broken at the kinks and at 0 (:func:`relulab.family.second_moment`).
+        """
+        if self._gain is not None:
+            return float(self._gain(params)) if callable(self._gain) else float(self._gain)
+        kinks = self.properties_for(**params).kinks
+        return numeric_gain(lambda z: self(z, **params), kinks + (0.0,), self.name, params)
 
     @property
     def takes_weight(self) -> bool:
@@ -280,7 +364,8 @@ class Activation:
         return "\n".join(lines)
 
     # -- evaluation --------------------------------------------------------------------------------------------
-    def _bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
+    def bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters checked and completed with defaults, as the kernels take them (raises naming them)."""
         unknown = [k for k in params if k not in self._param_index]
         if unknown:
             allowed = ", ".join(self._param_index) or "no parameters"
@@ -308,7 +393,7 @@ class Activation:
             what = "x and weight" if expected else "x"
             raise TypeError(f"{self.name} takes {what} as positional arguments; got {1 + len(args)}")
         array, scalar = as_array(x, "x")
-        bound = self._bind(params)
+        bound = self.bind(params)
         if self._weight is not None:
             bound["weight"] = self._weight(args[0], array, bound)
         result_dtype = array.dtype
@@ -320,8 +405,10 @@ class Activation:
             out = check_out(out, array.shape, result_dtype)
         return array, scalar, bound, result_dtype, _widened(compute_dtype(result_dtype), bound), out
 
-    def _prepare(self, x: Any, args: tuple[Any, ...], params: Mapping[str, Any], out: Any, grad: bool):
-        """As :meth:`_validate`, with the input converted to the compute dtype and at least 1-D (for kernels)."""
+    def prepare(self, x: Any, args: tuple[Any, ...], params: Mapping[str, Any], out: Any, grad: bool):
+        """Internal API for companions of a member (prelu.grad_weight): (input array, whether it was a scalar,
+        bound parameters, result dtype), validated as :meth:`__call__` does, the input converted to the compute dtype
+        and at least 1-D (as kernels see it)."""
         array, scalar, bound, result_dtype, compute, _ = self._validate(x, args, params, out, grad)
         # Kernels always see at least 1-D arrays (NumPy turns 0-d results into scalars, which have no out=).
         return np.atleast_1d(array.astype(compute, copy=False)), scalar, bound, result_dtype
@@ -391,6 +478,12 @@ class Activation:
                 f"{self.name}: at_zero must lie in the subdifferential at 0, {interval}; got {describe(at_zero)}"
             )
         return value
+
+
+def class_name(name: str) -> str:
+    """The relulab.nn class name a member gets unless it declares one: ``shifted_relu`` -> ``ShiftedRelu``."""
+    camel = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^0-9A-Za-z]+", name) if part)
+    return camel if camel.isidentifier() and camel not in ("None", "True", "False") else "Member" + camel
 
 
 def _widened(compute: np.dtype, bound: Mapping[str, Any]) -> np.dtype:

@@ -57,7 +57,8 @@ ALIGN_ELEMENTS = 64
 
 
 # -- threads -------------------------------------------------------------------------------------------------------
-def _cores() -> int:
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity mask), at least 1."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -84,7 +85,7 @@ def get_num_threads() -> int:
     """How many threads relulab's fast path uses: set_num_threads(), else RELULAB_NUM_THREADS, else the cores."""
     global _num_threads
     if _num_threads is None:
-        _num_threads = _threads_from_env() or _cores()
+        _num_threads = _threads_from_env() or cores()
     return _num_threads
 
 
@@ -334,10 +335,10 @@ def run(kernel: Callable[..., Any], array: np.ndarray, bound: Mapping[str, Any],
     n = source.size
     stream = _stream_task(kernel, bound, source, target, compute)
     if stream is not None:
-        parallel_for(stream, n, _chunk(LIGHT_CHUNK_BYTES, target.itemsize))
+        parallel_for(stream, n, chunk_elements(LIGHT_CHUNK_BYTES, target.itemsize))
         return result
     direct = target.dtype == compute
-    step = _chunk(LIGHT_CHUNK_BYTES if kernel in _SINGLE_PASS else CHUNK_BYTES, max(target.itemsize, 4))
+    step = chunk_elements(LIGHT_CHUNK_BYTES if kernel in _SINGLE_PASS else CHUNK_BYTES, max(target.itemsize, 4))
 
     def task(start: int, stop: int) -> None:
         work = source[start:stop]
@@ -354,7 +355,8 @@ def run(kernel: Callable[..., Any], array: np.ndarray, bound: Mapping[str, Any],
     return result
 
 
-def _chunk(nbytes: int, itemsize: int) -> int:
+def chunk_elements(nbytes: int, itemsize: int) -> int:
+    """How many elements of ``itemsize`` bytes make a chunk of about ``nbytes``, a multiple of ALIGN_ELEMENTS."""
     return max(ALIGN_ELEMENTS, nbytes // itemsize // ALIGN_ELEMENTS * ALIGN_ELEMENTS)
 
 

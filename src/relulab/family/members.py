@@ -9,8 +9,9 @@ Conventions every kernel follows (README, "Conventions"): NaN in gives NaN out, 
 mathematical limit (never NaN from inf * 0, never an overflow from exp); relu(-0.0) = +0.0; at a kink at 0 the
 derivative is PyTorch's value unless ``at_zero=`` picks another point of the subdifferential.
 
-Adding a member: write its two kernels and one ``register(Activation(...))`` block below, then add its reference
-formula to ``tests/family/reference.py``.
+Adding a member: write its two kernels and one ``register(Activation(...))`` block below (everything another room
+needs, from the gain to the relulab.nn class name, is an argument of that block), then add its reference formula to
+``tests/family/reference.py``. docs/architecture.md, "Adding a member", has the steps.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import _special as sp
-from ._parallel import single_pass, streamable
 from ._core import Activation, Kink, Param, Properties, register
+from ._gain import leaky_gain, numeric_gain
 from ._input import describe, is_whole
 
 # SELU's constants to full double precision (Klambauer et al. 2017, eq. 14; the closed forms solved to 30 digits).
@@ -164,11 +165,15 @@ def _check_relu(p: Mapping[str, Any], owner: str) -> None:
                          f"threshold={p['threshold']!r}")
 
 
-# Their compiled twins (family/_stream.py, with numba) for large arrays, at the defaults only.
-single_pass(_relu)
-streamable(_relu, lambda p, dtype: ("relu_forward", ()) if _relu_defaults(p) else None)
-streamable(_relu_grad, lambda p, dtype: ("relu_derivative", (dtype.type(p["at_zero"]),)) if _relu_defaults(p)
-           else None)
+def _relu_gain(p: Mapping[str, Any]) -> float:
+    # sqrt(2) at the defaults (E[relu(z)^2] = 1/2); capped or thresholded, the quadrature with panels broken at the
+    # cap, the threshold (where f jumps) and 0.
+    if _relu_defaults(p):
+        return math.sqrt(2.0)
+    bound = relu.bind(p)
+    return numeric_gain(lambda z: relu(z, **bound), _relu_properties(bound).kinks + (0.0,), "relu", p)
+
+
 
 relu = register(Activation(
     "relu",
@@ -181,9 +186,10 @@ relu = register(Activation(
                        r"\text{in general } 1 \text{ for } t < x < m,\ 0 \text{ elsewhere (also at } x = t, m)",
     params=(
         Param("max_value", None, "The cap m: f(x) = m for x >= m (Keras's max_value; 6 gives relu6); None: no cap.",
-              low=0.0, high=math.inf, high_open=True, allow_none=True),
+              low=0.0, high=math.inf, high_open=True, allow_none=True, keyword_only=True),
         Param("threshold", 0.0, "The threshold t: f(x) = 0 for x <= t, x above it (Keras's thresholded relu; "
-                                "f jumps from 0 to t at t).", low=0.0, high=math.inf, high_open=True),
+                                "f jumps from 0 to t at t).", low=0.0, high=math.inf, high_open=True,
+              keyword_only=True),
     ),
     check=_check_relu,
     properties=_relu_properties,
@@ -192,6 +198,15 @@ relu = register(Activation(
     elementwise=True,
     forward=_relu,
     derivative=_relu_grad,
+    # The compiled twins (family/_stream.py, with numba) for large arrays, at the defaults only: the same
+    # comparisons, whole cache lines.
+    single_pass=True,
+    stream=lambda p, dtype: ("relu_forward", ()) if _relu_defaults(p) else None,
+    stream_derivative=lambda p, dtype: ("relu_derivative", (dtype.type(p["at_zero"]),)) if _relu_defaults(p)
+    else None,
+    gain=_relu_gain,
+    nn_class="ReLU", torch_class="ReLU", torch_function="relu", inplace=True,
+    nn_example=("rnn.ReLU()", "tensor([0., 0., 3.])"),
     conventions="relu(-0.0) = +0.0; f'(0) = 0 (PyTorch, JAX); integers stay integers (with whole max_value and "
                 "threshold). max_value and threshold follow Keras's relu (negative_slope is leaky_relu's): f(t) = 0 "
                 "and f'(t) = 0 at the threshold (Keras's x * (x > t), torch.nn.Threshold(t, 0)); f'(m) = 0 at the "
@@ -282,10 +297,6 @@ def _leaky_grad_stream(p, dtype):
     return "leaky_derivative", (slope, slope if p["at_zero"] is None else dtype.type(p["at_zero"]))
 
 
-single_pass(_leaky_relu)
-streamable(_leaky_relu, _leaky_stream)
-streamable(_leaky_relu_grad, _leaky_grad_stream)
-
 
 def _slope_kink(slope):
     return Kink(default=slope, low=slope, high=1.0)
@@ -309,6 +320,12 @@ leaky_relu = register(Activation(
     elementwise=True,
     forward=_leaky_relu,
     derivative=_leaky_relu_grad,
+    single_pass=True,
+    stream=_leaky_stream,
+    stream_derivative=_leaky_grad_stream,
+    gain=lambda p: leaky_gain(float(p.get("negative_slope", 0.01))),
+    nn_class="LeakyReLU", torch_class="LeakyReLU", torch_function="leaky_relu", inplace=True,
+    nn_example=("rnn.LeakyReLU(0.1)", "tensor([-0.2000,  0.0000,  3.0000])"),
     conventions="f'(0) = negative_slope (PyTorch; JAX uses 1); leaky_relu(-0.0) = -0.0 (the sign of s * x); "
                 "integer input stays integer when negative_slope is a whole number, else becomes float64.",
     use="A drop-in for relu when units die: the small negative slope keeps a gradient for x < 0.",
@@ -360,7 +377,7 @@ prelu = register(Activation(
     derivative_formula=r"\frac{\partial f}{\partial x} = \begin{cases} 1 & x > 0 \\ w_c & x \le 0 \end{cases}"
                        r",\quad \frac{\partial f}{\partial w_c} = \min(x, 0)",
     params=(Param("channel_axis", 1, "Axis of x that holds the channels (PyTorch: dim 1).", kind="int",
-                  low=-64, high=64),),
+                  low=-64, high=64, torch=False),),
     properties=Properties(monotonic=False, lower_bound=None, upper_bound=None, smooth=False, kinks=(0.0,),
                           zero_for_negative=False, piecewise_linear=True),
     kink_at_zero=lambda p: _slope_kink(p["weight"]),
@@ -369,6 +386,9 @@ prelu = register(Activation(
     elementwise=lambda p: np.ndim(p["weight"]) == 0,
     forward=lambda x, out, channel_axis, weight: _leaky(x, out, weight),
     derivative=lambda x, out, channel_axis, weight, at_zero: _leaky_grad(x, out, weight, at_zero),
+    gain=lambda p: leaky_gain(float(p.get("init", 0.25))),  # relulab.nn.PReLU's initial slope
+    nn_class="PReLU", torch_class="PReLU", torch_function="prelu",
+    nn_example=("rnn.PReLU()", "tensor([-0.5000,  0.0000,  3.0000], grad_fn=<PreluKernelBackward0>)"),
     conventions="f'(0) = w_c (PyTorch). Monotonic only where every slope is >= 0. "
                 "prelu.grad_weight gives the elementwise derivative with respect to the slope.",
     use="When the best negative slope is unknown: the network learns it (He et al. used it on ImageNet).",
@@ -388,7 +408,7 @@ def _prelu_grad_weight(x, weight, channel_axis: int = 1):
     >>> rl.prelu.grad_weight([-2.0, 0.0, 3.0], 0.25)
     array([-2.,  0.,  0.])
     """
-    work, scalar, bound, dtype = prelu._prepare(x, (weight,), {"channel_axis": channel_axis}, None, grad=True)
+    work, scalar, bound, dtype = prelu.prepare(x, (weight,), {"channel_axis": channel_axis}, None, grad=True)
     value = np.minimum(work, 0.0).astype(dtype, copy=False)  # float16 is computed in float32: round back
     value = np.broadcast_to(value, np.broadcast_shapes(work.shape, np.shape(bound["weight"])))
     return value[0] if scalar else np.array(value)  # work is at least 1-D: a scalar x gives a NumPy scalar
@@ -413,6 +433,12 @@ def _check_rrelu(p: Mapping[str, Any], owner: str) -> None:
         raise ValueError(f"{owner}: give seed or rng, not both")
 
 
+def _rrelu_gain(p: Mapping[str, Any]) -> float:
+    # Training draws a ~ U(lower, upper): E[a^2] = (l^2 + l u + u^2) / 3 (the eval slope is the mean).
+    lower, upper = float(p.get("lower", 1 / 8)), float(p.get("upper", 1 / 3))
+    return leaky_gain(math.sqrt((lower * lower + lower * upper + upper * upper) / 3.0))
+
+
 rrelu = register(Activation(
     "rrelu",
     aliases=("randomized_relu", "randomized_leaky_relu"),
@@ -424,10 +450,11 @@ rrelu = register(Activation(
     params=(
         Param("lower", 1 / 8, "Lower end of the slope distribution.", low=0.0, high=1.0),
         Param("upper", 1 / 3, "Upper end of the slope distribution.", low=0.0, high=1.0),
-        Param("training", False, "Draw random slopes (True) or use the mean slope (False).", kind="bool"),
+        Param("training", False, "Draw random slopes (True) or use the mean slope (False).", kind="bool",
+              torch=False),
         Param("seed", None, "Seed for the slopes in training; the same seed gives the same slopes in "
-                            "rrelu and rrelu.grad.", kind="int", low=0, high=2**63 - 1, allow_none=True),
-        Param("rng", None, "a numpy.random.Generator or None", kind="object"),
+                            "rrelu and rrelu.grad.", kind="int", low=0, high=2**63 - 1, allow_none=True, torch=False),
+        Param("rng", None, "a numpy.random.Generator or None", kind="object", torch=False),
     ),
     check=_check_rrelu,
     properties=lambda p: Properties(monotonic=True, lower_bound=0.0 if p["upper"] == 0 else None,
@@ -440,6 +467,9 @@ rrelu = register(Activation(
     forward=lambda x, out, lower, upper, training, seed, rng: _leaky(x, out, _rrelu_slopes(x, locals())),
     derivative=lambda x, out, lower, upper, training, seed, rng, at_zero: _leaky_grad(
         x, out, _rrelu_slopes(x, locals()), at_zero),
+    gain=_rrelu_gain,
+    nn_class="RReLU", torch_class="RReLU", torch_function="rrelu", inplace=True,
+    nn_example=("rnn.RReLU().eval()", "tensor([-0.4583,  0.0000,  3.0000])"),
     conventions="Eval mode is deterministic (mean slope 11/48 by default); f'(0) = the element's slope.",
     use="A regulariser on small data sets: the random negative slope acts like noise (Xu et al. 2015).",
     failure_mode="Training and evaluation compute different functions; results depend on the mode.",
@@ -466,7 +496,7 @@ def _elu(x, out, alpha, scale=1.0, divisor=1.0):
         # min(x, 0) as bits: x where its sign bit is set (so elu(-0.0) = expm1(-0.0) = -0.0), else +0.0; a NaN
         # stays NaN through np.maximum either way.
         width = 8 * x.dtype.itemsize
-        signed = x.view(sp._SIGNED[x.dtype.itemsize])
+        signed = x.view(sp.SIGNED[x.dtype.itemsize])
         negative = np.bitwise_and(signed, np.right_shift(signed, width - 1)).view(x.dtype)
         np.expm1(negative, out=negative)
         return np.maximum(x, negative, out=negative if out is None else out)
@@ -492,7 +522,7 @@ def _elu_grad(x, out, alpha, scale=1.0, divisor=1.0, at_zero=None):
         # elu with alpha = 1 (celu's alpha = divisor goes the general way): f' = exp(min(x, 0)), 1 at 0 on both
         # sides. min(x, 0) as bits: x where its sign bit is set, else +0.0; NaNs with a clear sign bit put back.
         width = 8 * x.dtype.itemsize
-        signed = x.view(sp._SIGNED[x.dtype.itemsize])
+        signed = x.view(sp.SIGNED[x.dtype.itemsize])
         exponent = np.bitwise_and(signed, np.right_shift(signed, width - 1)).view(x.dtype)
         nan = np.isnan(x)  # taken before out (maybe x itself) is written
         grad = np.exp(exponent, out=exponent if out is None else out)
@@ -520,6 +550,8 @@ elu = register(Activation(
     elementwise=True,
     forward=lambda x, out, alpha: _elu(x, out, alpha),
     derivative=lambda x, out, alpha, at_zero: _elu_grad(x, out, alpha, at_zero=at_zero),
+    nn_class="ELU", torch_class="ELU", torch_function="elu", inplace=True,
+    nn_example=("rnn.ELU(alpha=1.0)", "tensor([-0.8647,  0.0000,  3.0000])"),
     conventions="f'(0) = alpha (PyTorch); with alpha = 1 the derivative is continuous (1 at 0); "
                 "elu(-0.0) = -0.0 (PyTorch's expm1(-0.0)).",
     use="Mean activations closer to zero than relu, a smooth negative saturation; often trains a bit faster.",
@@ -541,6 +573,8 @@ selu = register(Activation(
     elementwise=True,
     forward=lambda x, out: _elu(x, out, SELU_ALPHA, scale=SELU_SCALE),
     derivative=lambda x, out, at_zero: _elu_grad(x, out, SELU_ALPHA, scale=SELU_SCALE, at_zero=at_zero),
+    nn_class="SELU", torch_class="SELU", torch_function="selu", inplace=True,
+    nn_example=("rnn.SELU()", "tensor([-1.5202,  0.0000,  3.1521])"),
     conventions="f'(0) = lambda * alpha (PyTorch). lambda and alpha to full double precision.",
     use="Deep fully connected networks without normalisation layers, with LeCun-normal init and alpha-dropout.",
     failure_mode="Self-normalisation needs its conditions: LeCun init, no batch norm, alpha-dropout only.",
@@ -560,6 +594,8 @@ celu = register(Activation(
     elementwise=True,
     forward=lambda x, out, alpha: _elu(x, out, alpha, divisor=alpha),
     derivative=lambda x, out, alpha: _elu_grad(x, out, alpha, divisor=alpha),
+    nn_class="CELU", torch_class="CELU", torch_function="celu", inplace=True,
+    nn_example=("rnn.CELU(alpha=2.0)", "tensor([-1.2642,  0.0000,  3.0000])"),
     conventions="Differentiable at 0 for every alpha (f'(0) = 1), so at_zero does not apply.",
     use="ELU with a tunable saturation that stays continuously differentiable.",
     failure_mode="As elu: exp cost, small gradients deep in the negative saturation.",
@@ -569,7 +605,6 @@ celu = register(Activation(
 
 
 # -- relu6, hardswish, squared_relu -------------------------------------------------------------------------------
-@single_pass
 def _relu6(x, out):
     value = np.maximum(x, 0, out=out)
     return np.minimum(value, 6, out=value)
@@ -593,6 +628,9 @@ relu6 = register(Activation(
     elementwise=True,
     forward=_relu6,
     derivative=_relu6_grad,
+    single_pass=True,
+    nn_class="ReLU6", torch_class="ReLU6", torch_function="relu6", inplace=True,
+    nn_example=("rnn.ReLU6()", "tensor([0., 0., 3.])"),
     conventions="f'(0) = 0 and f'(6) = 0 (PyTorch); relu6(-0.0) = +0.0; integers stay integers.",
     use="Mobile and quantised networks (MobileNet): the bounded range suits low-precision arithmetic.",
     failure_mode="Dies like relu for x < 0 and also saturates for x > 6, where the gradient is 0 too.",
@@ -625,6 +663,8 @@ hardswish = register(Activation(
     elementwise=True,
     forward=_hardswish,
     derivative=_hardswish_grad,
+    nn_class="Hardswish", torch_class="Hardswish", torch_function="hardswish", inplace=True,
+    nn_example=("rnn.Hardswish()", "tensor([-0.3333,  0.0000,  3.0000])"),
     conventions="At the kinks PyTorch's values: f'(-3) = 0, f'(3) = 1 (the outer branches). "
                 "hardswish(-inf) = 0.",
     use="Mobile networks (MobileNetV3): silu's shape without exp.",
@@ -659,6 +699,8 @@ hard_sigmoid = register(Activation(
     elementwise=True,
     forward=_hard_sigmoid,
     derivative=_hard_sigmoid_grad,
+    nn_class="Hardsigmoid", torch_class="Hardsigmoid", torch_function="hardsigmoid", inplace=True,
+    nn_example=("rnn.Hardsigmoid()", "tensor([0.1667, 0.5000, 1.0000])"),
     conventions="At the kinks PyTorch's values: f'(-3) = f'(3) = 0. f'(x) = 1/6 exactly in float64 (PyTorch's "
                 "float64 backward uses float32's 1/6, 0.16666667163; relulab.nn gives 1/6).",
     use="Gates in mobile networks (MobileNetV3's squeeze-and-excitation): sigmoid's shape without exp.",
@@ -702,6 +744,8 @@ hard_tanh = register(Activation(
     elementwise=True,
     forward=_hard_tanh,
     derivative=_hard_tanh_grad,
+    nn_class="Hardtanh", torch_class="Hardtanh", torch_function="hardtanh", inplace=True,
+    nn_example=("rnn.Hardtanh(-1.0, 1.0)", "tensor([-1.,  0.,  1.])"),
     conventions="At the kinks PyTorch's values: f'(min_val) = f'(max_val) = 0; -0.0 stays -0.0. "
                 "hard_tanh(min_val=0, max_val=6) is relu6 (whose at_zero= this member does not offer).",
     use="A bounded, piecewise-linear tanh: cheap, used in quantised and binarised networks and in some RNNs.",
@@ -712,7 +756,6 @@ hard_tanh = register(Activation(
 ))
 
 
-@single_pass
 def _squared_relu(x, out):
     positive = np.maximum(x, 0.0)
     return np.square(positive, out=out)  # x > 1.3e154 squares to inf, the correctly rounded result
@@ -733,6 +776,10 @@ squared_relu = register(Activation(
     elementwise=True,
     forward=_squared_relu,
     derivative=_squared_relu_grad,
+    single_pass=True,
+    gain=math.sqrt(2.0 / 3.0),  # E[relu(z)^4] = E[z^4] / 2 = 3/2
+    nn_class="SquaredReLU",
+    nn_example=("rnn.SquaredReLU()", "tensor([0., 0., 9.])"),
     conventions="Continuously differentiable (f'(0) = 0), so at_zero does not apply; integers become float64.",
     use="Transformer feed-forward layers (Primer): a cheap, sparse activation that grows faster than relu.",
     failure_mode="Dies like relu for x < 0; the quadratic growth can make large activations larger.",
@@ -787,6 +834,8 @@ gelu = register(Activation(
     elementwise=True,
     forward=_gelu,
     derivative=_gelu_grad,
+    nn_class="GELU", torch_class="GELU", torch_function="gelu",
+    nn_example=("rnn.GELU()", "tensor([-0.0455,  0.0000,  2.9959])"),
     conventions="gelu(+inf) = +inf, gelu(-inf) = 0 (PyTorch gives NaN); accurate in the far negative tail.",
     use="Transformers (BERT, GPT) and modern vision models: a smooth, non-monotonic relu.",
     failure_mode="Costs an erf per element; non-monotonic dip (minimum -0.17 at x = -0.75).",
@@ -830,6 +879,8 @@ silu = register(Activation(
     elementwise=True,
     forward=_silu,
     derivative=_silu_grad,
+    nn_class="SiLU", torch_class="SiLU", torch_function="silu", inplace=True,
+    nn_example=("rnn.SiLU()", "tensor([-0.2384,  0.0000,  2.8577])"),
     conventions="silu(-inf) = 0 (PyTorch gives NaN), silu(+inf) = +inf.",
     use="EfficientNet and many modern CNNs; found by automated search to beat relu on deep models.",
     failure_mode="exp cost; non-monotonic dip (minimum -0.278 at x = -1.278).",
@@ -865,6 +916,8 @@ quick_gelu = register(Activation(
     elementwise=True,
     forward=_quick_gelu,
     derivative=_quick_gelu_grad,
+    nn_class="QuickGELU",
+    nn_example=("rnn.QuickGELU()", "tensor([-0.0643,  0.0000,  2.9819])"),
     conventions="quick_gelu(-inf) = 0, quick_gelu(+inf) = +inf; it is silu(1.702 x) / 1.702, not gelu: the two "
                 "differ by up to 0.02.",
     use="CLIP and models fine-tuned from it (transformers' QuickGELUActivation, timm's QuickGELU).",
@@ -908,6 +961,8 @@ mish = register(Activation(
     elementwise=True,
     forward=_mish,
     derivative=_mish_grad,
+    nn_class="Mish", torch_class="Mish", torch_function="mish", inplace=True,
+    nn_example=("rnn.Mish()", "tensor([-0.2525,  0.0000,  2.9865])"),
     conventions="mish(-inf) = 0 (PyTorch gives NaN), mish(+inf) = +inf.",
     use="A smooth relu alternative reported to help some vision models (YOLOv4).",
     failure_mode="Three transcendental functions per element: the slowest member here.",
@@ -930,6 +985,13 @@ def _softplus_grad(x, out, beta, threshold):
     return _store(sp.select(bx > threshold, np.ones((), x.dtype), sp.sigmoid(bx)), out)
 
 
+def _softplus_gain(p: Mapping[str, Any]) -> float:
+    # PyTorch's switch to x at beta x = threshold is a jump of f: a quadrature panel must end there too.
+    threshold, beta = p.get("threshold", 20.0), p.get("beta", 1.0)
+    breaks = (threshold / beta, 0.0) if math.isfinite(threshold) else (0.0,)
+    return numeric_gain(lambda z: softplus(z, **p), breaks, "softplus", p)
+
+
 softplus = register(Activation(
     "softplus",
     summary="Softplus: log(1 + exp(beta x)) / beta, a smooth relu; linear above the threshold (as PyTorch).",
@@ -947,6 +1009,9 @@ softplus = register(Activation(
     elementwise=True,
     forward=_softplus,
     derivative=_softplus_grad,
+    gain=_softplus_gain,
+    nn_class="Softplus", torch_class="Softplus", torch_function="softplus",
+    nn_example=("rnn.Softplus(beta=1.0)", "tensor([0.1269, 0.6931, 3.0486])"),
     conventions="Computed as max(bx, 0) + log1p(exp(-|bx|)), so no overflow; softplus(+inf) = +inf, "
                 "softplus(-inf) = 0. With a finite threshold f drops by log1p(exp(-threshold)) / beta "
                 "(2.1e-9 at the defaults) at beta x = threshold, exactly as PyTorch.",
@@ -996,6 +1061,10 @@ squareplus = register(Activation(
     elementwise=True,
     forward=_squareplus,
     derivative=_squareplus_grad,
+    # E[f(z)^2] = (E[2 z^2 + b] + 2 E[z sqrt(z^2 + b)]) / 4 = (2 + b) / 4: the second expectation is odd in z.
+    gain=lambda p: 2.0 / math.sqrt(2.0 + p.get("b", 4.0)),
+    nn_class="Squareplus",
+    nn_example=("rnn.Squareplus(b=4.0)", "tensor([0.4142, 1.0000, 3.3028])"),
     conventions="For x < 0 computed as b / (2 (sqrt(x^2 + b) - x)), so no cancellation in the left tail; "
                 "squareplus(-inf) = 0, squareplus(+inf) = +inf. b = 0 is relu, with f'(0) = 1/2 (the value "
                 "for every b > 0).",
@@ -1032,6 +1101,8 @@ sparse_plus = register(Activation(
     elementwise=True,
     forward=_sparse_plus,
     derivative=_sparse_plus_grad,
+    nn_class="SparsePlus",
+    nn_example=("rnn.SparsePlus()", "tensor([0.0000, 0.2500, 3.0000])"),
     conventions="Continuously differentiable (f'(-1) = 0, f'(1) = 1 from both sides), so no kinks and no at_zero; "
                 "exactly 0 for x <= -1 (sparse), f(0) = 1/4; integers become float64.",
     use="A softplus with an exactly-zero region: sparse outputs with a continuous derivative "
@@ -1055,6 +1126,8 @@ sigmoid = register(Activation(
     elementwise=True,
     forward=lambda x, out: sp.sigmoid(x, out=out),
     derivative=lambda x, out: _store(sp.sigmoid_slope(x), out),
+    nn_class="Sigmoid", torch_class="Sigmoid", torch_function="sigmoid",
+    nn_example=("rnn.Sigmoid()", "tensor([0.1192, 0.5000, 0.9526])"),
     conventions="Computed from exp(-|x|) only: no overflow, exact tails.",
     use="Output layers for probabilities and gates (LSTM); a poor choice for deep hidden layers.",
     failure_mode="Vanishing gradients: the derivative is at most 1/4 and decays exponentially for large |x|.",
@@ -1070,8 +1143,11 @@ tanh = register(Activation(
     properties=Properties(monotonic=True, lower_bound=-1.0, upper_bound=1.0, smooth=True, kinks=(),
                           zero_for_negative=False, piecewise_linear=False),
     elementwise=True,
-    forward=single_pass(lambda x, out: np.tanh(x, out=out)),
+    forward=lambda x, out: np.tanh(x, out=out),
     derivative=lambda x, out: sp.sech2(x, out=out),
+    single_pass=True,
+    nn_class="Tanh", torch_class="Tanh", torch_function="tanh",
+    nn_example=("rnn.Tanh()", "tensor([-0.9640,  0.0000,  0.9951])"),
     conventions="The derivative is computed as 4e/(1+e)^2, e = exp(-2|x|): accurate where 1 - tanh^2 cancels.",
     use="Recurrent networks and shallow models; zero-centred, unlike sigmoid.",
     failure_mode="Vanishing gradients: saturates for |x| > 3, so deep stacks learn slowly.",
@@ -1080,7 +1156,6 @@ tanh = register(Activation(
 ))
 
 
-@single_pass
 def _identity(x, out):
     if out is None:
         return x.copy()
@@ -1109,6 +1184,10 @@ identity = register(Activation(
     elementwise=True,
     forward=_identity,
     derivative=_identity_grad,
+    single_pass=True,
+    gain=1.0,
+    nn_class="Identity", torch_class="Identity",
+    nn_example=("rnn.Identity()", "tensor([-2.,  0.,  3.])"),
     conventions="Returns a copy (never the input itself); f'(NaN) = NaN.",
     use="A control in experiments: what the network does with no nonlinearity at all.",
     failure_mode="No nonlinearity: any depth collapses to one linear map.",

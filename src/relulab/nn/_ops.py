@@ -27,6 +27,11 @@ Three kinds of path:
   single tensor on the native path (their input, or their output for sigmoid/tanh, which the next layer usually
   keeps anyway), so ``lean`` changes nothing for them.
 
+A member registered at run time, with no entry here, runs on the **NumPy path** (:func:`numpy_op`): a
+:class:`torch.autograd.Function` that calls the member's own NumPy forward and derivative kernels. Slow (a round
+trip through a CPU NumPy array each way), but exact and complete: dtype and device are kept, gradients are the
+member's derivative, ``at_zero`` works, so Monitor, swap, init_ and revive all take such a member.
+
 Maths lives in small pure functions (``*_fwd``, ``*_bwd``, :func:`pack_mask`, :func:`unpack_mask`); the
 ``autograd.Function`` classes are thin wrappers around them.
 """
@@ -41,9 +46,12 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from relulab.family import SELU_ALPHA, SELU_SCALE
+import numpy as np
 
-__all__ = ["OPS", "MemberOp", "FLOAT_DTYPES", "check_input", "pack_mask", "unpack_mask", "kernels_exact", "INF_CLAMP"]
+from relulab.family import SELU_ALPHA, SELU_SCALE, Activation, get
+
+__all__ = ["OPS", "MemberOp", "FLOAT_DTYPES", "check_input", "pack_mask", "unpack_mask", "kernels_exact", "INF_CLAMP",
+           "numpy_op", "NumPyKernelFunction"]
 
 aten = torch.ops.aten
 Tensor = torch.Tensor
@@ -729,23 +737,68 @@ def _identity(x, inplace, at_zero, lean, training):
     return x  # as torch.nn.Identity: the input itself, no copy, nothing saved
 
 
+# -- the NumPy path: members without a torch implementation ------------------------------------------------------
+def _through_numpy(compute: Callable[..., np.ndarray], x: Tensor, params: dict, **extra) -> Tensor:
+    """``compute(array, **params, **extra)`` on x as a CPU NumPy array, back as a tensor of x's dtype and device
+    (bfloat16, which NumPy lacks, goes through float32 and is rounded once)."""
+    work = x.detach()
+    dtype = torch.float32 if work.dtype == torch.bfloat16 else work.dtype
+    array = work.to(device="cpu", dtype=dtype).numpy()
+    value = np.asarray(compute(array, **params, **extra))
+    return torch.from_numpy(value).to(device=x.device, dtype=x.dtype)
+
+
+class NumPyKernelFunction(torch.autograd.Function):
+    """f(x) by the member's NumPy forward kernel; the backward is g * f'(x) by its NumPy derivative kernel (at
+    exactly x == 0 the subgradient ``at_zero`` where given). Saves the input."""
+
+    @staticmethod
+    def forward(ctx, x, activation, params, at_zero, inplace):
+        ctx.activation, ctx.params, ctx.at_zero = activation, params, at_zero
+        value = _through_numpy(activation, x, params)
+        if inplace:
+            ctx.save_for_backward(x.clone())
+            ctx.mark_dirty(x)
+            return x.copy_(value)
+        ctx.save_for_backward(x)
+        return value
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        extra = {} if ctx.at_zero is None else {"at_zero": ctx.at_zero}
+        return g * _through_numpy(ctx.activation.grad, x, ctx.params, **extra), None, None, None, None
+
+
+def numpy_op(activation: Activation) -> "MemberOp":
+    """The op of a member relulab.nn has no torch implementation of: its NumPy kernels through
+    :class:`NumPyKernelFunction` (the slow path; see the module docstring)."""
+    if activation.takes_weight:
+        raise ValueError(f"relulab.nn: {activation.name} takes a weight array; a member with a weight needs a torch "
+                         "implementation of its own in relulab/nn/_ops.py")
+    names = tuple(p.name for p in activation.torch_params)
+
+    def run(x, inplace, at_zero, lean, training, *params):
+        return NumPyKernelFunction.apply(x, activation, dict(zip(names, params)), at_zero, inplace)
+
+    run.__name__ = f"numpy_{activation.name}"
+    return MemberOp(run, names, activation.inplace)
+
+
 @dataclass(frozen=True)
 class MemberOp:
     """How one member runs on torch.
 
-    ``params``: the family parameters the torch op takes, in torch's positional order (``rrelu``'s ``training``
-    comes from the module's mode; its NumPy-only ``seed``/``rng`` and prelu's ``channel_axis`` — dim 1 in torch —
-    are not torch parameters). ``inplace``: whether an ``inplace=True`` option is offered. ``lean_saves``: what
-    the lean path keeps for the backward, in words (for the docs and the memory benchmark).
+    ``params``: the family parameters the torch op takes, in torch's positional order, and ``inplace``: whether an
+    ``inplace=True`` option is offered; both read from the member's spec (``Param(torch=False)``,
+    ``Activation(inplace=...)``) by :func:`_op`. ``lean_saves``: what the lean path keeps for the backward, in
+    words (for the docs and the memory benchmark).
     """
 
     fn: Callable[..., Tensor]
     params: tuple[str, ...] = ()
     inplace: bool = False
     lean_saves: str = "its input (as the native path)"
-    # params that torch's own class and function do not take (relu's Keras parameters): keyword-only in relulab's
-    # signatures, after inplace, so torch.nn.ReLU(True) still means inplace=True
-    keyword_only: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not getattr(self.fn, "_widening", False):
@@ -788,29 +841,34 @@ def _widening(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return run
 
 
+def _op(name: str, fn: Callable[..., Tensor], lean_saves: str = "its input (as the native path)") -> MemberOp:
+    """A built-in member's torch implementation; its parameters and ``inplace`` come from the member's spec."""
+    spec = get(name)
+    return MemberOp(fn, tuple(p.name for p in spec.torch_params), spec.inplace, lean_saves)
+
+
+# The members with a torch implementation of their own (the others take :func:`numpy_op`), in registry order.
 OPS: dict[str, MemberOp] = {
-    "relu": MemberOp(_relu, ("max_value", "threshold"), inplace=True, lean_saves="1 bit per element",
-                     keyword_only=("max_value", "threshold")),
-    "leaky_relu": MemberOp(_leaky_relu, ("negative_slope",), inplace=True, lean_saves="1 bit per element"),
-    "prelu": MemberOp(_prelu, lean_saves="1 bit per element (the input too when the slopes need a gradient)"),
-    "rrelu": MemberOp(_rrelu, ("lower", "upper"), inplace=True,
-                      lean_saves="eval: 1 bit per element; training: the random slopes only (not the input)"),
-    "elu": MemberOp(_elu, ("alpha",), inplace=True),
-    "selu": MemberOp(_selu, inplace=True),
-    "celu": MemberOp(_celu, ("alpha",), inplace=True),
-    "relu6": MemberOp(_relu6, inplace=True, lean_saves="1 bit per element"),
-    "hardswish": MemberOp(_hardswish, inplace=True),
-    "hard_sigmoid": MemberOp(_hard_sigmoid, inplace=True, lean_saves="1 bit per element"),
-    "hard_tanh": MemberOp(_hard_tanh, ("min_val", "max_val"), inplace=True, lean_saves="1 bit per element"),
-    "squared_relu": MemberOp(_squared_relu, lean_saves="relu(x) (one tensor, as the native path)"),
-    "gelu": MemberOp(_gelu, ("approximate",)),
-    "silu": MemberOp(_silu, inplace=True),
-    "quick_gelu": MemberOp(_quick_gelu),
-    "mish": MemberOp(_mish, inplace=True),
-    "softplus": MemberOp(_softplus, ("beta", "threshold")),
-    "sigmoid": MemberOp(_sigmoid, lean_saves="its output (as the native path)"),
-    "tanh": MemberOp(_tanh, lean_saves="its output (as the native path)"),
-    "identity": MemberOp(_identity, lean_saves="nothing"),
-    "squareplus": MemberOp(_squareplus, ("b",)),
-    "sparse_plus": MemberOp(_sparse_plus),
+    "relu": _op("relu", _relu, "1 bit per element"),
+    "leaky_relu": _op("leaky_relu", _leaky_relu, "1 bit per element"),
+    "prelu": _op("prelu", _prelu, "1 bit per element (the input too when the slopes need a gradient)"),
+    "rrelu": _op("rrelu", _rrelu, "eval: 1 bit per element; training: the random slopes only (not the input)"),
+    "elu": _op("elu", _elu),
+    "selu": _op("selu", _selu),
+    "celu": _op("celu", _celu),
+    "relu6": _op("relu6", _relu6, "1 bit per element"),
+    "hardswish": _op("hardswish", _hardswish),
+    "hard_sigmoid": _op("hard_sigmoid", _hard_sigmoid, "1 bit per element"),
+    "hard_tanh": _op("hard_tanh", _hard_tanh, "1 bit per element"),
+    "squared_relu": _op("squared_relu", _squared_relu, "relu(x) (one tensor, as the native path)"),
+    "gelu": _op("gelu", _gelu),
+    "silu": _op("silu", _silu),
+    "quick_gelu": _op("quick_gelu", _quick_gelu),
+    "mish": _op("mish", _mish),
+    "softplus": _op("softplus", _softplus),
+    "squareplus": _op("squareplus", _squareplus),
+    "sparse_plus": _op("sparse_plus", _sparse_plus),
+    "sigmoid": _op("sigmoid", _sigmoid, "its output (as the native path)"),
+    "tanh": _op("tanh", _tanh, "its output (as the native path)"),
+    "identity": _op("identity", _identity, "nothing"),
 }
