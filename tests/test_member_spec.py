@@ -179,3 +179,34 @@ def test_spec_defaults_keep_activation_backwards_compatible():
     with pytest.raises(ValueError, match="nn_class must be a Python identifier \\(a class name\\); got 'Bad-Name'"):
         Activation("bad_name_test", forward=_forward, derivative=_derivative, formula="", derivative_formula="",
                    summary="", properties=member.properties, nn_class="Bad-Name")
+
+
+def _softsign(x, out, scale):
+    return np.multiply(scale, x / (1.0 + np.abs(x)), out=out)
+
+
+def _softsign_grad(x, out, scale):
+    return np.multiply(scale, 1.0 / (1.0 + np.abs(x)) ** 2, out=out)
+
+
+def test_a_run_time_members_torch_class_is_recognised_by_identify_the_monitor_and_swap():
+    # the spec's torch_class feeds identification for a member registered at run time too (docs/architecture.md)
+    name = "softsign_spec_test"
+    rl.register(Activation(
+        name, forward=_softsign, derivative=_softsign_grad, formula=r"s x / (1 + |x|)",
+        derivative_formula=r"s / (1 + |x|)^2", summary="Softsign (a test member).",
+        params=(Param("scale", 1.0, "Scale s.", low=0.0, low_open=True),),
+        properties=Properties(monotonic=True, lower_bound=-1.0, upper_bound=1.0, smooth=False, kinks=(),
+                              zero_for_negative=False, piecewise_linear=False),
+        elementwise=True, torch_class="Softsign", torch_function="softsign"))
+    try:
+        found = rnn.identify(torch.nn.Softsign(), probe=False)
+        assert found is not None and (found.member, found.how) == (name, "torch")
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Softsign(), torch.nn.Linear(4, 2))
+        with Monitor(model) as mon:
+            model(torch.randn(8, 3))
+        assert mon.report()["1"].kind == name
+        assert rnn.swap(model, name, "relu") == 1 and type(model[1]) is rnn.ReLU
+    finally:
+        rl.unregister(name)
+    assert rnn.identify(torch.nn.Softsign(), probe=False) is None
