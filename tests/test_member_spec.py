@@ -210,3 +210,33 @@ def test_a_run_time_members_torch_class_is_recognised_by_identify_the_monitor_an
     finally:
         rl.unregister(name)
     assert rnn.identify(torch.nn.Softsign(), probe=False) is None
+
+
+def test_a_run_time_member_whose_nn_class_is_taken_is_refused_with_a_clear_message():
+    # relulab.nn.ReLU is the built-in class: a second class called ReLU would be unreachable by that name and could
+    # not be pickled (torch.save of a model holding it would fail), so module_for says so instead.
+    for taken in ("ReLU", "make", "ActivationModule"):
+        name = f"taken_{taken.lower()}_spec_test"
+        member = _member()
+        rl.register(Activation(name, forward=_forward, derivative=_derivative, formula="", derivative_formula="",
+                               summary="", params=member.params, properties=member.properties, nn_class=taken))
+        try:
+            with pytest.raises(ValueError, match=f"{name}: nn_class must be a name relulab.nn does not use "
+                                                 f"already; got '{taken}'"):
+                rnn.module_for(name)
+        finally:
+            rl.unregister(name)
+    # and two members may not share one (either would shadow the other in relulab.nn)
+    first, second = "shared_a_spec_test", "shared_b_spec_test"
+    member = _member()
+    for name in (first, second):
+        rl.register(Activation(name, forward=_forward, derivative=_derivative, formula="", derivative_formula="",
+                               summary="", params=member.params, properties=member.properties, nn_class="SharedX"))
+    try:
+        for name, other in ((first, second), (second, first)):
+            with pytest.raises(ValueError, match=f"{name}: nn_class must be a name relulab.nn does not use "
+                                                 f"already; got 'SharedX' \\(also {other!r}'s\\)"):
+                rnn.module_for(name)
+    finally:
+        rl.unregister(first)
+        rl.unregister(second)
