@@ -240,3 +240,18 @@ def test_a_run_time_member_whose_nn_class_is_taken_is_refused_with_a_clear_messa
     finally:
         rl.unregister(first)
         rl.unregister(second)
+
+
+def test_explain_names_a_callable_function_for_a_name_python_cannot_spell(capsys):
+    name = "cubed-relu-2-spec-test"  # dashes and a digit: relulab.nn.functional.<name> is no Python expression
+    member = _member()
+    rl.register(Activation(name, forward=_forward, derivative=_derivative, formula="f", derivative_formula="g",
+                           summary="Dashed.", params=member.params, properties=member.properties))
+    try:
+        code, out, _ = explain(capsys, name)
+        assert code == 0
+        assert f"relulab.nn.CubedRelu2SpecTest, relulab.nn.functional.activation(x, {name!r});" in out
+        x = torch.tensor([-1.0, 2.0], dtype=torch.float64)
+        assert RF.activation(x, name).tolist() == [0.0, 0.5 * 2.0**3]
+    finally:
+        rl.unregister(name)
