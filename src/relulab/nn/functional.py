@@ -160,11 +160,15 @@ def activation(input: Tensor, name: str | Activation, **params: Any) -> Tensor:
     tensor([-1.,  3.])
     """
     function = function_for(name)
-    allowed = [p for p in inspect.signature(function).parameters if p != "input"]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise TypeError(f"activation: {get(name).name} takes {', '.join(allowed)}; got unexpected {unknown[0]!r}")
-    return function(input, **params)
+    try:
+        return function(input, **params)
+    except TypeError:  # the keywords are looked at only here, off the fast path
+        allowed = [p for p in inspect.signature(function).parameters if p != "input"]
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise TypeError(f"activation: {get(name).name} takes {', '.join(allowed)}; "
+                            f"got unexpected {unknown[0]!r}") from None
+        raise
 
 
 def __getattr__(name: str) -> Any:
