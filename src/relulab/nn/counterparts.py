@@ -233,8 +233,10 @@ def _run_time_torch(cls: type) -> _Counterpart | None:
     if not cls.__module__.startswith("torch.nn"):
         return None
     for name in names():
+        if name in MODULES:  # a built-in member: its class is in _TORCH already
+            continue
         activation = get(name)
-        if name not in MODULES and activation.torch_class and getattr(nn, activation.torch_class, None) is cls:
+        if activation.torch_class and getattr(nn, activation.torch_class, None) is cls:
             defaults = dict(_full_params(name, {}))
             return _Counterpart(name, tuple((p, lambda m, p=p: getattr(m, p, defaults[p])) for p in defaults), "torch")
     return None
