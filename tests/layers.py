@@ -93,6 +93,17 @@ def _allowed(module: str, is_package: bool, owner: str, package_wide: bool) -> b
     return own == owner or own.startswith(owner + ".")
 
 
+def _literal_import(node: ast.Call) -> str | None:
+    """The module named by a literal string in ``importlib.import_module(...)``/``__import__(...)``, else None (a
+    name computed at run time is outside what a static check can know)."""
+    func = node.func
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    if name not in ("import_module", "__import__") or not node.args:
+        return None
+    first = node.args[0]
+    return first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+
+
 def check(modules: Mapping[str, tuple[str, bool]]) -> list[Violation]:
     """Every violation of the rules above in ``modules`` (see :func:`sources`)."""
     violations: list[Violation] = []
@@ -120,7 +131,17 @@ def check(modules: Mapping[str, tuple[str, bool]]) -> list[Violation]:
                     uses.append((node.lineno, full))
                     if full in modules:
                         aliases[alias.asname or alias.name] = full
+            elif isinstance(node, ast.Call) and _literal_import(node) is not None:
+                # importlib.import_module("relulab.cli"), import_module("..lab", __package__), __import__("...")
+                target = _literal_import(node)
+                level = len(target) - len(target.lstrip("."))
+                uses.append((node.lineno, _resolve(module, is_package, level, target[level:] or None)))
         for node in ast.walk(tree):  # module.attribute chains: relulab.lab.compare._integer, report._series
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+                    and len(node.args) >= 2 and isinstance(node.args[0], ast.Name) and node.args[0].id in aliases
+                    and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)
+                    and node.args[1].value.startswith("_") and not node.args[1].value.startswith("__")):
+                uses.append((node.lineno, f"{aliases[node.args[0].id]}.{node.args[1].value}"))  # getattr(m, "_x")
             if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
                 chain, inner = [node.attr], node.value
                 while isinstance(inner, ast.Attribute):

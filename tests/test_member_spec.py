@@ -215,3 +215,79 @@ def test_a_keyword_only_param_is_keyword_only_in_relulab_nn_and_not_a_torch_attr
     assert rnn.ReLU(max_value=6.0).params == {"max_value": 6.0}
     assert inspect.signature(RF.relu).parameters["threshold"].kind == inspect.Parameter.KEYWORD_ONLY
     assert rnn.identify(torch.nn.ReLU()).params == {}
+
+
+def _softsign(x, out, scale):
+    return np.multiply(scale, x / (1.0 + np.abs(x)), out=out)
+
+
+def _softsign_grad(x, out, scale):
+    return np.multiply(scale, 1.0 / (1.0 + np.abs(x)) ** 2, out=out)
+
+
+def test_a_run_time_members_torch_class_is_recognised_by_identify_the_monitor_and_swap():
+    # the spec's torch_class feeds identification for a member registered at run time too (docs/architecture.md)
+    name = "softsign_spec_test"
+    rl.register(Activation(
+        name, forward=_softsign, derivative=_softsign_grad, formula=r"s x / (1 + |x|)",
+        derivative_formula=r"s / (1 + |x|)^2", summary="Softsign (a test member).",
+        params=(Param("scale", 1.0, "Scale s.", low=0.0, low_open=True),),
+        properties=Properties(monotonic=True, lower_bound=-1.0, upper_bound=1.0, smooth=False, kinks=(),
+                              zero_for_negative=False, piecewise_linear=False),
+        elementwise=True, torch_class="Softsign", torch_function="softsign"))
+    try:
+        found = rnn.identify(torch.nn.Softsign(), probe=False)
+        assert found is not None and (found.member, found.how) == (name, "torch")
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Softsign(), torch.nn.Linear(4, 2))
+        with Monitor(model) as mon:
+            model(torch.randn(8, 3))
+        assert mon.report()["1"].kind == name
+        assert rnn.swap(model, name, "relu") == 1 and type(model[1]) is rnn.ReLU
+    finally:
+        rl.unregister(name)
+    assert rnn.identify(torch.nn.Softsign(), probe=False) is None
+
+
+def test_a_run_time_member_whose_nn_class_is_taken_is_refused_with_a_clear_message():
+    # relulab.nn.ReLU is the built-in class: a second class called ReLU would be unreachable by that name and could
+    # not be pickled (torch.save of a model holding it would fail), so module_for says so instead.
+    for taken in ("ReLU", "make", "ActivationModule"):
+        name = f"taken_{taken.lower()}_spec_test"
+        member = _member()
+        rl.register(Activation(name, forward=_forward, derivative=_derivative, formula="", derivative_formula="",
+                               summary="", params=member.params, properties=member.properties, nn_class=taken))
+        try:
+            with pytest.raises(ValueError, match=f"{name}: nn_class must be a name relulab.nn does not use "
+                                                 f"already; got '{taken}'"):
+                rnn.module_for(name)
+        finally:
+            rl.unregister(name)
+    # and two members may not share one (either would shadow the other in relulab.nn)
+    first, second = "shared_a_spec_test", "shared_b_spec_test"
+    member = _member()
+    for name in (first, second):
+        rl.register(Activation(name, forward=_forward, derivative=_derivative, formula="", derivative_formula="",
+                               summary="", params=member.params, properties=member.properties, nn_class="SharedX"))
+    try:
+        for name, other in ((first, second), (second, first)):
+            with pytest.raises(ValueError, match=f"{name}: nn_class must be a name relulab.nn does not use "
+                                                 f"already; got 'SharedX' \\(also {other!r}'s\\)"):
+                rnn.module_for(name)
+    finally:
+        rl.unregister(first)
+        rl.unregister(second)
+
+
+def test_explain_names_a_callable_function_for_a_name_python_cannot_spell(capsys):
+    name = "cubed-relu-2-spec-test"  # dashes and a digit: relulab.nn.functional.<name> is no Python expression
+    member = _member()
+    rl.register(Activation(name, forward=_forward, derivative=_derivative, formula="f", derivative_formula="g",
+                           summary="Dashed.", params=member.params, properties=member.properties))
+    try:
+        code, out, _ = explain(capsys, name)
+        assert code == 0
+        assert f"relulab.nn.CubedRelu2SpecTest, relulab.nn.functional.activation(x, {name!r});" in out
+        x = torch.tensor([-1.0, 2.0], dtype=torch.float64)
+        assert RF.activation(x, name).tolist() == [0.0, 0.5 * 2.0**3]
+    finally:
+        rl.unregister(name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import keyword
 import math
 import os
 import re
@@ -101,7 +102,9 @@ def explain_text(name: str) -> str:
         gain = f"{act.gain():.6g}"
     except (TypeError, ValueError) as error:
         gain = f"not available ({error})"
-    lines += ["", "PyTorch", f"  relulab.nn.{act.nn_class}, relulab.nn.functional.{act.name}; same member as: "
+    function = (f"relulab.nn.functional.{act.name}" if act.name.isidentifier() and not keyword.iskeyword(act.name)
+                else f"relulab.nn.functional.activation(x, {act.name!r})")
+    lines += ["", "PyTorch", f"  relulab.nn.{act.nn_class}, {function}; same member as: "
               f"{', '.join(torch_names) or 'nothing in torch'}", f"  gain (1 / sqrt(E[f(z)^2]), z ~ N(0, 1)): {gain}"]
     lines += ["", "Conventions", wrap(act.conventions or "none beyond the family's (README, Conventions)"), "",
               "When to use", wrap(act.use), "", "Known failure mode", wrap(act.failure_mode)]

@@ -210,3 +210,34 @@ def test_prelu_bad_weight_raises():
 def test_at_zero_must_be_a_real_number():
     with pytest.raises(TypeError, match=r"^relu: at_zero must be a real number; got '1' \(type str\)$"):
         rl.relu.grad(0.0, at_zero="1")
+
+
+def _spec(**changes):
+    """Activation(...)'s arguments for a plain test member, with ``changes``."""
+    kernel = lambda x, out: np.multiply(x, 1.0, out=out)  # noqa: E731
+    arguments = dict(forward=kernel, derivative=kernel, formula="x", derivative_formula="1", summary="s",
+                     properties=rl.get("identity").properties)
+    arguments.update(changes)
+    name = arguments.pop("name", "spec_error_test")
+    return lambda: rl.Activation(name, **arguments)
+
+
+BAD_SPEC = [
+    ("name int", _spec(name=3), TypeError, "name must be a non-empty str (the member's name); got 3 (type int)"),
+    ("name empty", _spec(name=""), ValueError, "name must be a non-empty str (the member's name); got '' (type str)"),
+    ("name blank", _spec(name="-_ "), ValueError, "name must be a non-empty str (the member's name); got '-_ '"),
+    ("forward", _spec(forward=None), TypeError,
+     "spec_error_test: forward must be a kernel function kernel(x, out, **params); got None (type NoneType)"),
+    ("derivative", _spec(derivative=1.0), TypeError,
+     "spec_error_test: derivative must be a kernel function kernel(x, out, **params); got 1.0 (type float)"),
+    ("params", _spec(params=("scale",)), TypeError,
+     "spec_error_test: params must be relulab.family.Param objects; got 'scale' (type str)"),
+    ("gain", _spec(gain="x"), TypeError,
+     "spec_error_test: gain must be a number, a function of the parameters or None; got 'x' (type str)"),
+]
+
+
+@pytest.mark.parametrize(("label", "build", "error", "message"), BAD_SPEC, ids=[b[0] for b in BAD_SPEC])
+def test_a_bad_member_spec_is_refused_naming_the_argument(label, build, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        build()

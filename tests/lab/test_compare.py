@@ -144,3 +144,15 @@ def test_help_for_compare_and_run():
     for command in ("compare", "run"):
         result = relulab(command, "--help")
         assert result.returncode == 0 and f"usage: relulab {command}" in result.stdout
+
+
+def test_the_library_entry_points_name_a_bad_argument():
+    from relulab.lab import compare, validate_compare
+    from relulab.lab.validate import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^--activations must be a comma-separated str or a sequence of member "
+                                          r"names; got 3 \(type int\)$"):
+        validate_compare(activations=3)
+    with pytest.raises(TypeError, match=r"^compare: settings must be a CompareSettings \(from "
+                                        r"relulab.lab.validate_compare\); got 3 \(type int\)$"):
+        compare(3)

@@ -59,3 +59,19 @@ def test_the_cli_and_the_checks_read_the_registry(with_new_file, monkeypatch, tm
     assert experiments.validate_experiment("tiny", out=tmp_path / "r", jobs=1)[0] == "tiny"
     with pytest.raises(ConfigError, match="does not take your model: its claim is about the preset's deep MLP"):
         experiments.validate_user_inputs("tiny", model="m.py:f", out=tmp_path)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("dying", "experiment name 'dying' of relulab.lab.experiments.clash_claim is taken by "
+              "relulab.lab.experiments.dying; give it another name"),
+    ("", "relulab.lab.experiments.clash_claim: EXPERIMENT.name must be a non-empty name "
+         "\\(as typed after relulab run\\); got ''"),
+])
+def test_a_file_whose_name_is_taken_or_empty_is_refused_not_shadowed(tmp_path, monkeypatch, name, message):
+    (tmp_path / "clash_claim.py").write_text(NEW_FILE.replace('"tiny", "A tiny claim"', f'"{name}", "A clash"'))
+    monkeypatch.setattr(experiments, "__path__", [*experiments.__path__, str(tmp_path)])
+    try:
+        with pytest.raises(ValueError, match=message):
+            experiments._discover()
+    finally:
+        sys.modules.pop("relulab.lab.experiments.clash_claim", None)

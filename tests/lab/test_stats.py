@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -74,3 +75,23 @@ def test_wilson_interval_against_the_formula():
     assert stats.wilson_interval(k, n) == pytest.approx((centre - half, centre + half), rel=1e-14)
     assert stats.wilson_interval(0, 10)[0] == 0.0 and stats.wilson_interval(10, 10)[1] == pytest.approx(1.0, abs=1e-15)
     assert all(math.isnan(v) for v in stats.wilson_interval(0, 0))
+
+
+BAD_STATS = [
+    (lambda: stats.t_quantile(95, 3), "t_quantile: level must be a number in (0, 1); got 95"),
+    (lambda: stats.t_quantile(0.95, 0), "t_quantile: dof must be an integer >= 1; got 0"),
+    (lambda: stats.ratio_interval([1.5, 0.0, 2.0]), "ratio_interval: ratios must be finite numbers > 0; got 0.0"),
+    (lambda: stats.ratio_interval([1.5, -2.0]), "ratio_interval: ratios must be finite numbers > 0; got -2.0"),
+    (lambda: stats.ratio_interval([]), "ratio_interval: ratios must hold at least one ratio; got []"),
+    (lambda: stats.ratio_interval([2.0, 3.0], level=1.0), "ratio_interval: level must be a number in (0, 1); got 1.0"),
+    (lambda: stats.wilson_interval(5, 3), "wilson_interval: successes must be an integer in [0, trials=3]; got 5"),
+    (lambda: stats.wilson_interval(-1, 3), "wilson_interval: successes must be an integer in [0, trials=3]; got -1"),
+    (lambda: stats.wilson_interval(1, -3), "wilson_interval: trials must be an integer >= 0; got -3"),
+]
+
+
+@pytest.mark.parametrize("index", range(len(BAD_STATS)))
+def test_bad_input_to_the_intervals_is_refused_naming_the_argument(index):
+    call, message = BAD_STATS[index]
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        call()

@@ -116,6 +116,20 @@ def test_gain_rejects_bad_names_and_parameters():
         rnn.gain("rrelu", lower=0.5, upper=0.1)
     with pytest.raises(ValueError, match="init"):
         rnn.gain("prelu", init=float("inf"))
+    # NumPy-only parameters (the spec's Param(torch=False)) are not relulab.nn's, for any member
+    with pytest.raises(TypeError, match="^gain: rrelu takes lower, upper; got unexpected 'seed'$"):
+        rnn.gain("rrelu", seed=1)
+    spec = rl.get("leaky_relu")
+    name = "numpy_only_gain_test"
+    rl.register(rl.Activation(name, forward=spec.forward_kernel, derivative=spec.derivative_kernel, formula="",
+                              derivative_formula="", summary="", properties=spec.properties,
+                              params=(rl.Param("slope", 0.1, "s"), rl.Param("mode", "a", "m", kind="choice",
+                                                                             choices=("a", "b"), torch=False))))
+    try:
+        with pytest.raises(TypeError, match=f"^gain: {name} takes slope; got unexpected 'mode'$"):
+            rnn.gain(name, mode="b")
+    finally:
+        rl.unregister(name)
 
 
 # -- init_ -----------------------------------------------------------------------------------------------------------

@@ -332,6 +332,10 @@ def test_integer_and_non_tensor_input_is_a_type_error_naming_input(name):
     (lambda: rnn.make("gelu", approximate="exact"), "approximate", ValueError),
     (lambda: RF.elu(torch.zeros(1), alpha=float("inf")), "alpha must be", ValueError),
     (lambda: RF.relu(torch.zeros(1), inplace=1), "inplace must be True or False", TypeError),
+    (lambda: RF.activation(torch.zeros(1), "leaky_relu", slope=0.1),
+     "activation: leaky_relu takes negative_slope, inplace, at_zero, lean; got unexpected 'slope'", TypeError),
+    (lambda: RF.activation(torch.zeros(1), "relu", slope=0.1),
+     "activation: relu takes inplace, at_zero, lean; got unexpected 'slope'", TypeError),
 ])
 def test_bad_arguments_are_named(build, match, error):
     with pytest.raises(error, match=match):

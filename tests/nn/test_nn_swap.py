@@ -94,6 +94,8 @@ def test_swap_validates_before_changing_anything():
     assert all(type(m) is torch.nn.ReLU for m in model)
     with pytest.raises(ValueError, match="itself"):
         rnn.swap(torch.nn.ReLU(), "relu", "gelu")
+    with pytest.raises(TypeError, match="^swap: model must be a torch.nn.Module; got int$"):
+        rnn.swap(3, "relu", "gelu")
 
 
 class Functional(torch.nn.Module):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -247,6 +248,19 @@ class Activation:
         inplace: bool = False,
         nn_example: tuple[str, str] | None = None,
     ) -> None:
+        if not isinstance(name, str) or not normalize_name(name):
+            error = TypeError if not isinstance(name, str) else ValueError
+            raise error(f"name must be a non-empty str (the member's name); got {describe(name)}")
+        for argument, kernel in (("forward", forward), ("derivative", derivative)):
+            if not callable(kernel):
+                raise TypeError(f"{name}: {argument} must be a kernel function kernel(x, out, **params); "
+                                f"got {describe(kernel)}")
+        for param in params:
+            if not isinstance(param, Param):
+                raise TypeError(f"{name}: params must be relulab.family.Param objects; got {describe(param)}")
+        if gain is not None and not callable(gain) and (isinstance(gain, bool) or not isinstance(gain, numbers.Real)):
+            raise TypeError(f"{name}: gain must be a number, a function of the parameters or None; "
+                            f"got {describe(gain)}")
         self.name = name
         self.aliases = tuple(aliases)
         self.summary = summary

@@ -36,6 +36,9 @@ TRAIN = "relulab.lab.train:run"
 
 
 def _activations(value: str | Sequence[str]) -> tuple[str, ...]:
+    if not isinstance(value, (str, list, tuple)):
+        raise ConfigError("--activations must be a comma-separated str or a sequence of member names; got "
+                          f"{value!r} (type {type(value).__name__})")
     names = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
     names = [n for n in names if n]
     if not names:
@@ -314,6 +317,9 @@ def compare(settings: CompareSettings, *, progress: bool = True, stream: TextIO 
     machine's worker processes by default, or a Ray cluster. A run that fails is counted in the table's ``failed``
     and listed in ``results["failed"]``; the other runs go on.
     """
+    if not isinstance(settings, CompareSettings):
+        raise TypeError("compare: settings must be a CompareSettings (from relulab.lab.validate_compare); got "
+                        f"{settings!r} (type {type(settings).__name__})")
     started = time.perf_counter()
     backend = validate_backend(backend, address, gpus_per_run)
     if settings.user_data is not None:

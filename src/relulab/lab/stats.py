@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -70,9 +70,25 @@ def geometric_mean_columns(rows: np.ndarray) -> np.ndarray:
         return np.exp(np.nanmean(logs, axis=0)) if np.isfinite(logs).any() else np.full(rows.shape[1:], np.nan)
 
 
+def _check_level(level: Any, owner: str) -> None:
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ValueError(f"{owner}: level must be a number in (0, 1); got {level!r}")
+
+
+def _check_count(value: Any, name: str, owner: str, high: int | None = None) -> None:
+    bad = isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0
+    if bad or (high is not None and value > high):
+        allowed = f"an integer in [0, trials={high}]" if high is not None else "an integer >= 0"
+        raise ValueError(f"{owner}: {name} must be {allowed}; got {value!r}")
+
+
 def t_quantile(level: float, dof: int) -> float:
     """The two-sided Student-t quantile for a ``level`` confidence interval with ``dof`` degrees of freedom."""
     from scipy import stats
+
+    _check_level(level, "t_quantile")
+    if isinstance(dof, bool) or not isinstance(dof, (int, np.integer)) or dof < 1:
+        raise ValueError(f"t_quantile: dof must be an integer >= 1; got {dof!r}")
 
     return float(stats.t.ppf(0.5 + level / 2, dof))
 
@@ -82,7 +98,14 @@ def ratio_interval(ratios: Sequence[float], level: float = 0.95) -> tuple[float,
 
     With one ratio the interval is (NaN, NaN): one value has no spread.
     """
-    logs = np.log(np.asarray(ratios, dtype=float))
+    _check_level(level, "ratio_interval")
+    values = [float(r) for r in ratios]
+    if not values:
+        raise ValueError(f"ratio_interval: ratios must hold at least one ratio; got {list(ratios)!r}")
+    for ratio in values:
+        if not (math.isfinite(ratio) and ratio > 0):
+            raise ValueError(f"ratio_interval: ratios must be finite numbers > 0; got {ratio!r}")
+    logs = np.log(np.asarray(values))
     centre = float(logs.mean())
     if len(logs) < 2:
         return math.exp(centre), math.nan, math.nan
@@ -92,6 +115,8 @@ def ratio_interval(ratios: Sequence[float], level: float = 0.95) -> tuple[float,
 
 def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
     """Wilson score interval of a binomial proportion (z = 1.959964: 95 %); (NaN, NaN) for no trials."""
+    _check_count(trials, "trials", "wilson_interval")
+    _check_count(successes, "successes", "wilson_interval", high=trials)
     if trials == 0:
         return math.nan, math.nan
     p = successes / trials

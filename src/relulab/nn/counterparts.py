@@ -235,11 +235,26 @@ def unregister_counterpart(cls: type) -> None:
     _PROBED.clear()
 
 
+def _run_time_torch(cls: type) -> _Counterpart | None:
+    """The counterpart of a torch.nn class named by the ``torch_class`` of a member registered at run time (its
+    parameters read from the module's attributes of the same names, the member's defaults where it has none)."""
+    if not cls.__module__.startswith("torch.nn"):
+        return None
+    for name in names():
+        if name in MODULES:  # a built-in member: its class is in _TORCH already
+            continue
+        activation = get(name)
+        if activation.torch_class and getattr(nn, activation.torch_class, None) is cls:
+            defaults = dict(_full_params(name, {}))
+            return _Counterpart(name, tuple((p, lambda m, p=p: getattr(m, p, defaults[p])) for p in defaults), "torch")
+    return None
+
+
 def _declared(module: nn.Module) -> _Counterpart | None:
     for cls in type(module).__mro__:
         if cls is nn.Module:
             return None
-        entry = _REGISTERED.get(cls) or _TORCH.get(cls)
+        entry = _REGISTERED.get(cls) or _TORCH.get(cls) or _run_time_torch(cls)
         if entry is None and not cls.__module__.startswith("torch."):
             entry = _BY_NAME.get(f"{cls.__module__}.{cls.__qualname__}")
         if entry is not None:

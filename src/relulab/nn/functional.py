@@ -162,7 +162,16 @@ def activation(input: Tensor, name: str | Activation, **params: Any) -> Tensor:
     >>> RF.activation(torch.tensor([-2.0, 3.0]), "leaky_relu", negative_slope=0.5)
     tensor([-1.,  3.])
     """
-    return function_for(name)(input, **params)
+    function = function_for(name)
+    try:
+        return function(input, **params)
+    except TypeError:  # the keywords are looked at only here, off the fast path
+        allowed = [p for p in inspect.signature(function).parameters if p != "input"]
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise TypeError(f"activation: {get(name).name} takes {', '.join(allowed)}; "
+                            f"got unexpected {unknown[0]!r}") from None
+        raise
 
 
 def __getattr__(name: str) -> Any:

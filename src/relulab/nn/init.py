@@ -66,10 +66,9 @@ def gain(name: str | Activation, **params: Any) -> float:
     (1.0, 1.5925)
     """
     activation = get(name)
-    allowed = {p.name for p in activation.params}
+    allowed = {p.name for p in activation.torch_params}  # relulab.nn's parameters: not Param(torch=False) ones
     if activation.name == "prelu":
         allowed |= {"init", "num_parameters"}
-    allowed -= {"training", "seed", "rng", "channel_axis"}
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise TypeError(f"gain: {activation.name} takes {', '.join(sorted(allowed)) or 'no parameters'}; "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import sys
 import types
 from typing import Any
 
@@ -365,6 +366,14 @@ def module_for(name: str | Activation) -> type[ActivationModule]:
 
 
 def _new_class(activation: Activation) -> type[ActivationModule]:
+    # The class is found again by its name (relulab.nn.<nn_class>, pickling): a name relulab.nn already uses, or
+    # one another member declares, would leave it unreachable, so it is refused.
+    taken = activation.nn_class in globals() or activation.nn_class in vars(sys.modules[__package__])
+    others = [n for n in names() if n != activation.name and get(n).nn_class == activation.nn_class]
+    if taken or others:
+        also = f" (also {others[0]!r}'s)" if others else ""
+        raise ValueError(f"{activation.name}: nn_class must be a name relulab.nn does not use already; got "
+                         f"{activation.nn_class!r}{also}; declare another with Activation(..., nn_class=...)")
     cls = types.new_class(activation.nn_class, (ActivationModule,), {"member": activation})
     cls.__module__ = __name__
     return cls

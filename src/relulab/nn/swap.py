@@ -48,6 +48,8 @@ def swap(model: nn.Module, old: str | Activation, new: str | Activation, **param
     >>> model[1]
     LeakyReLU(negative_slope=0.1, inplace=True)
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"swap: model must be a torch.nn.Module; got {type(model).__name__}")
     old_activation, _ = member_op(old)
     new_activation, new_op = member_op(new)
     make(new_activation.name, **params)  # validate the parameters once, before changing anything

@@ -37,12 +37,20 @@ __all__ = ["EXPERIMENTS", "Experiment", "Outcome", "run_experiment", "validate_e
 
 def _discover() -> dict[str, Experiment]:
     """Every ``EXPERIMENT`` defined by a module of this package, in the order they declare."""
-    found = []
+    found: dict[str, tuple[str, Experiment]] = {}
     for info in pkgutil.iter_modules(__path__):
-        experiment = getattr(importlib.import_module(f"{__name__}.{info.name}"), "EXPERIMENT", None)
-        if isinstance(experiment, Experiment):
-            found.append(experiment)
-    return {e.name: e for e in sorted(found, key=lambda e: (e.order, e.name))}
+        module = f"{__name__}.{info.name}"
+        experiment = getattr(importlib.import_module(module), "EXPERIMENT", None)
+        if not isinstance(experiment, Experiment):
+            continue
+        if not isinstance(experiment.name, str) or not experiment.name:  # one file must not hide another
+            raise ValueError(f"{module}: EXPERIMENT.name must be a non-empty name (as typed after relulab run); "
+                             f"got {experiment.name!r}")
+        if experiment.name in found:
+            raise ValueError(f"experiment name {experiment.name!r} of {module} is taken by "
+                             f"{found[experiment.name][0]}; give it another name")
+        found[experiment.name] = (module, experiment)
+    return {e.name: e for _, e in sorted(found.values(), key=lambda item: (item[1].order, item[1].name))}
 
 
 EXPERIMENTS: dict[str, Experiment] = _discover()
