@@ -31,11 +31,6 @@ from relulab.family import Activation, get
 from ._ops import OPS, check_input
 from ._params import built_in_or_made, member_op, resolve_at_zero, torch_params, validate_params
 
-__all__ = [
-    "relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "hard_sigmoid",
-    "hardsigmoid", "hard_tanh", "hardtanh", "squared_relu", "gelu", "silu", "swish", "quick_gelu", "mish",
-    "softplus", "squareplus", "sparse_plus", "sigmoid", "tanh", "identity", "activation", "function_for",
-]
 
 Tensor = torch.Tensor
 
@@ -135,6 +130,9 @@ hardsigmoid = hard_sigmoid  # torch.nn.functional's spellings  # noqa: F821
 hardtanh = hard_tanh  # noqa: F821
 
 FUNCTIONS = {name: globals()[name] for name in OPS}
+# Every built-in member's function (read from OPS, so a new built-in member needs no line here), the spellings above,
+# and the two entry points for members registered at run time.
+__all__ = [*FUNCTIONS, "swish", "hardsigmoid", "hardtanh", "activation", "function_for"]
 _RUNTIME: dict[str, tuple[Activation, Callable[..., Tensor]]] = {}  # functions of members registered at run time
 
 
