@@ -335,7 +335,7 @@ def test_integer_and_non_tensor_input_is_a_type_error_naming_input(name):
     (lambda: RF.activation(torch.zeros(1), "leaky_relu", slope=0.1),
      "activation: leaky_relu takes negative_slope, inplace, at_zero, lean; got unexpected 'slope'", TypeError),
     (lambda: RF.activation(torch.zeros(1), "relu", slope=0.1),
-     "activation: relu takes inplace, at_zero, lean; got unexpected 'slope'", TypeError),
+     "activation: relu takes inplace, max_value, threshold, at_zero, lean; got unexpected 'slope'", TypeError),
 ])
 def test_bad_arguments_are_named(build, match, error):
     with pytest.raises(error, match=match):
