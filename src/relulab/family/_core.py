@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import _parallel
+from . import _compiled, _parallel
 from ._input import as_array, as_float, check_out, check_real, compute_dtype, describe
 
 __all__ = [
@@ -328,7 +328,9 @@ class Activation:
         # Overflow in a kernel only ever rounds a true value beyond the dtype's range to inf (x^2 for x > 1.3e154,
         # a float16 result beyond 65504), which is the correct result; invalid operations stay loud.
         with np.errstate(over="ignore"):
-            value = kernel(work, direct, **bound)
+            # The compiled twin where there is one (family/_compiled.py), else the NumPy kernel.
+            value = _compiled.run(kernel, work, direct, bound, array.dtype) if self._is_elementwise(bound) \
+                else kernel(work, direct, **bound)
             if out is not None:
                 if value is not direct:
                     np.copyto(out, value.reshape(out.shape), casting="unsafe")  # float32 -> float16 rounding
@@ -339,6 +341,10 @@ class Activation:
 
     def __call__(self, x: Any, *args: Any, out: np.ndarray | None = None, **params: Any):
         """f(x), elementwise. ``out=`` receives the result (same shape and dtype as the result) and is returned."""
+        if not args:  # the short way for a plain float array (family/_compiled.py); None: validate in full
+            value = _compiled.quick(self, self._forward, x, out, params, grad=False)
+            if value is not None:
+                return value
         array, scalar, bound, dtype, compute, plain_out = self._validate(x, args, params, out, grad=False)
         value = self._run(self._forward, array, bound, plain_out, scalar, dtype, compute)
         return out if out is not None else value
@@ -348,6 +354,10 @@ class Activation:
 
         Integer inputs give float64 derivatives; float inputs keep their dtype.
         """
+        if not args and at_zero is None:  # the short way for a plain float array (family/_compiled.py)
+            value = _compiled.quick(self, self._derivative, x, out, params, grad=True)
+            if value is not None:
+                return value
         array, scalar, bound, dtype, compute, plain_out = self._validate(x, args, params, out, grad=True)
         if self._kink_at_zero is not None:
             bound["at_zero"] = self._check_at_zero(at_zero, bound)

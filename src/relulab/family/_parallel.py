@@ -369,7 +369,11 @@ def stream_function(kernel, bound: Mapping[str, Any], dtype: np.dtype):
     if module is None:
         return None
     name, scalars = chosen
-    function = getattr(module, name)
+    function = getattr(module, name, None)
+    if function is None:  # a smooth member's kernel (family/_vector.py, registered through family/_compiled.py)
+        from . import _vector
+
+        function = getattr(_vector, name)
     return lambda source, target, start, stop, streaming: function(source, target, start, stop, streaming, *scalars)
 
 

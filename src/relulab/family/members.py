@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import _special as sp
+from ._compiled import twin
 from ._parallel import single_pass, streamable
 from ._core import Activation, Kink, Param, Properties, register
 from ._input import describe, is_whole
@@ -940,3 +941,33 @@ identity = register(Activation(
     failure_mode="No nonlinearity: any depth collapses to one linear map.",
     example=">>> rl.identity([-1.0, 2.0])\narray([-1.,  2.])",
 ))
+
+
+# -- compiled twins of the smooth members (family/_vector.py with numba; family/_compiled.py says when they run) ------
+def _elu_twin(alpha, scale):
+    return lambda p, dtype: ("elu_forward", (dtype.type(alpha(p)), dtype.type(scale)))
+
+
+def _elu_grad_twin(alpha, scale):
+    def choose(p, dtype):
+        coefficient = scale * alpha(p)
+        at_zero = coefficient if p["at_zero"] is None else p["at_zero"]
+        return "elu_derivative", (dtype.type(coefficient), dtype.type(scale), dtype.type(at_zero))
+
+    return choose
+
+
+twin(sigmoid._forward, lambda p, dtype: ("sigmoid_forward", ()))
+twin(sigmoid._derivative, lambda p, dtype: ("sigmoid_derivative", ()))
+twin(_silu, lambda p, dtype: ("silu_forward", (dtype.type(1.0),)))
+twin(_silu_grad, lambda p, dtype: ("silu_derivative", (dtype.type(1.0),)))
+twin(_quick_gelu, lambda p, dtype: ("silu_forward", (dtype.type(QUICK_GELU_SCALE),)))
+twin(_quick_gelu_grad, lambda p, dtype: ("silu_derivative", (dtype.type(QUICK_GELU_SCALE),)))
+twin(_gelu, lambda p, dtype: ("gelu_tanh_forward", ()) if p["approximate"] == "tanh" else None)
+twin(_gelu_grad, lambda p, dtype: ("gelu_tanh_derivative", ()) if p["approximate"] == "tanh" else None)
+twin(tanh._forward, lambda p, dtype: ("tanh_forward", ()))
+twin(tanh._derivative, lambda p, dtype: ("tanh_derivative", ()))
+twin(elu._forward, _elu_twin(lambda p: p["alpha"], 1.0))
+twin(elu._derivative, _elu_grad_twin(lambda p: p["alpha"], 1.0))
+twin(selu._forward, _elu_twin(lambda p: SELU_ALPHA, SELU_SCALE))
+twin(selu._derivative, _elu_grad_twin(lambda p: SELU_ALPHA, SELU_SCALE))

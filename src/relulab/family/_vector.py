@@ -1,0 +1,284 @@
+"""Compiled kernels for the smooth members, by numba (the optional ``relulab[fast]`` extra): one pass per element.
+
+NumPy evaluates sigmoid, silu, gelu, tanh and elu as chains of ufuncs (an exp, an add, a division, selects), each
+a pass over memory, and its exp and expm1 are scalar loops. Here each member is one loop that LLVM vectorises
+(8 float32 or 4 float64 lanes with AVX2): the exponential is computed in the loop from the polynomial below, so
+nothing calls out of it. Every kernel has the signature of those in ``_stream.py``,
+``kernel(x, y, start, stop, streaming, *scalars)`` on flat C-contiguous arrays of one dtype (``streaming`` is
+accepted and ignored: these kernels are bound by arithmetic, not memory), and is compiled with ``nogil`` so the
+thread pool of ``_parallel.py`` runs it on every core. ``y`` may be ``x`` (in place).
+
+**The exponential.** For z <= 0 (every member here needs exp or expm1 of a non-positive argument only),
+z = n ln2 + r with n = round(z / ln2) and |r| <= ln2 / 2 by Cody and Waite's two-constant reduction (ln 2 split so
+that n * ln2_hi is exact), expm1(r) by its Taylor polynomial (degree 7 in float32, 13 in float64: truncation error
+below 2e-8 and 5e-18 relative to r, under a quarter of an ulp), and 2^n built from its bits. 2^n is applied as two
+factors 2^h 2^(n-h), h = floor(n / 2), so results down into the subnormals are rounded once, correctly scaled, and
+z below the underflow point (-104 in float32, -746 in float64, and -inf) gives exactly 0. Then
+exp(z) = 2^n (1 + p) and expm1(z) = (2^n - 1) + 2^n p (2^n - 1 is exact for the n where it matters, and for n = 0
+the result is p itself: accurate near 0). Measured against mpmath (tests/family/test_vector.py): within 1 ulp
+for exp, 2 ulps for expm1, in both dtypes, over the whole range.
+
+**Conventions.** The same as the NumPy kernels (members.py's docstring): NaN in gives NaN out (the input NaN is
+passed through), the limits at +-inf, signed zeros; fastmath is limited to ``contract`` (fused multiply-adds), so
+NaN and inf are never assumed away. The results agree with the NumPy kernels to a few ulps, not bit for bit; every
+call computes the same elements the same way whatever the chunking (elementwise, no reductions).
+
+Importing this module imports numba; ``_compiled.py`` and ``_parallel.py`` import it on first need only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+__all__ = ["sigmoid_forward", "sigmoid_derivative", "silu_forward", "silu_derivative", "gelu_tanh_forward",
+           "gelu_tanh_derivative", "tanh_forward", "tanh_derivative", "elu_forward", "elu_derivative",
+           "exp_and_expm1"]
+
+_OPTIONS = dict(nogil=True, cache=True, fastmath={"contract"}, error_model="numpy")
+_INLINE = dict(inline="always", fastmath={"contract"}, error_model="numpy")
+
+SQRT_2_OVER_PI = 0.7978845608028654
+GELU_CUBIC = 0.044715
+
+
+@intrinsic
+def _pow2(typingctx, n):
+    """2^n for a float n holding a whole number in the normal exponent range, built from its bits."""
+    if n == types.float32:
+        int_type, float_type, bias, shift = ir.IntType(32), ir.FloatType(), 127, 23
+    elif n == types.float64:
+        int_type, float_type, bias, shift = ir.IntType(64), ir.DoubleType(), 1023, 52
+    else:
+        return None
+
+    def codegen(context, builder, signature, args):
+        k = builder.fptosi(args[0], int_type)
+        k = builder.shl(builder.add(k, ir.Constant(int_type, bias)), ir.Constant(int_type, shift))
+        return builder.bitcast(k, float_type)
+
+    return n(n), codegen
+
+
+@intrinsic
+def _as(typingctx, like, value):
+    """``value`` (a float64 constant) in the floating-point type of ``like``: folded to a constant of that type, so
+    float32 kernels compute in float32 throughout (numba types a Python float literal as float64)."""
+    if not isinstance(like, types.Float):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[1], signature.args[1], signature.args[0])
+
+    return like(like, value), codegen
+
+
+@intrinsic
+def _double(typingctx, like):
+    """True (a constant: the branch it guards is folded away) when ``like`` is a float64."""
+    flag = like == types.float64
+
+    def codegen(context, builder, signature, args):
+        return ir.Constant(ir.IntType(1), int(flag))
+
+    return types.boolean(like), codegen
+
+
+# Constants (float64; _as rounds them to the kernel's dtype once, at compile time).
+_LOG2E = 1.4426950408889634
+_LN2_HI_64, _LN2_LO_64 = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # fdlibm's split of ln 2
+_LN2_HI_32, _LN2_LO_32 = 0.693145751953125, 1.428606765330187045e-06  # 16 bits (n * hi exact), the rest
+_SHIFT_64, _SHIFT_32 = 6755399441055744.0, 12582912.0  # 1.5 * 2^52, 1.5 * 2^23: adding one rounds to a whole number
+_LOWEST_64, _LOWEST_32 = -746.0, -104.0  # exp below these rounds to 0
+_C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13 = (1.0 / math.factorial(k) for k in range(3, 14))
+_MAX_64, _MAX_32 = float(np.finfo(np.float64).max), float(np.finfo(np.float32).max)
+_CLIP = 1e5  # beyond |x| = 1e5 every sigmoid here has saturated (its slope is 0): clipping keeps x^3 and a x finite
+_K2 = 2.0 * SQRT_2_OVER_PI
+_CUBIC3 = 3.0 * GELU_CUBIC
+_INF = math.inf
+
+
+@njit(**_INLINE)
+def _parts(z):
+    """(s1, s2, p) with exp(z) = s1 s2 (1 + p), 2^n = s1 s2, p = expm1(r), for z <= 0 (NaN gives exp 0)."""
+    if _double(z):
+        lowest, shift, hi, lo = _as(z, _LOWEST_64), _as(z, _SHIFT_64), _as(z, _LN2_HI_64), _as(z, _LN2_LO_64)
+    else:
+        lowest, shift, hi, lo = _as(z, _LOWEST_32), _as(z, _SHIFT_32), _as(z, _LN2_HI_32), _as(z, _LN2_LO_32)
+    z = z if z > lowest else lowest
+    n = (z * _as(z, _LOG2E) + shift) - shift
+    r = (z - n * hi) - n * lo
+    if _double(z):  # degree 13
+        q = _as(r, _C9) + r * (_as(r, _C10) + r * (_as(r, _C11) + r * (_as(r, _C12) + r * _as(r, _C13))))
+        q = _as(r, _C5) + r * (_as(r, _C6) + r * (_as(r, _C7) + r * (_as(r, _C8) + r * q)))
+    else:  # degree 7
+        q = _as(r, _C5) + r * (_as(r, _C6) + r * _as(r, _C7))
+    p = r + r * r * (_as(r, 0.5) + r * (_as(r, _C3) + r * (_as(r, _C4) + r * q)))
+    h = np.floor(n * _as(n, 0.5))
+    return _pow2(h), _pow2(n - h), p
+
+
+@njit(**_INLINE)
+def _exp_neg(z):
+    s1, s2, p = _parts(z)
+    return (s1 + s1 * p) * s2
+
+
+@njit(**_INLINE)
+def _expm1_neg(z):
+    s1, s2, p = _parts(z)
+    s = s1 * s2
+    return (s - _as(s, 1.0)) + s * p
+
+
+@njit(**_INLINE)
+def _sigmoid_parts(v):
+    """(sigmoid(v), e, q) with e = exp(-|v|), q = 1 / (1 + e): sigmoid is q for v > 0, e q otherwise."""
+    e = _exp_neg(-abs(v))
+    q = _as(v, 1.0) / (_as(v, 1.0) + e)
+    return (q if v > _as(v, 0.0) else e * q), e, q
+
+
+@njit(**_INLINE)
+def _finite(v):
+    """v with +-inf (and NaN) replaced by +-max: products with a factor that is 0 there stay 0."""
+    big = _as(v, _MAX_64) if _double(v) else _as(v, _MAX_32)
+    return v if abs(v) <= big else math.copysign(big, v)
+
+
+@njit(**_INLINE)
+def _clip(v):
+    c = v if v < _as(v, _CLIP) else _as(v, _CLIP)
+    return c if c > _as(v, -_CLIP) else _as(v, -_CLIP)
+
+
+@njit(**_OPTIONS)
+def sigmoid_forward(x, y, start, stop, streaming):
+    xs, ys = x[start:stop], y[start:stop]
+    for i in range(xs.size):
+        v = xs[i]
+        s, e, q = _sigmoid_parts(v)
+        ys[i] = s if v == v else v
+
+
+@njit(**_OPTIONS)
+def sigmoid_derivative(x, y, start, stop, streaming):
+    xs, ys = x[start:stop], y[start:stop]
+    for i in range(xs.size):
+        v = xs[i]
+        s, e, q = _sigmoid_parts(v)
+        ys[i] = e * q * q if v == v else v  # e / (1 + e)^2: no cancellation in either tail
+
+
+@njit(**_OPTIONS)
+def silu_forward(x, y, start, stop, streaming, scale):
+    # x sigmoid(a x) (a = 1: silu; 1.702: quick_gelu); 0 at -inf, where the product would be -inf * 0.
+    xs, ys = x[start:stop], y[start:stop]
+    for i in range(xs.size):
+        v = xs[i]
+        s, e, q = _sigmoid_parts(scale * v)
+        r = v * s if v > _as(v, -_INF) else _as(v, 0.0)
+        ys[i] = r if v == v else v
+
+
+@njit(**_OPTIONS)
+def silu_derivative(x, y, start, stop, streaming, scale):
+    # sigma(u) + u sigma'(u), u = a x; sigma'(u) = e q^2 is 0 beyond |x| = 1e5, where clipping keeps u * 0 at 0.
+    xs, ys = x[start:stop], y[start:stop]
+    for i in range(xs.size):
+        v = xs[i]
+        u = scale * _clip(v)
+        s, e, q = _sigmoid_parts(u)
+        r = s + u * (e * q * q)
+        ys[i] = r if v == v else v
+
+
+@njit(**_OPTIONS)
+def gelu_tanh_forward(x, y, start, stop, streaming):
+    # 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): no cancellation for x << 0.
+    xs, ys = x[start:stop], y[start:stop]
+    for i in range(xs.size):
+        v = xs[i]
+        c = _clip(v)
+        s, e, q = _sigmoid_parts(_as(v, _K2) * (c + _as(v, GELU_CUBIC) * (c * c * c)))
+        r = _finite(v) * s
+        r = v if v == _as(v, _INF) else (_as(v, 0.0) if v == _as(v, -_INF) else r)
+        ys[i] = r if v == v else v
+
+
+@njit(**_OPTIONS)
+def gelu_tanh_derivative(x, y, start, stop, streaming):
+    xs, ys = x[start:stop], y[start:stop]
+    for i in range(xs.size):
+        v = xs[i]
+        c = _clip(v)
+        s, e, q = _sigmoid_parts(_as(v, _K2) * (c + _as(v, GELU_CUBIC) * (c * c * c)))
+        du2 = _as(v, _K2) * (_as(v, 1.0) + _as(v, _CUBIC3) * (c * c))
+        r = s + c * du2 * (e * q * q)
+        ys[i] = r if v == v else v
+
+
+@njit(**_OPTIONS)
+def tanh_forward(x, y, start, stop, streaming):
+    # tanh|x| = -m / (2 + m), m = expm1(-2|x|): accurate at 0 (m is then -2|x| to an ulp); the sign from x.
+    xs, ys = x[start:stop], y[start:stop]
+    for i in range(xs.size):
+        v = xs[i]
+        two = _as(v, 2.0)
+        m = _expm1_neg(-two * abs(v))
+        r = math.copysign(-m / (two + m), v)
+        ys[i] = r if v == v else v
+
+
+@njit(**_OPTIONS)
+def tanh_derivative(x, y, start, stop, streaming):
+    # sech^2 x = 4 e / (2 + m)^2, e = exp(-2|x|) = 1 + m: no cancellation in the tails. For |x| < 1/2, where
+    # 1 - tanh^2 does not cancel either, that (one rounding, a fused multiply-add): fewer roundings near 0.
+    xs, ys = x[start:stop], y[start:stop]
+    for i in range(xs.size):
+        v = xs[i]
+        one, two = _as(v, 1.0), _as(v, 2.0)
+        s1, s2, p = _parts(-two * abs(v))
+        s = s1 * s2
+        m = (s - one) + s * p
+        e = (s1 + s1 * p) * s2
+        t = -m / (two + m)
+        d = two + m
+        r = one - t * t if abs(v) < _as(v, 0.5) else _as(v, 4.0) * e / (d * d)
+        ys[i] = r if v == v else v
+
+
+@njit(**_OPTIONS)
+def elu_forward(x, y, start, stop, streaming, alpha, scale):
+    # scale * (x for x >= 0, both zeros keeping their sign; alpha expm1(x) below): elu, selu.
+    xs, ys = x[start:stop], y[start:stop]
+    for i in range(xs.size):
+        v = xs[i]
+        zero = _as(v, 0.0)
+        negative = alpha * _expm1_neg(v if v < zero else zero)
+        r = scale * (v if v >= zero else negative)
+        ys[i] = r if v == v else v
+
+
+@njit(**_OPTIONS)
+def elu_derivative(x, y, start, stop, streaming, coefficient, scale, at_zero):
+    # scale for x > 0, coefficient exp(x) for x < 0, at_zero at 0.
+    xs, ys = x[start:stop], y[start:stop]
+    for i in range(xs.size):
+        v = xs[i]
+        zero = _as(v, 0.0)
+        negative = coefficient * _exp_neg(v if v < zero else zero)
+        r = scale if v > zero else (at_zero if v == zero else negative)
+        ys[i] = r if v == v else v
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def exp_and_expm1(x, e, m):
+    """exp and expm1 of x <= 0, elementwise (what the kernels use), for the error tests."""
+    for i in range(x.size):
+        e[i] = _exp_neg(x[i])
+        m[i] = _expm1_neg(x[i])
