@@ -103,6 +103,15 @@ _INF = math.inf
 
 
 @njit(**_INLINE)
+def _in_place(xs, ys):
+    """Whether ys is xs's memory. LLVM vectorises a loop reading xs and writing ys only after a run-time check that
+    the two do not overlap; in place they do (harmlessly: element i is read before it is written), and the loop
+    would run one element at a time. So each kernel has a second loop for that case, over ys alone, which LLVM
+    vectorises without a check."""
+    return xs.ctypes.data == ys.ctypes.data
+
+
+@njit(**_INLINE)
 def _parts(z):
     """(s1, s2, p) with exp(z) = s1 s2 (1 + p), 2^n = s1 s2, p = expm1(r), for z <= 0 (NaN gives exp 0)."""
     if _double(z):
@@ -156,124 +165,206 @@ def _clip(v):
     return c if c > _as(v, -_CLIP) else _as(v, -_CLIP)
 
 
+# -- the members, one element at a time (NaN in: the input NaN out) -------------------------------------------------
+@njit(**_INLINE)
+def _sigmoid(v):
+    s, e, q = _sigmoid_parts(v)
+    return s if v == v else v
+
+
+@njit(**_INLINE)
+def _sigmoid_slope(v):
+    s, e, q = _sigmoid_parts(v)
+    return e * q * q if v == v else v  # e / (1 + e)^2: no cancellation in either tail
+
+
+@njit(**_INLINE)
+def _silu(v, scale):
+    # x sigmoid(a x) (a = 1: silu; 1.702: quick_gelu); 0 at -inf, where the product would be -inf * 0.
+    s, e, q = _sigmoid_parts(scale * v)
+    r = v * s if v > _as(v, -_INF) else _as(v, 0.0)
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _silu_slope(v, scale):
+    # sigma(u) + u sigma'(u), u = a x; sigma'(u) = e q^2 is 0 beyond |x| = 1e5, where clipping keeps u * 0 at 0.
+    u = scale * _clip(v)
+    s, e, q = _sigmoid_parts(u)
+    r = s + u * (e * q * q)
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _gelu_tanh(v):
+    # 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): no cancellation for x << 0.
+    c = _clip(v)
+    s, e, q = _sigmoid_parts(_as(v, _K2) * (c + _as(v, GELU_CUBIC) * (c * c * c)))
+    r = _finite(v) * s
+    r = v if v == _as(v, _INF) else (_as(v, 0.0) if v == _as(v, -_INF) else r)
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _gelu_tanh_slope(v):
+    c = _clip(v)
+    s, e, q = _sigmoid_parts(_as(v, _K2) * (c + _as(v, GELU_CUBIC) * (c * c * c)))
+    du2 = _as(v, _K2) * (_as(v, 1.0) + _as(v, _CUBIC3) * (c * c))
+    r = s + c * du2 * (e * q * q)
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _tanh(v):
+    # tanh|x| = -m / (2 + m), m = expm1(-2|x|): accurate at 0 (m is then -2|x| to an ulp); the sign from x.
+    two = _as(v, 2.0)
+    m = _expm1_neg(-two * abs(v))
+    r = math.copysign(-m / (two + m), v)
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _tanh_slope(v):
+    # sech^2 x = 4 e / (2 + m)^2, e = exp(-2|x|) = 1 + m: no cancellation in the tails. For |x| < 1/2, where
+    # 1 - tanh^2 does not cancel either, that (one rounding, a fused multiply-add): fewer roundings near 0.
+    one, two = _as(v, 1.0), _as(v, 2.0)
+    s1, s2, p = _parts(-two * abs(v))
+    s = s1 * s2
+    m = (s - one) + s * p
+    e = (s1 + s1 * p) * s2
+    t = -m / (two + m)
+    d = two + m
+    r = one - t * t if abs(v) < _as(v, 0.5) else _as(v, 4.0) * e / (d * d)
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _elu(v, alpha, scale):
+    # scale * (x for x >= 0, both zeros keeping their sign; alpha expm1(x) below): elu, selu.
+    zero = _as(v, 0.0)
+    negative = alpha * _expm1_neg(v if v < zero else zero)
+    r = scale * (v if v >= zero else negative)
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _elu_slope(v, coefficient, scale, at_zero):
+    # scale for x > 0, coefficient exp(x) for x < 0, at_zero at 0.
+    zero = _as(v, 0.0)
+    negative = coefficient * _exp_neg(v if v < zero else zero)
+    r = scale if v > zero else (at_zero if v == zero else negative)
+    return r if v == v else v
+
+
+# -- the kernels: y[start:stop] = f(x[start:stop]) ----------------------------------------------------------------
 @njit(**_OPTIONS)
 def sigmoid_forward(x, y, start, stop, streaming):
     xs, ys = x[start:stop], y[start:stop]
-    for i in range(xs.size):
-        v = xs[i]
-        s, e, q = _sigmoid_parts(v)
-        ys[i] = s if v == v else v
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _sigmoid(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _sigmoid(xs[i])
 
 
 @njit(**_OPTIONS)
 def sigmoid_derivative(x, y, start, stop, streaming):
     xs, ys = x[start:stop], y[start:stop]
-    for i in range(xs.size):
-        v = xs[i]
-        s, e, q = _sigmoid_parts(v)
-        ys[i] = e * q * q if v == v else v  # e / (1 + e)^2: no cancellation in either tail
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _sigmoid_slope(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _sigmoid_slope(xs[i])
 
 
 @njit(**_OPTIONS)
 def silu_forward(x, y, start, stop, streaming, scale):
-    # x sigmoid(a x) (a = 1: silu; 1.702: quick_gelu); 0 at -inf, where the product would be -inf * 0.
     xs, ys = x[start:stop], y[start:stop]
-    for i in range(xs.size):
-        v = xs[i]
-        s, e, q = _sigmoid_parts(scale * v)
-        r = v * s if v > _as(v, -_INF) else _as(v, 0.0)
-        ys[i] = r if v == v else v
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _silu(ys[i], scale)
+    else:
+        for i in range(xs.size):
+            ys[i] = _silu(xs[i], scale)
 
 
 @njit(**_OPTIONS)
 def silu_derivative(x, y, start, stop, streaming, scale):
-    # sigma(u) + u sigma'(u), u = a x; sigma'(u) = e q^2 is 0 beyond |x| = 1e5, where clipping keeps u * 0 at 0.
     xs, ys = x[start:stop], y[start:stop]
-    for i in range(xs.size):
-        v = xs[i]
-        u = scale * _clip(v)
-        s, e, q = _sigmoid_parts(u)
-        r = s + u * (e * q * q)
-        ys[i] = r if v == v else v
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _silu_slope(ys[i], scale)
+    else:
+        for i in range(xs.size):
+            ys[i] = _silu_slope(xs[i], scale)
 
 
 @njit(**_OPTIONS)
 def gelu_tanh_forward(x, y, start, stop, streaming):
-    # 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): no cancellation for x << 0.
     xs, ys = x[start:stop], y[start:stop]
-    for i in range(xs.size):
-        v = xs[i]
-        c = _clip(v)
-        s, e, q = _sigmoid_parts(_as(v, _K2) * (c + _as(v, GELU_CUBIC) * (c * c * c)))
-        r = _finite(v) * s
-        r = v if v == _as(v, _INF) else (_as(v, 0.0) if v == _as(v, -_INF) else r)
-        ys[i] = r if v == v else v
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _gelu_tanh(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _gelu_tanh(xs[i])
 
 
 @njit(**_OPTIONS)
 def gelu_tanh_derivative(x, y, start, stop, streaming):
     xs, ys = x[start:stop], y[start:stop]
-    for i in range(xs.size):
-        v = xs[i]
-        c = _clip(v)
-        s, e, q = _sigmoid_parts(_as(v, _K2) * (c + _as(v, GELU_CUBIC) * (c * c * c)))
-        du2 = _as(v, _K2) * (_as(v, 1.0) + _as(v, _CUBIC3) * (c * c))
-        r = s + c * du2 * (e * q * q)
-        ys[i] = r if v == v else v
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _gelu_tanh_slope(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _gelu_tanh_slope(xs[i])
 
 
 @njit(**_OPTIONS)
 def tanh_forward(x, y, start, stop, streaming):
-    # tanh|x| = -m / (2 + m), m = expm1(-2|x|): accurate at 0 (m is then -2|x| to an ulp); the sign from x.
     xs, ys = x[start:stop], y[start:stop]
-    for i in range(xs.size):
-        v = xs[i]
-        two = _as(v, 2.0)
-        m = _expm1_neg(-two * abs(v))
-        r = math.copysign(-m / (two + m), v)
-        ys[i] = r if v == v else v
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _tanh(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _tanh(xs[i])
 
 
 @njit(**_OPTIONS)
 def tanh_derivative(x, y, start, stop, streaming):
-    # sech^2 x = 4 e / (2 + m)^2, e = exp(-2|x|) = 1 + m: no cancellation in the tails. For |x| < 1/2, where
-    # 1 - tanh^2 does not cancel either, that (one rounding, a fused multiply-add): fewer roundings near 0.
     xs, ys = x[start:stop], y[start:stop]
-    for i in range(xs.size):
-        v = xs[i]
-        one, two = _as(v, 1.0), _as(v, 2.0)
-        s1, s2, p = _parts(-two * abs(v))
-        s = s1 * s2
-        m = (s - one) + s * p
-        e = (s1 + s1 * p) * s2
-        t = -m / (two + m)
-        d = two + m
-        r = one - t * t if abs(v) < _as(v, 0.5) else _as(v, 4.0) * e / (d * d)
-        ys[i] = r if v == v else v
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _tanh_slope(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _tanh_slope(xs[i])
 
 
 @njit(**_OPTIONS)
 def elu_forward(x, y, start, stop, streaming, alpha, scale):
-    # scale * (x for x >= 0, both zeros keeping their sign; alpha expm1(x) below): elu, selu.
     xs, ys = x[start:stop], y[start:stop]
-    for i in range(xs.size):
-        v = xs[i]
-        zero = _as(v, 0.0)
-        negative = alpha * _expm1_neg(v if v < zero else zero)
-        r = scale * (v if v >= zero else negative)
-        ys[i] = r if v == v else v
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _elu(ys[i], alpha, scale)
+    else:
+        for i in range(xs.size):
+            ys[i] = _elu(xs[i], alpha, scale)
 
 
 @njit(**_OPTIONS)
 def elu_derivative(x, y, start, stop, streaming, coefficient, scale, at_zero):
-    # scale for x > 0, coefficient exp(x) for x < 0, at_zero at 0.
     xs, ys = x[start:stop], y[start:stop]
-    for i in range(xs.size):
-        v = xs[i]
-        zero = _as(v, 0.0)
-        negative = coefficient * _exp_neg(v if v < zero else zero)
-        r = scale if v > zero else (at_zero if v == zero else negative)
-        ys[i] = r if v == v else v
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _elu_slope(ys[i], coefficient, scale, at_zero)
+    else:
+        for i in range(xs.size):
+            ys[i] = _elu_slope(xs[i], coefficient, scale, at_zero)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
