@@ -36,8 +36,10 @@ from .test_reference import (  # noqa: F401
 )
 
 # Every call with a compiled twin: (name, parameters).
-TWINS = [("sigmoid", {}), ("silu", {}), ("quick_gelu", {}), ("gelu", {"approximate": "tanh"}), ("tanh", {}),
-         ("elu", {}), ("elu", {"alpha": 0.5}), ("selu", {})]
+TWINS = [("sigmoid", {}), ("silu", {}), ("quick_gelu", {}), ("gelu", {"approximate": "tanh"}), ("gelu", {}),
+         ("tanh", {}), ("elu", {}), ("elu", {"alpha": 0.5}), ("selu", {}), ("mish", {}), ("hardswish", {}),
+         ("relu6", {}), ("hard_sigmoid", {}), ("hard_tanh", {}), ("hard_tanh", {"min_val": -0.5, "max_val": 2.0}),
+         ("squared_relu", {})]
 TWIN_IDS = [name + "".join(f"-{k}={v}" for k, v in params.items()) for name, params in TWINS]
 
 
@@ -76,6 +78,9 @@ def terms(name: str, params: dict, x: np.ndarray) -> np.ndarray:
             du2 = 2 * 0.7978845608028654 * (1 + 3 * 0.044715 * v**2)
             s = 1 / (1 + np.exp(-u2))
             return np.nan_to_num(np.abs(s) + np.abs(v * du2 * s * (1 - s)))
+        if name == "mish":
+            t = np.tanh(np.logaddexp(0.0, v))
+            return np.nan_to_num(np.abs(t) + np.abs(v * (1 - t * t) / (1 + np.exp(-v))))
         if scale is None:
             return np.zeros_like(v)
         s = 1 / (1 + np.exp(-scale * v))

@@ -59,7 +59,7 @@ def twin(kernel: Callable[..., Any], choose: Callable[[Mapping[str, Any], np.dty
 
 def _overlap_ok(x: np.ndarray, out: np.ndarray) -> bool:
     """out is x's memory exactly (in place) or shares none of it: a partial overlap is left to NumPy's kernels."""
-    if out is x:
+    if out is x or (out.base is None and x.base is None):  # two arrays owning their memory: distinct memory
         return True
     if not np.may_share_memory(x, out):
         return True
@@ -93,21 +93,25 @@ def quick(act: Any, kernel: Callable[..., Any], x: Any, out: Any, params: Mappin
     if type(x) is not np.ndarray:
         return None
     n = x.size
-    if n < MIN_ELEMENTS or n >= _parallel.MIN_ELEMENTS or x.dtype.char not in "fd" or not x.flags.c_contiguous:
+    dtype = x.dtype
+    if n < MIN_ELEMENTS or n >= _parallel.MIN_ELEMENTS or dtype.char not in "fd" or not x.flags.c_contiguous:
         return None
-    if out is not None and (type(out) is not np.ndarray or out.dtype != x.dtype or out.shape != x.shape
-                            or not out.flags.c_contiguous or not out.flags.writeable or not _overlap_ok(x, out)):
-        return None
+    if out is not None:
+        if type(out) is not np.ndarray or out.dtype is not dtype and out.dtype != dtype or out.shape != x.shape:
+            return None
+        flags = out.flags
+        if not (flags.c_contiguous and flags.writeable and _overlap_ok(x, out)):
+            return None
     if _parallel.stream_kernels() is None or not underflow_ignored():
         return None
     try:
-        key = (kernel, x.dtype.char, tuple((k, type(v), v) for k, v in params.items())) if params \
-            else (kernel, x.dtype.char)
+        key = (kernel, dtype.char, tuple((k, type(v), v) for k, v in params.items())) if params \
+            else (kernel, dtype.char)
         function = _quick.get(key, _MISSING)
     except TypeError:  # an unhashable parameter value
         return None
     if function is _MISSING:
-        function = _quick[key] = _choose(act, kernel, x.dtype, params, grad)
+        function = _quick[key] = _choose(act, kernel, dtype, params, grad)
     if function is None:
         return None
     target = np.empty_like(x) if out is None else out

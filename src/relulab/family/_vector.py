@@ -35,9 +35,13 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from ._special import _ERF_T, _ERF_U, _ERFC_P, _ERFC_Q, _ERFC_R, _ERFC_S, INV_SQRT_2PI
+
 __all__ = ["sigmoid_forward", "sigmoid_derivative", "silu_forward", "silu_derivative", "gelu_tanh_forward",
-           "gelu_tanh_derivative", "tanh_forward", "tanh_derivative", "elu_forward", "elu_derivative",
-           "exp_and_expm1"]
+           "gelu_tanh_derivative", "gelu_forward", "gelu_derivative", "tanh_forward", "tanh_derivative",
+           "elu_forward", "elu_derivative", "mish_forward", "mish_derivative", "hardswish_forward",
+           "hardswish_derivative", "clip_forward", "clip_derivative", "squared_relu_forward",
+           "squared_relu_derivative", "exp_and_expm1"]
 
 _OPTIONS = dict(nogil=True, cache=True, fastmath={"contract"}, error_model="numpy")
 _INLINE = dict(inline="always", fastmath={"contract"}, error_model="numpy")
@@ -256,6 +260,125 @@ def _elu_slope(v, coefficient, scale, at_zero):
     return r if v == v else v
 
 
+@njit(**_INLINE)
+def _poly(z, coefficients):
+    """Horner's rule, highest coefficient first (the order of _special.py's tables)."""
+    r = _as(z, 0.0)
+    for c in coefficients:
+        r = r * z + _as(z, c)
+    return r
+
+
+@njit(**_INLINE)
+def _ndtr_and_gauss(v):
+    """(Phi(x), exp(-x^2 / 2)): _special.ndtr's rational approximations (Cody; Cephes' coefficients), every branch
+    evaluated and the right one selected, as there."""
+    z = v * _as(v, 0.7071067811865476)
+    a = min(abs(z), _as(v, 40.0))
+    w = min(abs(v), _as(v, 60.0))
+    gauss = _exp_neg(_as(v, -0.5) * (w * w))
+    tail = _poly(a, _ERFC_P) / _poly(a, _ERFC_Q) if a < _as(v, 8.0) else _poly(a, _ERFC_R) / _poly(a, _ERFC_S)
+    small = min(a, _as(v, 1.0))
+    a2 = small * small
+    erf_small = small * _poly(a2, _ERF_T) / _poly(a2, _ERF_U)
+    erfc_abs = _as(v, 1.0) - erf_small if a < _as(v, 1.0) else gauss * tail
+    half = _as(v, 0.5) * erfc_abs
+    central = _as(v, 0.5) + _as(v, 0.5) * math.copysign(erf_small, z)
+    phi = central if a < _as(v, 0.7071067811865476) else (_as(v, 1.0) - half if z > _as(v, 0.0) else half)
+    return phi, gauss
+
+
+@njit(**_INLINE)
+def _gelu(v):
+    phi, gauss = _ndtr_and_gauss(v)
+    r = _finite(v) * phi
+    r = v if v == _as(v, _INF) else (_as(v, 0.0) if v == _as(v, -_INF) else r)
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _gelu_slope(v):
+    phi, gauss = _ndtr_and_gauss(v)
+    r = phi + _clip(v) * (_as(v, INV_SQRT_2PI) * gauss)
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _mish_parts(v):
+    """(tanh(softplus(x)), 1 - that, sigmoid(x)) from one exponential e = exp(-|x|), without cancellation:
+    x <= 0: n = e (e + 2), t = n / (n + 2), 1 - t = 2 / (n + 2); x > 0: t = (1 + 2e) / d, 1 - t = 2 e^2 / d,
+    d = 1 + 2e + 2e^2 (members.py's _mish_tanh_softplus, with the exponential shared)."""
+    one, two = _as(v, 1.0), _as(v, 2.0)
+    e = _exp_neg(-abs(v))
+    n = e * (e + two)
+    d = one + two * e + two * e * e
+    negative = v <= _as(v, 0.0)
+    t = n / (n + two) if negative else (one + two * e) / d
+    one_minus_t = two / (n + two) if negative else two * e * e / d
+    sigmoid = e / (one + e) if negative else one / (one + e)
+    return t, one_minus_t, sigmoid
+
+
+@njit(**_INLINE)
+def _mish(v):
+    t, one_minus_t, sigmoid = _mish_parts(v)
+    r = _finite(v) * t
+    r = v if v == _as(v, _INF) else (_as(v, 0.0) if v == _as(v, -_INF) else r)
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _mish_slope(v):
+    t, one_minus_t, sigmoid = _mish_parts(v)
+    r = t + _finite(v) * (one_minus_t * (_as(v, 1.0) + t)) * sigmoid
+    r = _as(v, 1.0) if v == _as(v, _INF) else (_as(v, 0.0) if v == _as(v, -_INF) else r)
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _hardswish(v):
+    # 0 for x <= -3, x for x >= 3, x (x + 3) / 6 between (PyTorch's branches; NaN stays NaN through the last).
+    c = min(max(v, _as(v, -3.0)), _as(v, 3.0))
+    r = _as(v, 0.0) if v <= _as(v, -3.0) else (v if v >= _as(v, 3.0) else c * (c + _as(v, 3.0)) / _as(v, 6.0))
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _hardswish_slope(v):
+    c = min(max(v, _as(v, -3.0)), _as(v, 3.0))
+    r = _as(v, 0.0) if v <= _as(v, -3.0) else ((_as(v, 2.0) * c + _as(v, 3.0)) / _as(v, 6.0) if v < _as(v, 3.0)
+                                                else _as(v, 1.0))
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _clip_to(v, offset, divisor, low, high):
+    # min(max(x + offset, low), high) / divisor: hard_tanh (offset 0, divisor 1), hard_sigmoid (3, 6), relu6 (0, 1).
+    # -0.0 inside the range stays -0.0 (no offset added), at the ends the end itself (relu6(-0.0) = +0.0); NaN stays.
+    u = v + offset if offset != _as(v, 0.0) else v
+    r = low if u <= low else (high if u >= high else u)
+    return r / divisor if v == v else v
+
+
+@njit(**_INLINE)
+def _clip_slope(v, low, high, inside, at_low):
+    # inside strictly between low and high, at_low at x == low (relu6's at_zero), 0 elsewhere (also at high).
+    r = inside if (v > low and v < high) else (at_low if v == low else _as(v, 0.0))
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _squared_relu(v):
+    p = v if v > _as(v, 0.0) else _as(v, 0.0)
+    return p * p if v == v else v
+
+
+@njit(**_INLINE)
+def _squared_relu_slope(v):
+    p = v if v > _as(v, 0.0) else _as(v, 0.0)
+    return _as(v, 2.0) * p if v == v else v
+
+
 # -- the kernels: y[start:stop] = f(x[start:stop]) ----------------------------------------------------------------
 @njit(**_OPTIONS)
 def sigmoid_forward(x, y, start, stop, streaming):
@@ -365,6 +488,116 @@ def elu_derivative(x, y, start, stop, streaming, coefficient, scale, at_zero):
     else:
         for i in range(xs.size):
             ys[i] = _elu_slope(xs[i], coefficient, scale, at_zero)
+
+
+@njit(**_OPTIONS)
+def gelu_forward(x, y, start, stop, streaming):
+    xs, ys = x[start:stop], y[start:stop]
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _gelu(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _gelu(xs[i])
+
+
+@njit(**_OPTIONS)
+def gelu_derivative(x, y, start, stop, streaming):
+    xs, ys = x[start:stop], y[start:stop]
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _gelu_slope(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _gelu_slope(xs[i])
+
+
+@njit(**_OPTIONS)
+def mish_forward(x, y, start, stop, streaming):
+    xs, ys = x[start:stop], y[start:stop]
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _mish(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _mish(xs[i])
+
+
+@njit(**_OPTIONS)
+def mish_derivative(x, y, start, stop, streaming):
+    xs, ys = x[start:stop], y[start:stop]
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _mish_slope(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _mish_slope(xs[i])
+
+
+@njit(**_OPTIONS)
+def hardswish_forward(x, y, start, stop, streaming):
+    xs, ys = x[start:stop], y[start:stop]
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _hardswish(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _hardswish(xs[i])
+
+
+@njit(**_OPTIONS)
+def hardswish_derivative(x, y, start, stop, streaming):
+    xs, ys = x[start:stop], y[start:stop]
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _hardswish_slope(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _hardswish_slope(xs[i])
+
+
+@njit(**_OPTIONS)
+def clip_forward(x, y, start, stop, streaming, offset, divisor, low, high):
+    xs, ys = x[start:stop], y[start:stop]
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _clip_to(ys[i], offset, divisor, low, high)
+    else:
+        for i in range(xs.size):
+            ys[i] = _clip_to(xs[i], offset, divisor, low, high)
+
+
+@njit(**_OPTIONS)
+def clip_derivative(x, y, start, stop, streaming, low, high, inside, at_low):
+    xs, ys = x[start:stop], y[start:stop]
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _clip_slope(ys[i], low, high, inside, at_low)
+    else:
+        for i in range(xs.size):
+            ys[i] = _clip_slope(xs[i], low, high, inside, at_low)
+
+
+@njit(**_OPTIONS)
+def squared_relu_forward(x, y, start, stop, streaming):
+    xs, ys = x[start:stop], y[start:stop]
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _squared_relu(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _squared_relu(xs[i])
+
+
+@njit(**_OPTIONS)
+def squared_relu_derivative(x, y, start, stop, streaming):
+    xs, ys = x[start:stop], y[start:stop]
+    if _in_place(xs, ys):
+        for i in range(ys.size):
+            ys[i] = _squared_relu_slope(ys[i])
+    else:
+        for i in range(xs.size):
+            ys[i] = _squared_relu_slope(xs[i])
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
