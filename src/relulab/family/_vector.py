@@ -171,28 +171,30 @@ def _clip(v):
 
 # -- the members, one element at a time (NaN in: the input NaN out) -------------------------------------------------
 @njit(**_INLINE)
-def _sigmoid(v):
+def _sigmoid(v, scalars):
     s, e, q = _sigmoid_parts(v)
     return s if v == v else v
 
 
 @njit(**_INLINE)
-def _sigmoid_slope(v):
+def _sigmoid_slope(v, scalars):
     s, e, q = _sigmoid_parts(v)
     return e * q * q if v == v else v  # e / (1 + e)^2: no cancellation in either tail
 
 
 @njit(**_INLINE)
-def _silu(v, scale):
+def _silu(v, scalars):
     # x sigmoid(a x) (a = 1: silu; 1.702: quick_gelu); 0 at -inf, where the product would be -inf * 0.
+    (scale,) = scalars
     s, e, q = _sigmoid_parts(scale * v)
     r = v * s if v > _as(v, -_INF) else _as(v, 0.0)
     return r if v == v else v
 
 
 @njit(**_INLINE)
-def _silu_slope(v, scale):
+def _silu_slope(v, scalars):
     # sigma(u) + u sigma'(u), u = a x; sigma'(u) = e q^2 is 0 beyond |x| = 1e5, where clipping keeps u * 0 at 0.
+    (scale,) = scalars
     u = scale * _clip(v)
     s, e, q = _sigmoid_parts(u)
     r = s + u * (e * q * q)
@@ -200,7 +202,7 @@ def _silu_slope(v, scale):
 
 
 @njit(**_INLINE)
-def _gelu_tanh(v):
+def _gelu_tanh(v, scalars):
     # 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): no cancellation for x << 0.
     c = _clip(v)
     s, e, q = _sigmoid_parts(_as(v, _K2) * (c + _as(v, GELU_CUBIC) * (c * c * c)))
@@ -210,7 +212,7 @@ def _gelu_tanh(v):
 
 
 @njit(**_INLINE)
-def _gelu_tanh_slope(v):
+def _gelu_tanh_slope(v, scalars):
     c = _clip(v)
     s, e, q = _sigmoid_parts(_as(v, _K2) * (c + _as(v, GELU_CUBIC) * (c * c * c)))
     du2 = _as(v, _K2) * (_as(v, 1.0) + _as(v, _CUBIC3) * (c * c))
@@ -219,7 +221,7 @@ def _gelu_tanh_slope(v):
 
 
 @njit(**_INLINE)
-def _tanh(v):
+def _tanh(v, scalars):
     # tanh|x| = -m / (2 + m), m = expm1(-2|x|): accurate at 0 (m is then -2|x| to an ulp); the sign from x.
     two = _as(v, 2.0)
     m = _expm1_neg(-two * abs(v))
@@ -228,7 +230,7 @@ def _tanh(v):
 
 
 @njit(**_INLINE)
-def _tanh_slope(v):
+def _tanh_slope(v, scalars):
     # sech^2 x = 4 e / (2 + m)^2, e = exp(-2|x|) = 1 + m: no cancellation in the tails. For |x| < 1/2, where
     # 1 - tanh^2 does not cancel either, that (one rounding, a fused multiply-add): fewer roundings near 0.
     one, two = _as(v, 1.0), _as(v, 2.0)
@@ -243,8 +245,9 @@ def _tanh_slope(v):
 
 
 @njit(**_INLINE)
-def _elu(v, alpha, scale):
+def _elu(v, scalars):
     # scale * (x for x >= 0, both zeros keeping their sign; alpha expm1(x) below): elu, selu.
+    alpha, scale = scalars
     zero = _as(v, 0.0)
     negative = alpha * _expm1_neg(v if v < zero else zero)
     r = scale * (v if v >= zero else negative)
@@ -252,8 +255,9 @@ def _elu(v, alpha, scale):
 
 
 @njit(**_INLINE)
-def _elu_slope(v, coefficient, scale, at_zero):
+def _elu_slope(v, scalars):
     # scale for x > 0, coefficient exp(x) for x < 0, at_zero at 0.
+    coefficient, scale, at_zero = scalars
     zero = _as(v, 0.0)
     negative = coefficient * _exp_neg(v if v < zero else zero)
     r = scale if v > zero else (at_zero if v == zero else negative)
@@ -289,7 +293,7 @@ def _ndtr_and_gauss(v):
 
 
 @njit(**_INLINE)
-def _gelu(v):
+def _gelu(v, scalars):
     phi, gauss = _ndtr_and_gauss(v)
     r = _finite(v) * phi
     r = v if v == _as(v, _INF) else (_as(v, 0.0) if v == _as(v, -_INF) else r)
@@ -297,7 +301,7 @@ def _gelu(v):
 
 
 @njit(**_INLINE)
-def _gelu_slope(v):
+def _gelu_slope(v, scalars):
     phi, gauss = _ndtr_and_gauss(v)
     r = phi + _clip(v) * (_as(v, INV_SQRT_2PI) * gauss)
     return r if v == v else v
@@ -320,7 +324,7 @@ def _mish_parts(v):
 
 
 @njit(**_INLINE)
-def _mish(v):
+def _mish(v, scalars):
     t, one_minus_t, sigmoid = _mish_parts(v)
     r = _finite(v) * t
     r = v if v == _as(v, _INF) else (_as(v, 0.0) if v == _as(v, -_INF) else r)
@@ -328,7 +332,7 @@ def _mish(v):
 
 
 @njit(**_INLINE)
-def _mish_slope(v):
+def _mish_slope(v, scalars):
     t, one_minus_t, sigmoid = _mish_parts(v)
     r = t + _finite(v) * (one_minus_t * (_as(v, 1.0) + t)) * sigmoid
     r = _as(v, 1.0) if v == _as(v, _INF) else (_as(v, 0.0) if v == _as(v, -_INF) else r)
@@ -336,7 +340,7 @@ def _mish_slope(v):
 
 
 @njit(**_INLINE)
-def _hardswish(v):
+def _hardswish(v, scalars):
     # 0 for x <= -3, x for x >= 3, x (x + 3) / 6 between (PyTorch's branches; NaN stays NaN through the last).
     c = min(max(v, _as(v, -3.0)), _as(v, 3.0))
     r = _as(v, 0.0) if v <= _as(v, -3.0) else (v if v >= _as(v, 3.0) else c * (c + _as(v, 3.0)) / _as(v, 6.0))
@@ -344,7 +348,7 @@ def _hardswish(v):
 
 
 @njit(**_INLINE)
-def _hardswish_slope(v):
+def _hardswish_slope(v, scalars):
     c = min(max(v, _as(v, -3.0)), _as(v, 3.0))
     r = _as(v, 0.0) if v <= _as(v, -3.0) else ((_as(v, 2.0) * c + _as(v, 3.0)) / _as(v, 6.0) if v < _as(v, 3.0)
                                                 else _as(v, 1.0))
@@ -352,252 +356,146 @@ def _hardswish_slope(v):
 
 
 @njit(**_INLINE)
-def _clip_to(v, offset, divisor, low, high):
+def _clip_to(v, scalars):
     # min(max(x + offset, low), high) / divisor: hard_tanh (offset 0, divisor 1), hard_sigmoid (3, 6), relu6 (0, 1).
     # -0.0 inside the range stays -0.0 (no offset added), at the ends the end itself (relu6(-0.0) = +0.0); NaN stays.
+    offset, divisor, low, high = scalars
     u = v + offset if offset != _as(v, 0.0) else v
     r = low if u <= low else (high if u >= high else u)
     return r / divisor if v == v else v
 
 
 @njit(**_INLINE)
-def _clip_slope(v, low, high, inside, at_low):
+def _clip_slope(v, scalars):
     # inside strictly between low and high, at_low at x == low (relu6's at_zero), 0 elsewhere (also at high).
+    low, high, inside, at_low = scalars
     r = inside if (v > low and v < high) else (at_low if v == low else _as(v, 0.0))
     return r if v == v else v
 
 
 @njit(**_INLINE)
-def _squared_relu(v):
+def _squared_relu(v, scalars):
     p = v if v > _as(v, 0.0) else _as(v, 0.0)
     return p * p if v == v else v
 
 
 @njit(**_INLINE)
-def _squared_relu_slope(v):
+def _squared_relu_slope(v, scalars):
     p = v if v > _as(v, 0.0) else _as(v, 0.0)
     return _as(v, 2.0) * p if v == v else v
 
 
 # -- the kernels: y[start:stop] = f(x[start:stop]) ----------------------------------------------------------------
-@njit(**_OPTIONS)
-def sigmoid_forward(x, y, start, stop, streaming):
+@njit(**_INLINE)
+def _apply(element, x, y, start, stop, scalars):
+    """y[i] = element(x[i], scalars) for i in [start, stop): the loop LLVM vectorises (see _in_place)."""
     xs, ys = x[start:stop], y[start:stop]
     if _in_place(xs, ys):
         for i in range(ys.size):
-            ys[i] = _sigmoid(ys[i])
+            ys[i] = element(ys[i], scalars)
     else:
         for i in range(xs.size):
-            ys[i] = _sigmoid(xs[i])
+            ys[i] = element(xs[i], scalars)
+
+
+@njit(**_OPTIONS)
+def sigmoid_forward(x, y, start, stop, streaming):
+    _apply(_sigmoid, x, y, start, stop, ())
 
 
 @njit(**_OPTIONS)
 def sigmoid_derivative(x, y, start, stop, streaming):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _sigmoid_slope(ys[i])
-    else:
-        for i in range(xs.size):
-            ys[i] = _sigmoid_slope(xs[i])
+    _apply(_sigmoid_slope, x, y, start, stop, ())
 
 
 @njit(**_OPTIONS)
 def silu_forward(x, y, start, stop, streaming, scale):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _silu(ys[i], scale)
-    else:
-        for i in range(xs.size):
-            ys[i] = _silu(xs[i], scale)
+    _apply(_silu, x, y, start, stop, (scale,))
 
 
 @njit(**_OPTIONS)
 def silu_derivative(x, y, start, stop, streaming, scale):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _silu_slope(ys[i], scale)
-    else:
-        for i in range(xs.size):
-            ys[i] = _silu_slope(xs[i], scale)
+    _apply(_silu_slope, x, y, start, stop, (scale,))
 
 
 @njit(**_OPTIONS)
 def gelu_tanh_forward(x, y, start, stop, streaming):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _gelu_tanh(ys[i])
-    else:
-        for i in range(xs.size):
-            ys[i] = _gelu_tanh(xs[i])
+    _apply(_gelu_tanh, x, y, start, stop, ())
 
 
 @njit(**_OPTIONS)
 def gelu_tanh_derivative(x, y, start, stop, streaming):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _gelu_tanh_slope(ys[i])
-    else:
-        for i in range(xs.size):
-            ys[i] = _gelu_tanh_slope(xs[i])
+    _apply(_gelu_tanh_slope, x, y, start, stop, ())
 
 
 @njit(**_OPTIONS)
 def tanh_forward(x, y, start, stop, streaming):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _tanh(ys[i])
-    else:
-        for i in range(xs.size):
-            ys[i] = _tanh(xs[i])
+    _apply(_tanh, x, y, start, stop, ())
 
 
 @njit(**_OPTIONS)
 def tanh_derivative(x, y, start, stop, streaming):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _tanh_slope(ys[i])
-    else:
-        for i in range(xs.size):
-            ys[i] = _tanh_slope(xs[i])
+    _apply(_tanh_slope, x, y, start, stop, ())
 
 
 @njit(**_OPTIONS)
 def elu_forward(x, y, start, stop, streaming, alpha, scale):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _elu(ys[i], alpha, scale)
-    else:
-        for i in range(xs.size):
-            ys[i] = _elu(xs[i], alpha, scale)
+    _apply(_elu, x, y, start, stop, (alpha, scale))
 
 
 @njit(**_OPTIONS)
 def elu_derivative(x, y, start, stop, streaming, coefficient, scale, at_zero):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _elu_slope(ys[i], coefficient, scale, at_zero)
-    else:
-        for i in range(xs.size):
-            ys[i] = _elu_slope(xs[i], coefficient, scale, at_zero)
+    _apply(_elu_slope, x, y, start, stop, (coefficient, scale, at_zero))
 
 
 @njit(**_OPTIONS)
 def gelu_forward(x, y, start, stop, streaming):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _gelu(ys[i])
-    else:
-        for i in range(xs.size):
-            ys[i] = _gelu(xs[i])
+    _apply(_gelu, x, y, start, stop, ())
 
 
 @njit(**_OPTIONS)
 def gelu_derivative(x, y, start, stop, streaming):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _gelu_slope(ys[i])
-    else:
-        for i in range(xs.size):
-            ys[i] = _gelu_slope(xs[i])
+    _apply(_gelu_slope, x, y, start, stop, ())
 
 
 @njit(**_OPTIONS)
 def mish_forward(x, y, start, stop, streaming):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _mish(ys[i])
-    else:
-        for i in range(xs.size):
-            ys[i] = _mish(xs[i])
+    _apply(_mish, x, y, start, stop, ())
 
 
 @njit(**_OPTIONS)
 def mish_derivative(x, y, start, stop, streaming):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _mish_slope(ys[i])
-    else:
-        for i in range(xs.size):
-            ys[i] = _mish_slope(xs[i])
+    _apply(_mish_slope, x, y, start, stop, ())
 
 
 @njit(**_OPTIONS)
 def hardswish_forward(x, y, start, stop, streaming):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _hardswish(ys[i])
-    else:
-        for i in range(xs.size):
-            ys[i] = _hardswish(xs[i])
+    _apply(_hardswish, x, y, start, stop, ())
 
 
 @njit(**_OPTIONS)
 def hardswish_derivative(x, y, start, stop, streaming):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _hardswish_slope(ys[i])
-    else:
-        for i in range(xs.size):
-            ys[i] = _hardswish_slope(xs[i])
+    _apply(_hardswish_slope, x, y, start, stop, ())
 
 
 @njit(**_OPTIONS)
 def clip_forward(x, y, start, stop, streaming, offset, divisor, low, high):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _clip_to(ys[i], offset, divisor, low, high)
-    else:
-        for i in range(xs.size):
-            ys[i] = _clip_to(xs[i], offset, divisor, low, high)
+    _apply(_clip_to, x, y, start, stop, (offset, divisor, low, high))
 
 
 @njit(**_OPTIONS)
 def clip_derivative(x, y, start, stop, streaming, low, high, inside, at_low):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _clip_slope(ys[i], low, high, inside, at_low)
-    else:
-        for i in range(xs.size):
-            ys[i] = _clip_slope(xs[i], low, high, inside, at_low)
+    _apply(_clip_slope, x, y, start, stop, (low, high, inside, at_low))
 
 
 @njit(**_OPTIONS)
 def squared_relu_forward(x, y, start, stop, streaming):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _squared_relu(ys[i])
-    else:
-        for i in range(xs.size):
-            ys[i] = _squared_relu(xs[i])
+    _apply(_squared_relu, x, y, start, stop, ())
 
 
 @njit(**_OPTIONS)
 def squared_relu_derivative(x, y, start, stop, streaming):
-    xs, ys = x[start:stop], y[start:stop]
-    if _in_place(xs, ys):
-        for i in range(ys.size):
-            ys[i] = _squared_relu_slope(ys[i])
-    else:
-        for i in range(xs.size):
-            ys[i] = _squared_relu_slope(xs[i])
+    _apply(_squared_relu_slope, x, y, start, stop, ())
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
