@@ -111,6 +111,8 @@ def quick(act: Any, kernel: Callable[..., Any], x: Any, out: Any, params: Mappin
     except TypeError:  # an unhashable parameter value
         return None
     if function is _MISSING:
+        if len(_quick) >= 1024:  # a sweep over many parameter values: start afresh rather than grow without end
+            _quick.clear()
         function = _quick[key] = _choose(act, kernel, dtype, params, grad)
     if function is None:
         return None

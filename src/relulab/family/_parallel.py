@@ -15,6 +15,7 @@ Calling a member on a large contiguous array takes this path (``Activation._run`
   and NumPy's versions are not (np.maximum's NaN-aware loop, np.heaviside's and np.where's per-element branches).
   With numba installed (``pip install 'relulab[fast]'``) they run the kernels of ``_stream.py`` instead: whole
   cache lines at a time, and past :func:`streaming_threshold_bytes` with non-temporal stores, at copy speed.
+  The smooth and clipped members have compiled twins too (``_vector.py``, declared through ``_compiled.py``).
   Without numba, the NumPy kernel in chunks.
 
 Threads: :func:`set_num_threads` or the environment variable ``RELULAB_NUM_THREADS``; the default is the number
