@@ -196,6 +196,8 @@ def test_the_short_way_still_refuses_a_bad_out_naming_it(size):
         rl.gelu(x, approximate="fast")
     with pytest.raises(TypeError, match="unexpected keyword argument 'alpha'"):
         rl.sigmoid(x, alpha=1.0)
+    with pytest.raises(TypeError, match="x has dtype >f4"):
+        rl.sigmoid(x.astype(">f4"))
 
 
 def test_parameters_change_the_result_on_the_short_way():

@@ -94,8 +94,9 @@ def quick(act: Any, kernel: Callable[..., Any], x: Any, out: Any, params: Mappin
         return None
     n = x.size
     dtype = x.dtype
-    if n < MIN_ELEMENTS or n >= _parallel.MIN_ELEMENTS or dtype.char not in "fd" or not x.flags.c_contiguous:
-        return None
+    if n < MIN_ELEMENTS or n >= _parallel.MIN_ELEMENTS or dtype.char not in "fd" or not dtype.isnative \
+            or not x.flags.c_contiguous:
+        return None  # (a byte-swapped float array is refused by the full path, naming its dtype)
     if out is not None:
         if type(out) is not np.ndarray or out.dtype is not dtype and out.dtype != dtype or out.shape != x.shape:
             return None
