@@ -238,9 +238,9 @@ def _tanh_slope(v, scalars):
     s = s1 * s2
     m = (s - one) + s * p
     e = (s1 + s1 * p) * s2
-    t = -m / (two + m)
-    d = two + m
-    r = one - t * t if abs(v) < _as(v, 0.5) else _as(v, 4.0) * e / (d * d)
+    q = one / (two + m)  # one division for both forms
+    t = -m * q
+    r = one - t * t if abs(v) < _as(v, 0.5) else _as(v, 4.0) * e * (q * q)
     return r if v == v else v
 
 
