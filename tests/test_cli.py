@@ -20,7 +20,7 @@ def test_list_shows_every_member(capsys):
     assert main(["list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == rl.names()
-    assert len(listed) == 20
+    assert len(listed) == 22
 
 
 def test_explain_relu_shows_formula_derivative_properties_and_failure_mode(capsys):

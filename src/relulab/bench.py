@@ -39,12 +39,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import family
-from .family import _parallel
 from .family import fused
 
-__all__ = ["MEMBERS", "OPS", "BenchConfig", "run_bench", "format_report", "parse_size", "main_rows_for"]
+__all__ = ["MEMBERS", "DTYPES", "OPS", "FULL_SIZES", "QUICK_SIZES", "BenchConfig", "run_bench", "format_report", "parse_size", "main_rows_for"]
 
 MEMBERS = ("relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh")
+DTYPES = ("float16", "float32", "float64")
 OPS = ("forward", "forward_out", "forward_inplace", "grad")
 IMPLS = ("relulab", "numpy", "torch", "copy")
 SLOPE = 0.01  # leaky_relu's default negative slope
@@ -282,11 +282,11 @@ def _member_cases(member: str, n: int, dtype: np.dtype, torch) -> list[Case]:
 def _copy_impls(x: np.ndarray, y: np.ndarray) -> list[Impl]:
     """The bandwidth reference, timed inside every case (interleaved with it): copies of the same bytes."""
     n = x.size
-    threads = _parallel.get_num_threads()
+    threads = family.get_num_threads()
     chunk = max(64, -(-n // threads) // 64 * 64)  # one contiguous range per thread, as memcpy likes it
 
     def copy_threads():
-        _parallel.parallel_for(lambda a, b: np.copyto(y[a:b], x[a:b]), n, chunk)
+        family.parallel_for(lambda a, b: np.copyto(y[a:b], x[a:b]), n, chunk)
 
     return [Impl("copy", "np.copyto(y, x), 1 thread", lambda: np.copyto(y, x)),
             Impl("copy", f"np.copyto in {threads} threads", copy_threads)]
@@ -388,7 +388,7 @@ def _import_torch(wanted: bool):
         import torch
     except ImportError:
         return None, "torch is not installed: torch rows skipped (pip install 'relulab[torch]')"
-    torch.set_num_threads(_parallel.get_num_threads())
+    torch.set_num_threads(family.get_num_threads())
     return torch, f"torch {torch.__version__}, {torch.get_num_threads()} threads{policy_note}"
 
 
@@ -403,18 +403,18 @@ def machine_info() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": _parallel._cores(), "threads": _parallel.get_num_threads(),
+    return {"cpu": cpu, "cores": family.cores(), "threads": family.get_num_threads(),
             "python": platform.python_version(), "numpy": np.__version__,
             "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-            "streaming": _parallel.stream_status(),
-            "streaming_threshold_bytes": _parallel.streaming_threshold_bytes()}
+            "streaming": family.stream_status(),
+            "streaming_threshold_bytes": family.streaming_threshold_bytes()}
 
 
 def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time every case of ``config``; returns ``{"rows": [...], "summary": [...], "claim": [...], ...}``."""
     dtype = np.dtype(config.dtype)
-    if dtype not in (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float16, float32 or float64; got {config.dtype!r}")
+    if dtype not in [np.dtype(d) for d in DTYPES]:
+        raise ValueError(f"dtype must be {', '.join(DTYPES[:-1])} or {DTYPES[-1]}; got {config.dtype!r}")
     unknown = [m for m in config.members if m not in MEMBERS]
     if unknown:
         raise ValueError(f"members must be among {', '.join(MEMBERS)}; got {', '.join(unknown)}")
@@ -564,14 +564,3 @@ def main_rows_for(result: dict[str, Any], n: int | None = None) -> list[dict[str
     sizes = [e["n"] for e in result["summary"]]
     n = max(sizes) if n is None and sizes else n
     return [e for e in result["summary"] if e["n"] == n]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m relulab.bench`` / ``benchmarks/bench_family.py``: the same as ``relulab bench``."""
-    from .cli import main as cli_main
-
-    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

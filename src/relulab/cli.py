@@ -7,6 +7,7 @@ bad range, a missing optional dependency) end with a one-line message on stderr 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import re
 import sys
 import textwrap
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -70,11 +71,13 @@ def explain_text(name: str) -> str:
     lines += ["", "Formula (LaTeX)", f"  f(x)  = {act.formula}", f"  f'(x) = {act.derivative_formula}", ""]
     lines.append("Parameters")
     if act.takes_weight:
-        lines.append("  weight (positional): one slope per channel, or one slope for all; learned in relulab.nn.PReLU")
+        lines.append("  weight (positional): one slope per channel, or one slope for all; learned in "
+                     f"relulab.nn.{act.nn_class}")
     if not act.params:
         lines.append("  none")
     for p in act.params:
-        lines.append(f"  {p.name} = {p.default!r}: {p.doc} Allowed: {p.allowed}.")
+        numpy_only = "" if p.torch else " (NumPy only: relulab.nn does not take it)"
+        lines.append(f"  {p.name} = {p.default!r}: {p.doc} Allowed: {p.allowed}.{numpy_only}")
     kinks = ", ".join(f"{k:g}" for k in props.kinks) or "none"
     lines += [
         "",
@@ -92,6 +95,14 @@ def explain_text(name: str) -> str:
         lines += ["", "Values", "  x     " + "".join(f"{v:>10g}" for v in xs),
                   "  f(x)  " + "".join(f"{v:>10.4g}" for v in values),
                   "  f'(x) " + "".join(f"{v:>10.4g}" for v in grads)]
+    torch_names = [f"torch.nn.{act.torch_class}"] if act.torch_class else []
+    torch_names += [f"torch.nn.functional.{act.torch_function}"] if act.torch_function else []
+    try:
+        gain = f"{act.gain():.6g}"
+    except (TypeError, ValueError) as error:
+        gain = f"not available ({error})"
+    lines += ["", "PyTorch", f"  relulab.nn.{act.nn_class}, relulab.nn.functional.{act.name}; same member as: "
+              f"{', '.join(torch_names) or 'nothing in torch'}", f"  gain (1 / sqrt(E[f(z)^2]), z ~ N(0, 1)): {gain}"]
     lines += ["", "Conventions", wrap(act.conventions or "none beyond the family's (README, Conventions)"), "",
               "When to use", wrap(act.use), "", "Known failure mode", wrap(act.failure_mode)]
     if act.paper:
@@ -276,7 +287,7 @@ def _sweeping(lab, command: str, work: Callable[[], object]):
 
 def _bounded_int(option: str, text: str | None):
     """An integer option of the lab (>= 1, and at most the lab's bound for it)."""
-    from .lab.compare import LIMITS
+    from .lab.validate import LIMITS
 
     limit = LIMITS.get(option)
     return _number(option, text, int, "an integer >= 1" + (f" and <= {limit}" if limit else ""))
@@ -285,7 +296,7 @@ def _bounded_int(option: str, text: str | None):
 def _cmd_compare(args: argparse.Namespace) -> int:
     lab = _lab()
     backend = _backend(lab, args)
-    from .lab.compare import MAX_LR
+    from .lab.validate import MAX_LR
 
     integer = _bounded_int
     lr = args.lr if args.lr == "auto" else _number("--lr", args.lr, float, f"'auto' or a number in (0, {MAX_LR:g}]")
@@ -338,7 +349,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     lab = _lab()
     backend = _backend(lab, args)
-    from .lab.compare import MAX_LR
+    from .lab.validate import MAX_LR
     from .lab.doctor import run_doctor, validate_doctor
 
     try:
@@ -400,6 +411,40 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 
 # -- parser -----------------------------------------------------------------------------------------------------
+def library_defaults(function: Callable) -> dict[str, Any]:
+    """The keyword defaults of a library function. Every option default of the CLI is read from the library
+    this way (or from its settings and registries), never copied, so a change of a library default reaches it."""
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _or(names: Sequence[str], conjunction: str = "or") -> str:
+    """'a, b or c'."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
+
+
+def _elements(n: int) -> str:
+    """A count of elements as ``relulab bench --sizes`` takes it: 16K, 4M."""
+    for suffix, scale in (("M", 1 << 20), ("K", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale}{suffix}"
+    return str(n)
+
+
+def _data_help(default: str | None) -> str:
+    """The lab's data sets from its registry: the offline ones, then those that need a package."""
+    from .lab.data import REGISTRY
+
+    offline = [n + (" (default)" if n == default else "") for n, spec in REGISTRY.items() if spec.needs is None]
+    needing: dict[str, list[str]] = {}
+    for name, spec in REGISTRY.items():
+        if spec.needs is not None:
+            needing.setdefault(spec.needs, []).append(name)
+    return "; ".join([", ".join(offline)] + [f"{', '.join(names)} with {package}"
+                                              for package, names in needing.items()])
+
+
 def _backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="local", metavar="local|ray",
                    help="where runs go: local worker processes (default) or ray, a task per run on a Ray cluster "
@@ -410,13 +455,8 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
                    help="with --backend ray: GPUs each run reserves (default 0)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="relulab",
-        description="The ReLU family, exactly: explain and plot members; the lab and the instruments.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def _add_family_commands(sub) -> None:
+    """list, explain and plot."""
     p = sub.add_parser("list", help="list every member", description="List every registered member.")
     p.add_argument("--aliases", action="store_true", help="also show the aliases each name resolves from")
     p.set_defaults(func=_cmd_list)
@@ -431,65 +471,83 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Plot f(x) of each member, and f'(x) with --grad, to a PNG file.")
     p.add_argument("names", nargs="+", metavar="NAME", help="member names or aliases")
     p.add_argument("--grad", action="store_true", help="also plot the derivatives")
-    p.add_argument("--range", nargs=2, type=float, default=[-4.0, 4.0], metavar=("A", "B"),
-                   help="x range (default: -4 4)")
+    x_range = library_defaults(plot_curves)["x_range"]
+    p.add_argument("--range", nargs=2, type=float, default=list(x_range), metavar=("A", "B"),
+                   help=f"x range (default: {x_range[0]:g} {x_range[1]:g})")
     p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="where to write the PNG")
     p.set_defaults(func=_cmd_plot)
 
+
+def _add_compare(sub) -> None:
+    """relulab compare: options and defaults from validate_compare."""
+    from .lab.compare import validate_compare
+    from .lab.user import TASKS
+    from .lab.validate import INITS, MODELS, OPTIMIZERS
+
+    d = library_defaults(validate_compare)
     p = sub.add_parser(
         "compare", help="train activations x seeds on real data: table + HTML report",
         description="Train one model per activation and seed on a real data set (in parallel worker processes), "
                     "print a table and write DIR/index.html with plots, DIR/results.json and DIR/results.csv. "
                     "Finished runs are kept under DIR/runs: rerunning the same command skips them.")
-    p.add_argument("--data", default="digits", help="digits (default), mnist1d, moons, circles, spiral, xor; "
-                                                      "mnist, fashion_mnist, cifar10 with torchvision; or your own: "
-                                                      "a .npz, a .csv with --target, or package.module:loader")
-    p.add_argument("--model", default=None,
-                   help="cnn (default for image/sequence data) or mlp (default for 2-D points); or your own: "
-                        "package.module:factory or path/to/file.py:factory (f(activation) or f())")
+    p.add_argument("--data", default=d["data"], help=f"{_data_help(d['data'])}; or your own: a .npz, a .csv with "
+                                                      "--target, or package.module:loader")
+    p.add_argument("--model", default=d["model"],
+                   help=f"{_or(MODELS)} (cnn is the default for image/sequence data, mlp for 2-D points); or your "
+                        "own: package.module:factory or path/to/file.py:factory (f(activation) or f())")
     p.add_argument("--target-column", default=None, metavar="COLUMN",
                    help="the .csv column to predict (your own data; --target is the train error here)")
-    p.add_argument("--task", default=None, choices=("classification", "regression"),
-                   help="override the task inferred from your y")
-    p.add_argument("--activations", default="relu,leaky_relu,elu,gelu,tanh,sigmoid", metavar="A,B,...",
-                   help="comma-separated member names (default: relu,leaky_relu,elu,gelu,tanh,sigmoid)")
-    p.add_argument("--seeds", default="3", metavar="N", help="seeds per activation (default 3)")
-    p.add_argument("--epochs", default="10", metavar="N", help="epochs per run (default 10)")
-    p.add_argument("--lr", default="auto", metavar="auto|FLOAT",
-                   help="learning rate, or auto: tuned per activation on the validation split (default)")
-    p.add_argument("--depth", default=None, metavar="N",
+    p.add_argument("--task", default=d["task"], choices=TASKS, help="override the task inferred from your y")
+    activations = ",".join(d["activations"])
+    p.add_argument("--activations", default=activations, metavar="A,B,...",
+                   help=f"comma-separated member names (default: {activations})")
+    p.add_argument("--seeds", default=str(d["seeds"]), metavar="N", help=f"seeds per activation (default {d['seeds']})")
+    p.add_argument("--epochs", default=str(d["epochs"]), metavar="N", help=f"epochs per run (default {d['epochs']})")
+    p.add_argument("--lr", default=str(d["lr"]), metavar="auto|FLOAT",
+                   help=f"learning rate, or auto: tuned per activation on the validation split (default {d['lr']})")
+    p.add_argument("--depth", default=d["depth"], metavar="N",
                    help="hidden layers of the mlp (default 3) or conv layers of the cnn (default 2)")
-    p.add_argument("--width", default="64", metavar="N", help="hidden width (default 64)")
-    p.add_argument("--init", default=None,
-                   help="he (relulab.nn.init_, default for the lab's models), default (PyTorch's; your model's own "
-                        "initialisation, the default for it) or xavier")
-    p.add_argument("--optimizer", default="sgd", help="sgd (momentum 0.9, default) or adam")
-    p.add_argument("--batch-size", default="64", metavar="N", help="batch size (default 64)")
-    p.add_argument("--target", default="0.05", metavar="ERR",
-                   help="train error that counts as reached for 'epochs to target' (default 0.05)")
-    p.add_argument("--jobs", default=None, metavar="N", help="worker processes (default: one per core)")
-    p.add_argument("--out", default="relulab-report/compare", metavar="DIR",
-                   help="report directory (default relulab-report/compare)")
+    p.add_argument("--width", default=str(d["width"]), metavar="N", help=f"hidden width (default {d['width']})")
+    p.add_argument("--init", default=d["init"],
+                   help=f"{_or(INITS)}: he is relulab.nn.init_ (the default for the lab's models), default is "
+                        "PyTorch's (your model's own initialisation, the default for it)")
+    p.add_argument("--optimizer", default=d["optimizer"],
+                   help=f"{_or(OPTIMIZERS)} (default {d['optimizer']}; sgd with momentum 0.9)")
+    p.add_argument("--batch-size", default=str(d["batch_size"]), metavar="N",
+                   help=f"batch size (default {d['batch_size']})")
+    p.add_argument("--target", default=str(d["target_error"]), metavar="ERR",
+                   help=f"train error that counts as reached for 'epochs to target' (default {d['target_error']})")
+    p.add_argument("--jobs", default=d["jobs"], metavar="N", help="worker processes (default: one per core)")
+    p.add_argument("--out", default=str(d["out"]), metavar="DIR", help=f"report directory (default {d['out']})")
     _backend_options(p)
     p.add_argument("--json", action="store_true", help="print results.json instead of the table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_compare)
 
+
+def _add_run(sub) -> None:
+    """relulab run: the names and what each accepts from the experiments' registry."""
+    from .lab.experiments import EXPERIMENTS, USER_INPUTS
+    from .lab.user import TASKS
+
+    names = list(EXPERIMENTS)
+    taking = {option: ", ".join(n for n, accepts in USER_INPUTS.items() if option in accepts)
+              for option in ("data", "model")}
     p = sub.add_parser(
-        "run", help="a named experiment: convergence, vanishing, sparsity, dying, init, born-dead",
+        "run", help=f"a named experiment: {', '.join(names)}",
         description="Run a named experiment that tests a ReLU claim against its published anchor and ends with a "
-                    "verdict: convergence, vanishing, sparsity, dying, init, born-dead. Writes DIR/index.html, "
-                    "PNG plots and DIR/results.json; finished runs are kept and skipped on rerun.")
-    p.add_argument("name", metavar="NAME", help="convergence, vanishing, sparsity, dying, init or born-dead")
+                    f"verdict: {', '.join(names)}. Writes DIR/index.html, PNG plots and DIR/results.json; finished "
+                    "runs are kept and skipped on rerun.")
+    p.add_argument("name", metavar="NAME", help=_or(names))
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke version (for tests)")
     p.add_argument("--data", default=None, metavar="FILE|SPEC",
-                   help="your own classification data in place of the preset's (convergence, dying, vanishing, "
-                        "init): a .npz, a .csv with --target, or package.module:loader")
+                   help=f"your own classification data in place of the preset's ({taking['data']}): a .npz, a .csv "
+                        "with --target, or package.module:loader")
     p.add_argument("--model", default=None, metavar="SPEC",
-                   help="your own model in place of the preset's (convergence, dying): package.module:factory or "
+                   help=f"your own model in place of the preset's ({taking['model']}): package.module:factory or "
                         "path/to/file.py:factory")
     p.add_argument("--target", default=None, metavar="COLUMN", help="the .csv column to predict")
-    p.add_argument("--task", default=None, choices=("classification",), help=argparse.SUPPRESS)
+    p.add_argument("--task", default=None, choices=TASKS[:1], help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, metavar="DIR", help="report directory (default relulab-report/NAME)")
     p.add_argument("--jobs", default=None, metavar="N", help="worker processes (default: one per core)")
     _backend_options(p)
@@ -497,6 +555,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
+
+def _add_doctor(sub) -> None:
+    """relulab doctor: options and defaults from validate_doctor."""
+    from .lab.doctor import validate_doctor
+    from .lab.user import TASKS
+    from .lab.validate import OPTIMIZERS
+
+    d = library_defaults(validate_doctor)
     p = sub.add_parser(
         "doctor", help="diagnose training your model on your data and test which remedy helps",
         description="Train your model briefly with the monitor attached, report per layer what is wrong (dead, "
@@ -511,55 +577,81 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="FILE|SPEC",
                    help="a .npz (X, y or X_train, y_train, X_test, y_test), a .csv with --target, or "
                         "package.module:loader returning (X, y), such a mapping or a torch Dataset/DataLoader")
-    p.add_argument("--target", "--target-column", dest="target", default=None, metavar="COLUMN",
+    p.add_argument("--target", "--target-column", dest="target", default=d["target"], metavar="COLUMN",
                    help="the .csv column to predict")
-    p.add_argument("--task", default=None, choices=("classification", "regression"),
+    p.add_argument("--task", default=d["task"], choices=TASKS,
                    help="override the task inferred from y (whole numbers with few values: classification)")
-    p.add_argument("--activation", default="", metavar="NAME",
+    p.add_argument("--activation", default=d["activation"], metavar="NAME",
                    help="for a factory that needs an activation argument: the member of the untouched model "
                         "(default relu)")
-    p.add_argument("--epochs", default="10", metavar="N", help="epochs per run (default 10)")
-    p.add_argument("--lr", default="0.001", metavar="FLOAT", help="learning rate (default 0.001)")
-    p.add_argument("--optimizer", default="adam", help="adam (default) or sgd (momentum 0.9)")
-    p.add_argument("--batch-size", default="64", metavar="N", help="batch size (default 64)")
-    p.add_argument("--seeds", default="3", metavar="N", help="seeds per arm (default 3)")
-    p.add_argument("--jobs", default=None, metavar="N", help="worker processes (default: one per core)")
-    p.add_argument("--out", default="relulab-report/doctor", metavar="DIR",
-                   help="report directory (default relulab-report/doctor)")
+    p.add_argument("--epochs", default=str(d["epochs"]), metavar="N", help=f"epochs per run (default {d['epochs']})")
+    p.add_argument("--lr", default=f"{d['lr']:g}", metavar="FLOAT", help=f"learning rate (default {d['lr']:g})")
+    p.add_argument("--optimizer", default=d["optimizer"],
+                   help=f"{_or(OPTIMIZERS)} (default {d['optimizer']}; sgd with momentum 0.9)")
+    p.add_argument("--batch-size", default=str(d["batch_size"]), metavar="N",
+                   help=f"batch size (default {d['batch_size']})")
+    p.add_argument("--seeds", default=str(d["seeds"]), metavar="N", help=f"seeds per arm (default {d['seeds']})")
+    p.add_argument("--jobs", default=d["jobs"], metavar="N", help="worker processes (default: one per core)")
+    p.add_argument("--out", default=str(d["out"]), metavar="DIR", help=f"report directory (default {d['out']})")
     p.add_argument("--json", action="store_true", help="print results.json instead of the findings and table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _backend_options(p)
     p.set_defaults(func=_cmd_doctor)
 
+
+def _add_bench(sub) -> None:
+    """relulab bench: defaults and choices from relulab.bench."""
+    from . import bench
+
     p = sub.add_parser(
         "bench", help="speed against NumPy, PyTorch and a memory copy, in one run, as GB/s and ratios",
-        description="Time relu, leaky_relu, elu, gelu, silu, sigmoid and tanh (forward allocating, into a buffer, "
+        description=f"Time {_or(bench.MEMBERS, 'and')} (forward allocating, into a buffer, "
                     "in place, derivative) for relulab, the plain NumPy idioms, PyTorch on the CPU and a copy of "
                     "the same bytes, interleaved in one process; then the fused operations against their unfused "
                     "compositions and what relu costs relative to sigmoid and tanh.")
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats: under a minute")
     p.add_argument("--json", action="store_true", help='print {"rows": [...], "summary": [...], ...} as JSON')
+    full, quick = bench.BenchConfig(), bench.BenchConfig.quick_config()
+    sizes = lambda config: " ".join(_elements(n) for n in config.sizes)
     p.add_argument("--sizes", nargs="+", default=None, metavar="N",
-                   help="elements per array, e.g. 16K 1M 2^26 (default 16K 256K 4M 64M; --quick: 16K 1M)")
-    p.add_argument("--dtype", default="float32", choices=("float16", "float32", "float64"),
-                   help="element type (default float32)")
+                   help=f"elements per array, e.g. 16K 1M 2^26 (default {sizes(full)}; --quick: {sizes(quick)})")
+    p.add_argument("--dtype", default=full.dtype, choices=bench.DTYPES, help=f"element type (default {full.dtype})")
     p.add_argument("--members", nargs="+", default=None, metavar="NAME",
-                   help="a subset of relu leaky_relu elu gelu silu sigmoid tanh")
+                   help=f"a subset of {' '.join(bench.MEMBERS)}")
     p.add_argument("--repeats", type=int, default=None, metavar="R",
-                   help="interleaved repeats per case; the median is reported (default 5, --quick 3)")
+                   help=f"interleaved repeats per case; the median is reported (default {full.repeats}, --quick "
+                        f"{quick.repeats})")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_cmd_bench)
+
+
+def _add_explore(sub) -> None:
+    """relulab explore: host and port from the server's defaults."""
+    from .explore.server import serve
 
     p = sub.add_parser("explore", help="the browser explorer: curves, a playground where units die and revive",
                        description="Serve the explorer on a local port and open it in the browser: every member's "
                                    "curve and derivative with live parameters; a playground that trains an MLP on "
                                    "a 2-D toy and lights each unit alive, dead or inactive, with revive and swap; "
                                    "two activations side by side. Offline; Ctrl-C stops it.")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8765, metavar="N", help="port (default 8765; 0: any free port)")
+    d = library_defaults(serve)
+    p.add_argument("--host", default=d["host"], help=f"address to listen on (default {d['host']}: this machine only)")
+    p.add_argument("--port", type=int, default=d["port"], metavar="N",
+                   help=f"port (default {d['port']}; 0: any free port)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser; print the URL only")
     p.set_defaults(func=_cmd_explore)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="relulab",
+        description="The ReLU family, exactly: explain and plot members; the lab and the instruments.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    for add in (_add_family_commands, _add_compare, _add_run, _add_doctor, _add_bench, _add_explore):
+        add(sub)
     return parser
 
 

@@ -76,6 +76,13 @@ def relu6_grad(x):
     return ONE if 0 < x < 6 else ZERO
 
 
+def relu_clipped(max_value: float | None, threshold: float) -> tuple[Scalar, Scalar]:
+    """Keras's relu(x, max_value=m, threshold=t): x on (t, m), 0 up to t (f(t) = 0), m from m on."""
+    t = mpf(threshold)
+    m = ctx.inf if max_value is None else mpf(max_value)
+    return (lambda x: ZERO if x <= t else min(x, m)), (lambda x: ONE if t < x < m else ZERO)
+
+
 # -- exponential members ------------------------------------------------------------------------------------
 def elu(alpha: float, scale=ONE) -> tuple[Scalar, Scalar]:
     a = mpf(alpha) if not isinstance(alpha, ctx.mpf) else alpha
@@ -236,6 +243,42 @@ def softplus(beta: float, threshold: float) -> tuple[Scalar, Scalar]:
     return value, derivative
 
 
+def squareplus(b: float) -> tuple[Scalar, Scalar]:
+    """(x + sqrt(x^2 + b)) / 2 and its derivative, written as they stand. For x << 0 both cancel, so each is
+    evaluated with enough extra bits for the cancellation (about 2 log2|x|) on top of the 50 digits."""
+    bb = mpf(b)
+
+    def bits(x):
+        magnitude = int(ctx.mag(x)) if x else 0  # mag(0) is -inf
+        return ctx.prec + 2 * max(0, magnitude) + 2 * max(0, -int(ctx.mag(bb)) if bb else 0) + 20
+
+    def value(x):
+        with ctx.workprec(bits(x)):
+            return (x + ctx.sqrt(x * x + bb)) / 2
+
+    def derivative(x):
+        with ctx.workprec(bits(x)):
+            return (1 + x / ctx.sqrt(x * x + bb)) / 2
+
+    return value, derivative
+
+
+def sparse_plus(x):
+    if x <= -1:
+        return ZERO
+    if x >= 1:
+        return x
+    return (x + 1) ** 2 / 4
+
+
+def sparse_plus_grad(x):
+    if x <= -1:
+        return ZERO
+    if x >= 1:
+        return ONE
+    return (x + 1) / 2
+
+
 # -- baselines ----------------------------------------------------------------------------------------------
 def sigmoid_grad(x):
     return sigmoid_slope_mp(x)
@@ -286,6 +329,10 @@ RRELU_MEAN_SLOPE = (1 / 8 + 1 / 3) / 2
 
 CASES: tuple[Case, ...] = (
     _case("relu", "relu", (relu, relu_grad), kinks=(0.0,)),
+    _case("relu-max6", "relu", relu_clipped(6.0, 0.0), params={"max_value": 6.0}, kinks=(0.0, 6.0)),
+    _case("relu-max2.5-t0.5", "relu", relu_clipped(2.5, 0.5), params={"max_value": 2.5, "threshold": 0.5},
+          kinks=(0.5, 2.5)),
+    _case("relu-t1", "relu", relu_clipped(None, 1.0), params={"threshold": 1.0}, kinks=(1.0,)),
     _case("leaky_relu", "leaky_relu", leaky(0.01), kinks=(0.0,)),
     _case("leaky_relu-0.2", "leaky_relu", leaky(0.2), params={"negative_slope": 0.2}, kinks=(0.0,)),
     _case("leaky_relu-1.5", "leaky_relu", leaky(1.5), params={"negative_slope": 1.5}, kinks=(0.0,)),
@@ -326,6 +373,11 @@ CASES: tuple[Case, ...] = (
           float64_only=True),
     _case("softplus-beta1e300", "softplus", softplus(1e300, 20.0), params={"beta": 1e300}, kinks=(2e-299,),
           float64_only=True),
+    _case("squareplus", "squareplus", squareplus(4.0)),
+    _case("squareplus-b1", "squareplus", squareplus(1.0), params={"b": 1.0}),
+    _case("squareplus-b1e-6", "squareplus", squareplus(1e-6), params={"b": 1e-6}),
+    _case("squareplus-b0", "squareplus", (relu, relu_grad), params={"b": 0.0}, kinks=(0.0,)),
+    _case("sparse_plus", "sparse_plus", (sparse_plus, sparse_plus_grad)),
     _case("sigmoid", "sigmoid", (sigmoid_mp, sigmoid_grad)),
     _case("tanh", "tanh", (tanh, tanh_grad)),
     _case("identity", "identity", (identity, identity_grad)),

@@ -73,6 +73,11 @@ EDGE_TABLE = [
     ("tanh", NAN, NAN, NAN),
     ("identity", -INF, -INF, 1.0), ("identity", -0.0, MINUS_ZERO, 1.0), ("identity", 0.0, PLUS_ZERO, 1.0),
     ("identity", INF, INF, 1.0), ("identity", NAN, NAN, NAN),
+    ("squareplus", -INF, 0.0, 0.0), ("squareplus", -0.0, 1.0, 0.5), ("squareplus", 0.0, 1.0, 0.5),
+    ("squareplus", INF, INF, 1.0), ("squareplus", NAN, NAN, NAN),
+    ("sparse_plus", -INF, 0.0, 0.0), ("sparse_plus", -1.0, 0.0, 0.0), ("sparse_plus", -0.0, 0.25, 0.5),
+    ("sparse_plus", 0.0, 0.25, 0.5), ("sparse_plus", 1.0, 1.0, 1.0), ("sparse_plus", INF, INF, 1.0),
+    ("sparse_plus", NAN, NAN, NAN),
 ]
 
 
@@ -245,7 +250,7 @@ def test_at_zero_outside_the_subdifferential_raises():
 
 
 SMOOTH_AT_ZERO = ["celu", "hardswish", "hard_sigmoid", "hard_tanh", "squared_relu", "gelu", "silu", "quick_gelu",
-                  "mish", "softplus", "sigmoid", "tanh", "identity"]
+                  "mish", "softplus", "sigmoid", "tanh", "identity", "squareplus", "sparse_plus"]
 
 
 @pytest.mark.parametrize("name", SMOOTH_AT_ZERO)
@@ -644,6 +649,15 @@ def _torch_members(torch):
         "hard_tanh-neg2.5-0.5": ({"min_val": -2.5, "max_val": 0.5}, lambda t: F.hardtanh(t, -2.5, 0.5)),
         # transformers' QuickGELUActivation and timm's quick_gelu, written out
         "quick_gelu": ({}, lambda t: t * torch.sigmoid(1.702 * t)),
+        # Keras's relu(x, max_value=m, threshold=t) in torch's own ops: Hardtanh(0, m) after Threshold(t, 0)
+        "relu-max6": ({"max_value": 6.0}, lambda t: F.hardtanh(t, 0.0, 6.0)),
+        "relu-t1": ({"threshold": 1.0}, lambda t: F.threshold(t, 1.0, 0.0)),
+        "relu-max2.5-t0.5": ({"max_value": 2.5, "threshold": 0.5},
+                             lambda t: F.hardtanh(F.threshold(t, 0.5, 0.0), 0.0, 2.5)),
+        # jax.nn.squareplus and jax.nn.sparse_plus, written out as JAX writes them
+        "squareplus": ({}, lambda t: 0.5 * (t + torch.sqrt(t * t + 4.0))),
+        "squareplus-b1": ({"b": 1.0}, lambda t: 0.5 * (t + torch.sqrt(t * t + 1.0))),
+        "sparse_plus": ({}, lambda t: torch.where(t <= -1.0, 0.0, torch.where(t >= 1.0, t, (t + 1.0) ** 2 / 4))),
     }
 
 
@@ -667,7 +681,8 @@ def _ours(key, x, params):
 
 
 KINKED_FOR_TORCH = ["relu", "leaky_relu", "leaky_relu-0.2", "relu6", "elu", "elu-0.5", "elu-2", "selu", "celu-2",
-                    "hardswish", "rrelu", "prelu", "hard_sigmoid", "hard_tanh", "hard_tanh-0-6", "hard_tanh-neg2.5-0.5"]
+                    "hardswish", "rrelu", "prelu", "hard_sigmoid", "hard_tanh", "hard_tanh-0-6", "hard_tanh-neg2.5-0.5",
+                    "relu-max6", "relu-t1", "relu-max2.5-t0.5", "sparse_plus"]
 
 
 @pytest.mark.parametrize("key", KINKED_FOR_TORCH)
@@ -692,7 +707,7 @@ def test_derivatives_at_kinks_match_torch_autograd(key):
 
 
 @pytest.mark.parametrize("key", ["gelu", "gelu-tanh", "silu", "quick_gelu", "mish", "softplus", "softplus-beta2-t10",
-                                 "sigmoid", "tanh"])
+                                 "sigmoid", "tanh", "squareplus", "squareplus-b1", "sparse_plus"])
 def test_smooth_members_match_torch_on_finite_inputs(key):
     torch = pytest.importorskip("torch")
     params, fn = _torch_members(torch)[key]
@@ -718,3 +733,31 @@ def test_no_warnings_on_valid_input(name, dtype):
         value(name, x)
         grad(name, x)
         value(name, x.astype(np.float64)[:, None] * np.ones((1, 3)))
+
+
+# -- relu's max_value and threshold (Keras's relu) ----------------------------------------------------------------
+def test_relu_with_max_value_6_is_relu6_and_the_threshold_is_a_jump_to_zero():
+    x = np.array([-np.inf, -1.0, -0.0, 0.0, 0.5, 6.0, np.nextafter(6.0, 0.0), 7.0, np.inf, np.nan])
+    np.testing.assert_array_equal(rl.relu(x, max_value=6.0), rl.relu6(x))
+    np.testing.assert_array_equal(rl.relu.grad(x, max_value=6.0), rl.relu6.grad(x))
+    np.testing.assert_array_equal(rl.relu.grad(x, max_value=6.0, at_zero=1.0), rl.relu6.grad(x, at_zero=1.0))
+    # Keras's own example: relu([-10, -5, 0, 5, 10], threshold=5) is [0, 0, 0, 0, 10]: f(t) = 0, and f'(t) = 0.
+    np.testing.assert_array_equal(rl.relu([-10.0, -5.0, 0.0, 5.0, 10.0], threshold=5.0), [0.0, 0.0, 0.0, 0.0, 10.0])
+    np.testing.assert_array_equal(rl.relu.grad([5.0, np.nextafter(5.0, 6.0)], threshold=5.0), [0.0, 1.0])
+    # 0 is no kink once the threshold is above it: only f'(0) = 0 is allowed there.
+    assert rl.relu.grad(0.0, threshold=1.0, at_zero=0.0) == 0.0
+    with pytest.raises(ValueError, match=r"at_zero must lie in the subdifferential at 0, \[0, 0\]"):
+        rl.relu.grad(0.0, threshold=1.0, at_zero=1.0)
+    # integers stay integers with whole parameters, become float64 otherwise
+    assert rl.relu(np.arange(-2, 9), max_value=6, threshold=2).tolist() == [0, 0, 0, 0, 0, 3, 4, 5, 6, 6, 6]
+    assert rl.relu(np.arange(3), max_value=1.5).dtype == np.float64
+
+
+def test_relu_threshold_is_compared_exactly_in_float32():
+    # 0.1 is not a float32: float32(0.1) lies above the real 0.1, so f keeps it; its lower neighbour is below.
+    x = np.array([np.float32(0.1), np.nextafter(np.float32(0.1), np.float32(0))], dtype=np.float32)
+    np.testing.assert_array_equal(rl.relu(x, threshold=0.1), [x[0], 0.0])
+    np.testing.assert_array_equal(rl.relu.grad(x, threshold=0.1), [1.0, 0.0])
+    # float32(0.7) lies below the real 0.7 (still inside the linear piece); its upper neighbour is above it.
+    y = np.array([np.float32(0.7), np.nextafter(np.float32(0.7), np.float32(1))], dtype=np.float32)
+    np.testing.assert_array_equal(rl.relu.grad(y, max_value=0.7), [1.0, 0.0])

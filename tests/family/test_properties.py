@@ -36,7 +36,7 @@ def df(name, x):
 
 # -- the claims, against the mathematics --------------------------------------------------------------------------
 MONOTONIC = {"relu", "leaky_relu", "rrelu", "elu", "selu", "celu", "relu6", "squared_relu", "softplus", "sigmoid",
-             "tanh", "identity", "hard_sigmoid", "hard_tanh"}
+             "tanh", "identity", "hard_sigmoid", "hard_tanh", "squareplus", "sparse_plus"}
 # A decreasing pair (a < b, f(a) > f(b)) for each member that is not monotonic (prelu: its slope may be negative).
 NOT_MONOTONIC_WITNESS = {"gelu": (-3.0, -1.0), "silu": (-4.0, -1.5), "mish": (-4.0, -1.5), "quick_gelu": (-3.0, -1.0),
                          "hardswish": (-3.0, -1.5), "prelu": (-2.0, -1.0, -0.5)}
@@ -59,6 +59,7 @@ BOUNDS = {
     "softplus": (0.0, None), "sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "identity": (None, None),
     "hard_sigmoid": (0.0, 1.0), "hard_tanh": (-1.0, 1.0),
     "quick_gelu": (-0.27846454276107 / 1.702, None),  # silu's minimum, scaled: x s(a x) = silu(a x) / a
+    "squareplus": (0.0, None), "sparse_plus": (0.0, None),
 }
 # The minima of gelu, silu and mish are checked to full precision with mpmath in test_reference.py.
 
@@ -82,9 +83,19 @@ def test_parameter_dependent_properties():
     assert rl.leaky_relu.properties_for(negative_slope=0.0).zero_for_negative
     assert not rl.leaky_relu.properties_for(negative_slope=-0.5).monotonic
     assert rl.gelu.properties_for(approximate="tanh").lower_bound == pytest.approx(-0.170040750571254, rel=1e-12)
+    # squareplus with b = 0 is relu; relu's max_value and threshold move its bounds and kinks.
+    relu_like = rl.squareplus.properties_for(b=0.0)
+    assert relu_like.zero_for_negative and relu_like.piecewise_linear and relu_like.kinks == (0.0,)
+    assert not relu_like.smooth and rl.squareplus.properties.smooth
+    capped = rl.relu.properties_for(max_value=6.0)
+    assert capped.upper_bound == 6.0 and capped.kinks == (0.0, 6.0) and capped == rl.relu6.properties
+    thresholded = rl.relu.properties_for(max_value=2.5, threshold=0.5)
+    assert thresholded.kinks == (0.5, 2.5) and thresholded.lower_bound == 0.0 and thresholded.upper_bound == 2.5
+    assert thresholded.zero_for_negative and thresholded.monotonic and thresholded.piecewise_linear
+    assert rl.relu.properties_for(max_value=0.0).kinks == ()  # the zero function
 
 
-SMOOTH = {"gelu", "silu", "quick_gelu", "mish", "softplus", "sigmoid", "tanh", "identity"}
+SMOOTH = {"gelu", "silu", "quick_gelu", "mish", "softplus", "sigmoid", "tanh", "identity", "squareplus"}
 ZERO_FOR_NEGATIVE = {"relu", "relu6", "squared_relu"}
 PIECEWISE_LINEAR = {"relu", "leaky_relu", "prelu", "rrelu", "relu6", "identity", "hard_sigmoid", "hard_tanh"}
 
@@ -218,9 +229,10 @@ def test_softplus_is_x_above_the_threshold(beta, threshold):
 
 # -- derivatives against finite differences --------------------------------------------------------------------------
 SMOOTH_PARAMS = [("gelu", {}), ("gelu", {"approximate": "tanh"}), ("silu", {}), ("quick_gelu", {}), ("mish", {}),
+                 ("squareplus", {}), ("squareplus", {"b": 0.25}),
                  ("softplus", {"threshold": math.inf}), ("softplus", {"beta": 3.0, "threshold": math.inf}),
                  ("sigmoid", {}), ("tanh", {}), ("identity", {}), ("celu", {"alpha": 0.7}), ("elu", {}),
-                 ("squared_relu", {})]  # the last three are continuously differentiable (C1), enough here
+                 ("squared_relu", {}), ("sparse_plus", {})]  # the last four are C1 (continuously differentiable)
 
 
 @pytest.mark.parametrize(("name", "params"), SMOOTH_PARAMS, ids=[f"{n}{p or ''}" for n, p in SMOOTH_PARAMS])

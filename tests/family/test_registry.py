@@ -15,11 +15,12 @@ import relulab as rl
 from relulab.family import Activation, Properties, UnknownActivationError
 
 MEMBERS = ["relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "hard_sigmoid",
-           "hard_tanh", "squared_relu", "gelu", "silu", "quick_gelu", "mish", "softplus", "sigmoid", "tanh", "identity"]
+           "hard_tanh", "squared_relu", "gelu", "silu", "quick_gelu", "mish", "softplus", "sigmoid", "tanh", "identity",
+           "squareplus", "sparse_plus"]
 
 
-def test_names_are_exactly_the_20_members():
-    assert len(rl.names()) == 20
+def test_names_are_exactly_the_22_members():
+    assert len(rl.names()) == 22
     assert sorted(rl.names()) == sorted(MEMBERS)
 
 
@@ -35,6 +36,7 @@ def test_each_member_is_exported_under_its_name(name):
     ("LeakyReLU", "leaky_relu"), ("leaky relu", "leaky_relu"), ("leaky-relu", "leaky_relu"), ("PReLU", "prelu"),
     ("ReLU6", "relu6"), ("SELU", "selu"), ("logistic", "sigmoid"), ("linear", "identity"),
     ("Hardsigmoid", "hard_sigmoid"), ("Hardtanh", "hard_tanh"), ("QuickGELU", "quick_gelu"),
+    ("Squareplus", "squareplus"), ("SparsePlus", "sparse_plus"), ("sparseplus", "sparse_plus"),
 ])
 def test_get_is_case_insensitive_and_resolves_aliases(query, name):
     assert rl.get(query) is getattr(rl, name)
@@ -101,7 +103,7 @@ def test_register_and_unregister_a_user_member(shifted):
     for key in ("shifted_relu_test", "shifted_test"):
         with pytest.raises(UnknownActivationError):
             rl.get(key)
-    assert len(rl.names()) == 20
+    assert len(rl.names()) == 22
 
 
 def test_register_refuses_a_taken_name_unless_replace(shifted):
@@ -130,7 +132,8 @@ def test_pickling_a_registered_user_member(shifted):
 
 
 def test_repr_shows_the_parameters_and_defaults():
-    assert repr(rl.relu) == "<Activation relu()>"
+    assert repr(rl.silu) == "<Activation silu()>"
+    assert repr(rl.relu) == "<Activation relu(max_value=None, threshold=0.0)>"
     assert repr(rl.leaky_relu) == "<Activation leaky_relu(negative_slope=0.01)>"
     assert repr(rl.softplus) == "<Activation softplus(beta=1.0, threshold=20.0)>"
 
@@ -146,6 +149,7 @@ FORMULA_FRAGMENTS = {
     "sigmoid": [r"\frac{1}{1 + e^{-x}}"], "tanh": [r"\tanh(x)"], "identity": [r"f(x) = x"],
     "hard_sigmoid": [r"x/6 + 1/2"], "hard_tanh": [r"a < x < b", r"\text{min\_val}"],
     "quick_gelu": [r"x\,\sigma(1.702\,x)"],
+    "squareplus": [r"\sqrt{x^2 + b}"], "sparse_plus": [r"\tfrac{1}{4}(x + 1)^2", r"x \ge 1"],
 }
 
 

@@ -217,3 +217,21 @@ def test_an_error_state_that_watches_underflow_gets_the_numpy_kernels():
         with pytest.raises(FloatingPointError):
             rl.silu.grad(x[:3000])
     assert (rl.sigmoid(x) == 0).all()  # and the compiled kernel again outside it
+
+
+@pytest.mark.parametrize("size", [3000, 1 << 17])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_away_from_its_defaults_takes_no_compiled_kernel(size, dtype):
+    x = np.linspace(-4, 4, size, dtype=dtype)
+    for params in ({"max_value": 2.5}, {"threshold": 0.5}, {"max_value": 2.5, "threshold": 0.5}):
+        bound = rl.relu.bind(params)
+        assert _parallel.stream_function(rl.relu.forward_kernel, bound, np.dtype(dtype)) is None
+        assert _parallel.stream_function(rl.relu.derivative_kernel, dict(bound, at_zero=0.0), np.dtype(dtype)) is None
+        top, threshold = params.get("max_value", np.inf), params.get("threshold", 0.0)
+        want = np.where(x > threshold, np.minimum(x, top), 0).astype(dtype)  # Keras: 0 up to t, x, then max_value
+        np.testing.assert_array_equal(rl.relu(x, **params), want)
+        y = np.full_like(x, 7)
+        assert rl.relu(x, out=y, **params) is y
+        np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(rl.relu(x), np.maximum(x, 0))  # and the defaults compiled again
+    assert _parallel.stream_function(rl.relu.forward_kernel, rl.relu.bind({}), np.dtype(dtype)) is not None

@@ -116,8 +116,15 @@ def reference_pair(name, params, weight_slope=None):
               "hard_sigmoid": (R.hard_sigmoid, R.hard_sigmoid_grad), "quick_gelu": (R.quick_gelu, R.quick_gelu_grad)}
     terms = {"silu": R.silu_terms, "mish": R.mish_terms, "hardswish": R.hardswish_terms,
              "quick_gelu": R.quick_gelu_terms}.get(name)
+    if name == "relu" and (p["max_value"] is not None or float(p["threshold"]) != 0):
+        cap = None if p["max_value"] is None else float(p["max_value"])
+        return (*R.relu_clipped(cap, float(p["threshold"])), None)
     if name in simple:
         return (*simple[name], terms)
+    if name == "squareplus":
+        return (*R.squareplus(float(p["b"])), None)
+    if name == "sparse_plus":
+        return R.sparse_plus, R.sparse_plus_grad, None
     if name == "gelu":
         if p["approximate"] == "tanh":
             return R.gelu_tanh, R.gelu_tanh_grad, R.gelu_tanh_terms
@@ -257,6 +264,10 @@ def test_member_value_or_named_error(call, x, grad):
                                  rtol=1e-6)
     if grad:
         kinks = KINKS.get(member.name, ())
+        if member.name == "relu":  # and its threshold and cap, where they are given
+            kinks = tuple(float(v) for v in (0.0, params.get("threshold"), params.get("max_value")) if v is not None)
+        if member.name == "squareplus" and float(params.get("b", 4.0)) == 0:
+            kinks = (0.0,)
         if member.name == "leaky_relu" and float(params.get("negative_slope", 0.01)) == 1.0:
             kinks = ()
         keep = ~np.isin(xs, kinks)

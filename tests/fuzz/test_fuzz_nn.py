@@ -156,7 +156,9 @@ def _gain_reference(name: str, params: dict) -> float:
     jumps = [-14.0, 14.0]
     if name == "softplus" and math.isfinite(params.get("threshold", 20.0)):
         jumps.append(params.get("threshold", 20.0) / params.get("beta", 1.0))  # where f switches to x
-    jumps = sorted(j for j in jumps if -14.0 <= j <= 14.0)
+    if name == "relu":
+        jumps.append(float(params.get("threshold", 0.0)))  # a thresholded relu jumps from 0 to t at t
+    jumps = sorted({j for j in jumps if -14.0 <= j <= 14.0})
     total = 0.0
     for left, right in zip(jumps[:-1], jumps[1:]):
         # each piece on its own grid, strictly inside its jumps (a jump's own value belongs to one side only)

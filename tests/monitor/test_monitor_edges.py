@@ -202,3 +202,29 @@ def test_the_probe_leaves_the_random_stream_alone():
     torch.manual_seed(0)
     rnn.identify(Noise())
     assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("shape", [(9, 3, 16), (8, 5, 1), (13, 4, 64), (4, 2, 7), (6, 2, 300)])
+@pytest.mark.parametrize("positive", [True, False])
+def test_the_compiled_pass_counts_exactly_with_nan_and_inf(shape, positive):
+    pytest.importorskip("numba")
+    import numpy as np
+
+    from relulab.monitor import _fused
+
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal(shape).astype(np.float32)
+    if positive:  # outputs of a member zero for x <= 0
+        v = np.maximum(v, 0)
+    v[1, 0, 0] = np.nan
+    v[2, 1, -1] = np.inf
+    v[3, 1, 0] = np.inf if positive else -np.inf  # inf - inf in one unit's sum
+    v[0, -1, 0] = 0.0
+    counts, zeros, total, total_sq = np.zeros(shape[1]), np.zeros(1), np.zeros(shape[1]), np.zeros(shape[1])
+    _fused.unit_stats(v, counts, zeros, total, total_sq, positive)
+    assert zeros[0] == np.count_nonzero(v == 0)
+    if positive:
+        np.testing.assert_array_equal(counts, np.count_nonzero(v > 0, axis=(0, 2)))
+    with np.errstate(invalid="ignore"):
+        expected = v.astype(np.float64).sum(axis=(0, 2))
+    np.testing.assert_allclose(total, expected, rtol=1e-6)  # NaN where the unit saw a NaN or inf - inf

@@ -11,6 +11,9 @@ import relulab.nn as rnn
 # (id, member, parameters): every member at its defaults plus the parameter values that change its behaviour.
 CASES = [
     ("relu", "relu", {}),
+    ("relu-max6", "relu", {"max_value": 6.0}),
+    ("relu-t1", "relu", {"threshold": 1.0}),
+    ("relu-max2.5-t0.5", "relu", {"max_value": 2.5, "threshold": 0.5}),
     ("leaky_relu", "leaky_relu", {}),
     ("leaky_relu-0.2", "leaky_relu", {"negative_slope": 0.2}),
     ("leaky_relu-neg", "leaky_relu", {"negative_slope": -0.5}),
@@ -39,6 +42,10 @@ CASES = [
     ("sigmoid", "sigmoid", {}),
     ("tanh", "tanh", {}),
     ("identity", "identity", {}),
+    ("squareplus", "squareplus", {}),
+    ("squareplus-0.5", "squareplus", {"b": 0.5}),
+    ("squareplus-0", "squareplus", {"b": 0.0}),
+    ("sparse_plus", "sparse_plus", {}),
 ]
 CASE_IDS = [case[0] for case in CASES]
 PIECEWISE = ("relu", "leaky_relu", "relu6", "rrelu", "prelu", "hard_tanh", "hard_sigmoid")  # the members with a bit-mask lean path

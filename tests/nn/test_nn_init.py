@@ -45,7 +45,8 @@ def test_quadrature_reproduces_the_closed_forms(member, params):
 NUMERICAL = [("elu", {}), ("elu", {"alpha": 0.5}), ("selu", {}), ("celu", {"alpha": 2.0}), ("hardswish", {}),
              ("gelu", {}), ("gelu", {"approximate": "tanh"}), ("silu", {}), ("mish", {}), ("softplus", {}),
              ("softplus", {"beta": 2.0}), ("sigmoid", {}), ("tanh", {}), ("relu6", {}), ("quick_gelu", {}),
-             ("hard_sigmoid", {}), ("hard_tanh", {}), ("hard_tanh", {"min_val": -0.5, "max_val": 2.0})]
+             ("hard_sigmoid", {}), ("hard_tanh", {}), ("hard_tanh", {"min_val": -0.5, "max_val": 2.0}),
+             ("relu", {"threshold": 1.0}), ("relu", {"max_value": 2.0, "threshold": 0.5})]
 
 
 @pytest.mark.parametrize("member, params", NUMERICAL, ids=[f"{m}-{p}" for m, p in NUMERICAL])
@@ -66,6 +67,32 @@ def test_hard_tanh_gain_is_the_closed_form(low, high):
     pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
     moment = (cdf(high) - high * pdf(high)) - (cdf(low) - low * pdf(low)) + low**2 * cdf(low) + high**2 * (1 - cdf(high))
     assert rnn.gain("hard_tanh", min_val=low, max_val=high) == pytest.approx(1 / math.sqrt(moment), rel=1e-12)
+
+
+@pytest.mark.parametrize("b", [0.0, 1e-6, 0.5, 4.0, 100.0])
+def test_squareplus_gain_is_the_closed_form(b):
+    # E[((z + sqrt(z^2 + b)) / 2)^2] by mpmath's quadrature of the written-out integrand (odd part: zero mean)
+    with mpmath.workdps(30):
+        moment = mpmath.quad(lambda z: ((z + mpmath.sqrt(z * z + b)) / 2) ** 2 * mpmath.npdf(z), [-40, 0, 40])
+    assert rnn.gain("squareplus", b=b) == pytest.approx(float(1 / mpmath.sqrt(moment)), rel=1e-13)
+
+
+def test_sparse_plus_gain_by_its_pieces():
+    # E[f(z)^2] = int_{-1}^{1} (z + 1)^4 / 16 phi + int_1^inf z^2 phi, the pieces written out (f'' jumps at +-1)
+    with mpmath.workdps(30):
+        moment = (mpmath.quad(lambda z: (z + 1) ** 4 / 16 * mpmath.npdf(z), [-1, 0, 1])
+                  + mpmath.quad(lambda z: z * z * mpmath.npdf(z), [1, mpmath.inf]))
+    assert rnn.gain("sparse_plus") == pytest.approx(float(1 / mpmath.sqrt(moment)), rel=1e-13)
+
+
+def test_relu_gain_with_max_value_and_threshold():
+    assert rnn.gain("relu", max_value=None, threshold=0.0) == math.sqrt(2)  # the defaults: the closed form
+    # relu6's gain equals relu with max_value=6
+    assert rnn.gain("relu", max_value=6.0) == pytest.approx(rnn.gain("relu6"), rel=1e-15)
+    # f = 0 wherever N(0, 1) has mass: no gain
+    for params in ({"max_value": 0.0}, {"threshold": 40.0}):
+        with pytest.raises(ValueError, match="is 0 on N\\(0, 1\\); no gain can make its output variance 1"):
+            rnn.gain("relu", **params)
 
 
 def test_selu_gain_is_one_and_differs_from_torch_on_purpose():

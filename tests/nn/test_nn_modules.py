@@ -115,6 +115,7 @@ NAN_DERIVATIVE = {
     "celu-2": 1.0, "relu6": 1.0, "hardswish": 1.0, "identity": 1.0,
     "hard_tanh": 1.0, "hard_tanh-0-6": 1.0, "hard_tanh-neg2.5-0.5": 1.0,  # torch's hardtanh_backward, as relu6
     "hard_sigmoid": 0.0,  # torch's hardsigmoid_backward: the region test -3 < x < 3 fails
+    "relu-max6": 1.0, "relu-t1": 1.0, "relu-max2.5-t0.5": 1.0,  # as relu and relu6 (threshold/hardtanh_backward)
 }
 
 
@@ -136,11 +137,11 @@ NEGATIVE_ZERO_KEPT = {"relu", "relu6"}
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_negative_zero_is_zero_with_the_documented_sign(case):
-    _, member, params = case
+    case_id, member, params = case
     y, _ = run(module(member, params), np.array([-0.0]))
     expected = rl.get(member)(np.array([-0.0]), **params)
     assert y[0] == expected[0]
-    if member in NEGATIVE_ZERO_KEPT:
+    if case_id in NEGATIVE_ZERO_KEPT:  # (relu with max_value or threshold has the family's +0.0)
         assert np.signbit(y[0]) and not np.signbit(expected[0])
     else:
         assert np.signbit(y[0]) == np.signbit(expected[0])

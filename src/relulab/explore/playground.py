@@ -21,13 +21,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from .. import family
+from ..lab.validate import INITS, OPTIMIZERS
 from .errors import FieldError
 
 __all__ = ["TOYS", "INITS", "OPTIMIZERS", "LIMITS", "PlaygroundConfig", "validate_config", "Session"]
 
-TOYS = ("xor", "moons", "circles", "spiral")
-INITS = ("he", "default", "xavier")  # relulab.lab.models.initialise: relulab.nn.init_, PyTorch's, Glorot
-OPTIMIZERS = ("sgd", "adam")  # SGD with momentum 0.9 (the lab's), Adam
+TOYS = ("xor", "moons", "circles", "spiral")  # the lab's 2-D data sets, in the order the page offers them
 # Small enough that every unit is a cell on the page and an epoch takes milliseconds on one thread.
 LIMITS = {"depth": (1, 6), "width": (1, 32), "batch_size": (1, 720), "seed": (0, 2**31 - 1)}
 LR_MAX = 100.0

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _parallel
 
-__all__ = ["MIN_ELEMENTS", "twin", "run", "quick"]
+__all__ = ["MIN_ELEMENTS", "vector", "run", "quick"]
 
 #: Arrays smaller than this run the NumPy kernels (a call this small is dominated by its overhead either way).
 MIN_ELEMENTS = 2048
@@ -50,11 +50,11 @@ def underflow_ignored() -> bool:
     return _errstate_seen[1]
 
 
-def twin(kernel: Callable[..., Any], choose: Callable[[Mapping[str, Any], np.dtype], tuple[str, tuple] | None]):
-    """Give a smooth member's ``kernel`` its compiled twin: ``choose(params, dtype) -> (name, scalars)`` names a
-    kernel of ``_vector.py`` (None: none for these parameters). As ``_parallel.streamable``, and the twin is
-    skipped while the error state does not ignore underflow (see the module docstring)."""
-    return _parallel.streamable(kernel, lambda params, dtype: choose(params, dtype) if underflow_ignored() else None)
+def vector(choose: Callable[[Mapping[str, Any], np.dtype], tuple[str, tuple] | None]):
+    """A member's ``stream=``/``stream_derivative=`` selector for a kernel of ``_vector.py``: ``choose(params,
+    dtype) -> (name, scalars)`` (None: none for these parameters), and none while the error state does not ignore
+    underflow (see the module docstring)."""
+    return lambda params, dtype: choose(params, dtype) if underflow_ignored() else None
 
 
 def _overlap_ok(x: np.ndarray, out: np.ndarray) -> bool:
@@ -87,9 +87,12 @@ _MISSING = object()
 _quick: dict[Any, Any] = {}  # (kernel, dtype char, parameters) -> the compiled function, or None
 
 
-def quick(act: Any, kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any], grad: bool):
-    """The result of ``act(x, out=out, **params)`` (``act.grad`` when ``grad``) by the compiled kernel, or None
-    when the call is not the simple kind this handles (then the caller validates it in full)."""
+def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any], grad: bool,
+          bound_for: Callable[[Mapping[str, Any], np.dtype, bool], dict[str, Any] | None]):
+    """The result of a member's call (``grad``: its derivative's) on ``x`` with ``out`` and ``params`` by the
+    compiled kernel, or None when the call is not the simple kind this handles (then the caller validates it in
+    full). ``bound_for(params, dtype, grad)`` gives the parameters as ``kernel`` takes them, or None where the
+    compiled kernel does not apply (the member's ``Activation._compiled_bound``)."""
     if type(x) is not np.ndarray:
         return None
     n = x.size
@@ -114,7 +117,7 @@ def quick(act: Any, kernel: Callable[..., Any], x: Any, out: Any, params: Mappin
     if function is _MISSING:
         if len(_quick) >= 1024:  # a sweep over many parameter values: start afresh rather than grow without end
             _quick.clear()
-        function = _quick[key] = _choose(act, kernel, dtype, params, grad)
+        function = _quick[key] = _choose(kernel, dtype, params, grad, bound_for)
     if function is None:
         return None
     target = np.empty_like(x) if out is None else out
@@ -125,22 +128,8 @@ def quick(act: Any, kernel: Callable[..., Any], x: Any, out: Any, params: Mappin
     return target
 
 
-def _choose(act: Any, kernel: Callable[..., Any], dtype: np.dtype, params: Mapping[str, Any], grad: bool):
-    """The compiled function for these (valid) parameters, or None; invalid ones are left to the full path."""
-    if act.takes_weight:
-        return None
-    try:
-        bound = act._bind(params)
-        if grad and act.has_kink_at_zero:
-            bound["at_zero"] = act._check_at_zero(None, bound)
-        if not act._is_elementwise(bound) or _widened(dtype, bound) != dtype:
-            return None
-    except (TypeError, ValueError):
-        return None
-    return _parallel.stream_function(kernel, bound, dtype)
-
-
-def _widened(dtype: np.dtype, bound: Mapping[str, Any]) -> np.dtype:
-    from ._core import _widened as widened  # _core imports this module
-
-    return widened(dtype, bound)
+def _choose(kernel: Callable[..., Any], dtype: np.dtype, params: Mapping[str, Any], grad: bool,
+            bound_for: Callable[[Mapping[str, Any], np.dtype, bool], dict[str, Any] | None]):
+    """The compiled function for these parameters, or None."""
+    bound = bound_for(params, dtype, grad)
+    return None if bound is None else _parallel.stream_function(kernel, bound, dtype)

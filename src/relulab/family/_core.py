@@ -29,13 +29,16 @@ Registering a member of your own::
 from __future__ import annotations
 
 import difflib
+import functools
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import _compiled, _parallel
+from . import _arrays, _compiled, _parallel
+from ._gain import numeric_gain
 from ._input import as_array, as_float, check_out, check_real, compute_dtype, describe
 
 __all__ = [
@@ -58,6 +61,13 @@ class Param:
 
     ``kind`` is ``"real"`` (a real number in ``[low, high]``, ends open where ``*_open``), ``"choice"`` (one of
     ``choices``), ``"bool"``, ``"int"`` (an int in ``[low, high]``) or ``"object"`` (checked by the member).
+    ``torch=False`` marks a NumPy-only parameter that relulab.nn's modules and functions do not take (rrelu's
+    ``training`` comes from the module's mode and its ``seed``/``rng`` are NumPy's; prelu's ``channel_axis`` is
+    dim 1 in torch). The torch parameters keep the order they have here, which is torch's positional order.
+    ``keyword_only=True`` marks a torch parameter that torch's own class and function do not take (relu's Keras
+    ``max_value`` and ``threshold``): keyword-only in relulab.nn's signatures (after ``inplace``, so
+    ``torch.nn.ReLU(True)`` keeps its meaning), not read from a torch.nn counterpart, and listed in a module's
+    ``params`` only where it differs from its default.
     """
 
     name: str
@@ -70,6 +80,8 @@ class Param:
     high_open: bool = False
     choices: tuple[Any, ...] = ()
     allow_none: bool = False
+    torch: bool = True
+    keyword_only: bool = False
 
     @property
     def allowed(self) -> str:
@@ -183,6 +195,25 @@ class Activation:
 
     Instances are created once per member in ``relulab/family/members.py`` (or by users, then passed to
     :func:`register`). Calling validates the input and parameters once, then runs a pure kernel.
+
+    An Activation is the member's whole specification; every room reads it and nothing about a member is written
+    anywhere else. Besides the maths (kernels, formulas, parameters, properties, kink at 0) it holds:
+
+    * ``gain``: the variance-preserving gain ``1 / sqrt(E[f(z)^2])``, z ~ N(0, 1): a number, a function of the
+      parameters (closed forms), or None for a quadrature of the forward kernel (:meth:`gain`);
+    * ``single_pass``, ``stream``, ``stream_derivative``: the speed paths of the forward/derivative kernels (a
+      single-pass kernel is chunked coarsely; ``stream(params, dtype) -> (name, scalars)`` names a compiled twin
+      in ``family/_stream.py``, or in ``family/_vector.py`` through ``_compiled.vector``, run by
+      ``family/_parallel.py`` on large arrays and by ``family/_compiled.py`` on smaller ones);
+    * for relulab.nn (the family never imports torch, so by name): ``nn_class``, the module's class name (derived
+      from the name: ``shifted_relu`` -> ``ShiftedRelu``), ``torch_class`` and ``torch_function``, the torch.nn
+      class and torch.nn.functional function that compute the same member (None where torch has none),
+      ``inplace`` (the module and function offer ``inplace=True``) and ``nn_example``, the docstring example
+      ``(constructor call, printed output for torch.tensor([-2.0, 0.0, 3.0]))``. Parameters marked
+      ``Param(torch=False)`` are NumPy-only.
+
+    A member registered at run time with none of these still gets a relulab.nn module and function (computed by
+    its NumPy kernels), a gain (by quadrature) and its place in the monitor, the CLI and the docs table.
     """
 
     def __init__(
@@ -207,6 +238,15 @@ class Activation:
         failure_mode: str = "",
         paper: str = "",
         example: str = "",
+        gain: float | Callable[[Mapping[str, Any]], float] | None = None,
+        single_pass: bool = False,
+        stream: Callable[[Mapping[str, Any], np.dtype], tuple[str, tuple] | None] | None = None,
+        stream_derivative: Callable[[Mapping[str, Any], np.dtype], tuple[str, tuple] | None] | None = None,
+        nn_class: str | None = None,
+        torch_class: str | None = None,
+        torch_function: str | None = None,
+        inplace: bool = False,
+        nn_example: tuple[str, str] | None = None,
     ) -> None:
         self.name = name
         self.aliases = tuple(aliases)
@@ -219,6 +259,13 @@ class Activation:
         self.failure_mode = failure_mode
         self.paper = paper
         self.example = example
+        if nn_class is not None and not (isinstance(nn_class, str) and nn_class.isidentifier()):
+            raise ValueError(f"{name}: nn_class must be a Python identifier (a class name); got {describe(nn_class)}")
+        self.nn_class = nn_class or class_name(name)
+        self.torch_class = torch_class
+        self.torch_function = torch_function
+        self.inplace = bool(inplace)
+        self.nn_example = nn_example
         self._forward = forward
         self._derivative = derivative
         self._properties = properties
@@ -227,7 +274,15 @@ class Activation:
         self._weight = weight
         self._elementwise = elementwise
         self._check = check
+        self._gain = gain
         self._param_index = {p.name: p for p in self.params}
+        # The speed paths are the kernels' own attributes, looked up by the parallel runner (family/_parallel.py).
+        if single_pass:
+            _parallel.single_pass(forward)
+        if stream is not None:
+            _parallel.streamable(forward, stream)
+        if stream_derivative is not None:
+            _parallel.streamable(derivative, stream_derivative)
         self.__doc__ = self._docstring()
 
     # -- description -------------------------------------------------------------------------------------------
@@ -243,12 +298,43 @@ class Activation:
 
     def properties_for(self, **params: Any) -> Properties:
         """The member's properties at the given parameters (e.g. elu's lower bound is -alpha)."""
-        bound = self._bind(params)
+        bound = self.bind(params)
         return self._properties(bound) if callable(self._properties) else self._properties
 
     @property
     def has_kink_at_zero(self) -> bool:
         return self._kink_at_zero is not None
+
+    @property
+    def forward_kernel(self) -> Kernel:
+        """The pure forward kernel ``kernel(x, out, **bound) -> ndarray`` (for the family's fused kernels)."""
+        return self._forward
+
+    @property
+    def derivative_kernel(self) -> Kernel:
+        """The pure derivative kernel ``kernel(x, out, **bound[, at_zero]) -> ndarray``."""
+        return self._derivative
+
+    @property
+    def torch_params(self) -> tuple[Param, ...]:
+        """The parameters relulab.nn's module and function take, in torch's positional order."""
+        return tuple(p for p in self.params if p.torch)
+
+    def kink(self, **params: Any) -> Kink | None:
+        """The subdifferential at 0 at these parameters, or None for a member without a kink at 0."""
+        return None if self._kink_at_zero is None else self._kink_at_zero(self.bind(params))
+
+    def gain(self, **params: Any) -> float:
+        """The variance-preserving gain ``1 / sqrt(E[f(z)^2])``, z ~ N(0, 1), at these (already checked) parameters.
+
+        The member's declared closed form where it has one (``Activation(gain=...)``, which may also read
+        relulab.nn's own parameters, e.g. prelu's ``init``), else Gauss-Legendre quadrature of the forward kernel on
+        panels broken at the kinks and at 0 (:func:`relulab.family.second_moment`).
+        """
+        if self._gain is not None:
+            return float(self._gain(params)) if callable(self._gain) else float(self._gain)
+        kinks = self.properties_for(**params).kinks
+        return numeric_gain(lambda z: self(z, **params), kinks + (0.0,), self.name, params)
 
     @property
     def takes_weight(self) -> bool:
@@ -279,15 +365,26 @@ class Activation:
         return "\n".join(lines)
 
     # -- evaluation --------------------------------------------------------------------------------------------
-    def _bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
+    def bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters checked and completed with defaults, as the kernels take them (raises naming them)."""
         unknown = [k for k in params if k not in self._param_index]
         if unknown:
             allowed = ", ".join(self._param_index) or "no parameters"
             raise TypeError(f"{self.name}: unexpected keyword argument {unknown[0]!r}; {self.name} takes {allowed}")
-        bound = {p.name: p.check(params.get(p.name, p.default), self.name) for p in self.params}
-        if self._check is not None:
+        defaults = self._checked_defaults
+        bound = {p.name: p.check(params[p.name], self.name) if p.name in params else defaults[p.name]
+                 for p in self.params}
+        if self._check is not None and params:  # the defaults together were checked once, in _checked_defaults
             self._check(bound, self.name)
         return bound
+
+    @functools.cached_property
+    def _checked_defaults(self) -> dict[str, Any]:
+        """Every parameter's default as check() normalises it, checked once (per call only the given ones are)."""
+        defaults = {p.name: p.check(p.default, self.name) for p in self.params}
+        if self._check is not None:
+            self._check(defaults, self.name)
+        return defaults
 
     def _validate(self, x: Any, args: tuple[Any, ...], params: Mapping[str, Any], out: Any, grad: bool):
         """Check everything once: returns the input array (not yet converted), whether it was a scalar, the bound
@@ -297,7 +394,7 @@ class Activation:
             what = "x and weight" if expected else "x"
             raise TypeError(f"{self.name} takes {what} as positional arguments; got {1 + len(args)}")
         array, scalar = as_array(x, "x")
-        bound = self._bind(params)
+        bound = self.bind(params)
         if self._weight is not None:
             bound["weight"] = self._weight(args[0], array, bound)
         result_dtype = array.dtype
@@ -309,14 +406,32 @@ class Activation:
             out = check_out(out, array.shape, result_dtype)
         return array, scalar, bound, result_dtype, _widened(compute_dtype(result_dtype), bound), out
 
-    def _prepare(self, x: Any, args: tuple[Any, ...], params: Mapping[str, Any], out: Any, grad: bool):
-        """As :meth:`_validate`, with the input converted to the compute dtype and at least 1-D (for kernels)."""
+    def prepare(self, x: Any, args: tuple[Any, ...], params: Mapping[str, Any], out: Any, grad: bool):
+        """Internal API for companions of a member (prelu.grad_weight): (input array, whether it was a scalar,
+        bound parameters, result dtype), validated as :meth:`__call__` does, the input converted to the compute dtype
+        and at least 1-D (as kernels see it)."""
         array, scalar, bound, result_dtype, compute, _ = self._validate(x, args, params, out, grad)
         # Kernels always see at least 1-D arrays (NumPy turns 0-d results into scalars, which have no out=).
         return np.atleast_1d(array.astype(compute, copy=False)), scalar, bound, result_dtype
 
     def _is_elementwise(self, bound: Mapping[str, Any]) -> bool:
         return bool(self._elementwise(bound) if callable(self._elementwise) else self._elementwise)
+
+    def _compiled_bound(self, params: Mapping[str, Any], dtype: np.dtype, grad: bool) -> dict[str, Any] | None:
+        """The parameters as the kernels take them, for the short way of family/_compiled.py on a ``dtype`` array;
+        None where it does not apply (a weight, not elementwise, parameters that widen ``dtype``, invalid ones:
+        the full path reports those)."""
+        if self._weight is not None:
+            return None
+        try:
+            bound = self.bind(params)
+            if grad and self._kink_at_zero is not None:
+                bound["at_zero"] = self._check_at_zero(None, bound)
+        except (TypeError, ValueError):
+            return None
+        if not self._is_elementwise(bound) or _widened(dtype, bound) != dtype:
+            return None
+        return bound
 
     def _run(self, kernel: Kernel, array: np.ndarray, bound: Mapping[str, Any], out: np.ndarray | None,
              scalar: bool, dtype: np.dtype, compute: np.dtype):
@@ -340,9 +455,14 @@ class Activation:
         return value[0] if scalar else value
 
     def __call__(self, x: Any, *args: Any, out: np.ndarray | None = None, **params: Any):
-        """f(x), elementwise. ``out=`` receives the result (same shape and dtype as the result) and is returned."""
+        """f(x), elementwise. ``out=`` receives the result (same shape and dtype as the result) and is returned.
+
+        Dask, JAX and other array-API inputs come back as their own kind (family/_arrays.py says how)."""
+        library = _arrays.library_of(x)
+        if library is not None:
+            return _arrays.apply_foreign(self, library, x, args, params, out, grad=False, at_zero=None)
         if not args:  # the short way for a plain float array (family/_compiled.py); None: validate in full
-            value = _compiled.quick(self, self._forward, x, out, params, grad=False)
+            value = _compiled.quick(self._forward, x, out, params, False, self._compiled_bound)
             if value is not None:
                 return value
         array, scalar, bound, dtype, compute, plain_out = self._validate(x, args, params, out, grad=False)
@@ -354,8 +474,11 @@ class Activation:
 
         Integer inputs give float64 derivatives; float inputs keep their dtype.
         """
+        library = _arrays.library_of(x)
+        if library is not None:
+            return _arrays.apply_foreign(self, library, x, args, params, out, grad=True, at_zero=at_zero)
         if not args and at_zero is None:  # the short way for a plain float array (family/_compiled.py)
-            value = _compiled.quick(self, self._derivative, x, out, params, grad=True)
+            value = _compiled.quick(self._derivative, x, out, params, True, self._compiled_bound)
             if value is not None:
                 return value
         array, scalar, bound, dtype, compute, plain_out = self._validate(x, args, params, out, grad=True)
@@ -384,6 +507,12 @@ class Activation:
         return value
 
 
+def class_name(name: str) -> str:
+    """The relulab.nn class name a member gets unless it declares one: ``shifted_relu`` -> ``ShiftedRelu``."""
+    camel = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^0-9A-Za-z]+", name) if part)
+    return camel if camel.isidentifier() and camel not in ("None", "True", "False") else "Member" + camel
+
+
 def _widened(compute: np.dtype, bound: Mapping[str, Any]) -> np.dtype:
     """float64 when a real parameter is beyond what ``compute`` (float32 for float16/float32 input) represents.
 
@@ -395,8 +524,14 @@ def _widened(compute: np.dtype, bound: Mapping[str, Any]) -> np.dtype:
     if compute.kind != "f" or compute == np.float64:  # integer-exact kernels take no real parameter into account
         return compute
     info = np.finfo(compute)
+    largest, tiny = float(info.max), float(info.tiny)
     for value in bound.values():
         if isinstance(value, (bool, np.bool_, str)) or value is None:
+            continue
+        if type(value) is float:  # the common case, in plain Python (NumPy's calls below cost microseconds)
+            magnitude = abs(value)
+            if magnitude != 0 and magnitude != math.inf and (magnitude > largest or magnitude < tiny):
+                return np.dtype(np.float64)
             continue
         if isinstance(value, (float, np.floating)) or (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
             magnitude = np.abs(np.asarray(value, dtype=np.float64))

@@ -15,7 +15,8 @@ Calling a member on a large contiguous array takes this path (``Activation._run`
   and NumPy's versions are not (np.maximum's NaN-aware loop, np.heaviside's and np.where's per-element branches).
   With numba installed (``pip install 'relulab[fast]'``) they run the kernels of ``_stream.py`` instead: whole
   cache lines at a time, and past :func:`streaming_threshold_bytes` with non-temporal stores, at copy speed.
-  The smooth and clipped members have compiled twins too (``_vector.py``, declared through ``_compiled.py``).
+  The smooth and clipped members have compiled twins too (``_vector.py``, named in their specs through
+  ``_compiled.vector``).
   Without numba, the NumPy kernel in chunks.
 
 Threads: :func:`set_num_threads` or the environment variable ``RELULAB_NUM_THREADS``; the default is the number
@@ -58,7 +59,8 @@ ALIGN_ELEMENTS = 64
 
 
 # -- threads -------------------------------------------------------------------------------------------------------
-def _cores() -> int:
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity mask), at least 1."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -85,7 +87,7 @@ def get_num_threads() -> int:
     """How many threads relulab's fast path uses: set_num_threads(), else RELULAB_NUM_THREADS, else the cores."""
     global _num_threads
     if _num_threads is None:
-        _num_threads = _threads_from_env() or _cores()
+        _num_threads = _threads_from_env() or cores()
     return _num_threads
 
 
@@ -335,10 +337,10 @@ def run(kernel: Callable[..., Any], array: np.ndarray, bound: Mapping[str, Any],
     n = source.size
     stream = _stream_task(kernel, bound, source, target, compute)
     if stream is not None:
-        parallel_for(stream, n, _chunk(LIGHT_CHUNK_BYTES, target.itemsize))
+        parallel_for(stream, n, chunk_elements(LIGHT_CHUNK_BYTES, target.itemsize))
         return result
     direct = target.dtype == compute
-    step = _chunk(LIGHT_CHUNK_BYTES if kernel in _SINGLE_PASS else CHUNK_BYTES, max(target.itemsize, 4))
+    step = chunk_elements(LIGHT_CHUNK_BYTES if kernel in _SINGLE_PASS else CHUNK_BYTES, max(target.itemsize, 4))
 
     def task(start: int, stop: int) -> None:
         work = source[start:stop]
@@ -355,7 +357,8 @@ def run(kernel: Callable[..., Any], array: np.ndarray, bound: Mapping[str, Any],
     return result
 
 
-def _chunk(nbytes: int, itemsize: int) -> int:
+def chunk_elements(nbytes: int, itemsize: int) -> int:
+    """How many elements of ``itemsize`` bytes make a chunk of about ``nbytes``, a multiple of ALIGN_ELEMENTS."""
     return max(ALIGN_ELEMENTS, nbytes // itemsize // ALIGN_ELEMENTS * ALIGN_ELEMENTS)
 
 
@@ -371,7 +374,7 @@ def stream_function(kernel, bound: Mapping[str, Any], dtype: np.dtype):
         return None
     name, scalars = chosen
     function = getattr(module, name, None)
-    if function is None:  # a smooth member's kernel (family/_vector.py, registered through family/_compiled.py)
+    if function is None:  # a smooth member's kernel (family/_vector.py, named through _compiled.vector)
         from . import _vector
 
         function = getattr(_vector, name)

@@ -66,7 +66,8 @@ def _into(value: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-_SIGNED = {2: np.int16, 4: np.int32, 8: np.int64}
+# The signed integer dtype of each float width: a float viewed as it has its sign in the top bit.
+SIGNED = {2: np.int16, 4: np.int32, 8: np.int64}
 
 
 def negative_abs(x: np.ndarray) -> np.ndarray:
@@ -84,7 +85,7 @@ def sign_select(x: np.ndarray, if_negative, otherwise, out: np.ndarray | None = 
     dtype and shape) receives the result and may be x, if_negative or otherwise itself.
     """
     width = 8 * x.dtype.itemsize
-    mask = np.right_shift(x.view(_SIGNED[x.dtype.itemsize]), width - 1).view(_BITS[x.dtype.itemsize])
+    mask = np.right_shift(x.view(SIGNED[x.dtype.itemsize]), width - 1).view(_BITS[x.dtype.itemsize])
     a_bits = np.asarray(if_negative, x.dtype).view(mask.dtype)
     b_bits = np.asarray(otherwise, x.dtype).view(mask.dtype)
     blend = np.bitwise_and(np.bitwise_xor(a_bits, b_bits), mask, out=mask)

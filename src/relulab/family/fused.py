@@ -56,7 +56,7 @@ def unpack_mask(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _chunk_elements(itemsize: int) -> int:
-    return _parallel._chunk(_parallel.LIGHT_CHUNK_BYTES, itemsize)
+    return _parallel.chunk_elements(_parallel.LIGHT_CHUNK_BYTES, itemsize)
 
 
 def _compiled(source: np.ndarray, target: np.ndarray):
@@ -180,10 +180,10 @@ def bias_activation(x: Any, bias: Any, activation: str = "relu", *, out: np.ndar
     source, target = array.reshape(rows, row), out.reshape(rows, row)
     stream, streaming = None, array.nbytes + out.nbytes >= _parallel.streaming_threshold_bytes()
     if summed == dtype and array.size >= _parallel.MIN_ELEMENTS:
-        stream = _parallel.stream_function(act._forward, act._bind(params), np.dtype(dtype))
+        stream = _parallel.stream_function(act.forward_kernel, act.bind(params), np.dtype(dtype))
     # The block of sums stays in L2: a quarter MiB for a single-pass member, 64 KiB for a multi-pass one.
-    chunk_bytes = _parallel.LIGHT_CHUNK_BYTES // 4 if _parallel.is_light(act._forward) else _parallel.CHUNK_BYTES
-    rows_per_chunk = max(1, _parallel._chunk(chunk_bytes, max(np.dtype(summed).itemsize, 4)) // row)
+    chunk_bytes = _parallel.LIGHT_CHUNK_BYTES // 4 if _parallel.is_light(act.forward_kernel) else _parallel.CHUNK_BYTES
+    rows_per_chunk = max(1, _parallel.chunk_elements(chunk_bytes, max(np.dtype(summed).itemsize, 4)) // row)
 
     def task(start: int, stop: int) -> None:
         part = np.add(source[start:stop], block)

@@ -9,8 +9,9 @@ Conventions every kernel follows (README, "Conventions"): NaN in gives NaN out, 
 mathematical limit (never NaN from inf * 0, never an overflow from exp); relu(-0.0) = +0.0; at a kink at 0 the
 derivative is PyTorch's value unless ``at_zero=`` picks another point of the subdifferential.
 
-Adding a member: write its two kernels and one ``register(Activation(...))`` block below, then add its reference
-formula to ``tests/family/reference.py``.
+Adding a member: write its two kernels and one ``register(Activation(...))`` block below (everything another room
+needs, from the gain to the relulab.nn class name, is an argument of that block), then add its reference formula to
+``tests/family/reference.py``. docs/architecture.md, "Adding a member", has the steps.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import _special as sp
-from ._compiled import twin
-from ._parallel import single_pass, streamable
+from ._compiled import vector
 from ._core import Activation, Kink, Param, Properties, register
+from ._gain import leaky_gain, numeric_gain
 from ._input import describe, is_whole
 
 # SELU's constants to full double precision (Klambauer et al. 2017, eq. 14; the closed forms solved to 30 digits).
@@ -70,12 +71,16 @@ def _store(value: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 
 # -- relu ------------------------------------------------------------------------------------------------------
-def _relu(x, out):
+def _relu(x, out, max_value=None, threshold=0.0):
+    if max_value is not None or threshold != 0:
+        return _clipped_relu(x, out, max_value, threshold)
     # np.maximum(x, 0.0) returns +0.0 for x = -0.0 and propagates NaN; works on integer arrays too.
     return np.maximum(x, 0, out=out)
 
 
-def _relu_grad(x, out, at_zero):
+def _relu_grad(x, out, at_zero, max_value=None, threshold=0.0):
+    if max_value is not None or threshold != 0:
+        return _clipped_relu_grad(x, out, at_zero, max_value, threshold)
     # np.heaviside(x, at_zero): 0 for x < 0, at_zero at x == 0 (both signs of zero), 1 for x > 0, NaN for NaN.
     # Spelled out with comparisons because np.heaviside branches per element (7 ns on random signs, not 1).
     return _store(_step(x, x > 0, at_zero), out)
@@ -92,31 +97,129 @@ def _step(x, one, at_zero):
     return grad
 
 
-# Their compiled twins (family/_stream.py, with numba) for large arrays: the same comparisons, whole cache lines.
-single_pass(_relu)
-streamable(_relu, lambda p, dtype: ("relu_forward", ()))
-streamable(_relu_grad, lambda p, dtype: ("relu_derivative", (dtype.type(p["at_zero"]),)))
+# -- relu's max_value and threshold (Keras's relu): relu itself at the defaults, which keep the paths above ----------
+def _relu_defaults(p: Mapping[str, Any]) -> bool:
+    return p.get("max_value") is None and p.get("threshold", 0.0) == 0
+
+
+def _relu_bounds(x, max_value, threshold, cap_up=False):
+    """(cap, low) in x's dtype, such that comparisons with them decide exactly what comparisons with the real
+    parameters decide: x <= threshold is x <= low for low the largest value of the dtype <= threshold (f jumps
+    there, so a threshold rounded up would zero a float32 x just above a real threshold such as 0.1); the cap is
+    rounded to nearest for min(x, cap), or up (``cap_up``) for x < max_value. Integers: Python ints, the cap no
+    larger than the dtype's largest."""
+    if x.dtype.kind in "iu":
+        cap = None if max_value is None else min(int(max_value), int(np.iinfo(x.dtype).max))
+        return cap, int(threshold)
+    low = _rounded(threshold, x.dtype, -np.inf)
+    if max_value is None:
+        return None, low
+    return (_rounded(max_value, x.dtype, np.inf) if cap_up else x.dtype.type(max_value)), low
+
+
+def _rounded(value: float, dtype: np.dtype, toward: float):
+    """value in dtype, rounded toward -inf or +inf (value itself where dtype holds it)."""
+    rounded = dtype.type(value)
+    if (float(rounded) > value) if toward < 0 else (float(rounded) < value):  # in float64: NumPy would round value
+        rounded = np.nextafter(rounded, dtype.type(toward))
+    return rounded
+
+
+def _clipped_relu(x, out, max_value, threshold):
+    # x where x > threshold, else +0 (Keras: x * (x > threshold); torch.nn.Threshold(threshold, 0)), then capped at
+    # max_value. "x <= threshold" is False for NaN, so NaN stays NaN through both passes; -0.0 becomes +0.0.
+    cap, low = _relu_bounds(x, max_value, threshold)
+    zero = np.zeros((), x.dtype)
+    value = sp.select(x <= low, zero, x)  # a new array (np.where's for integers)
+    if cap is not None:
+        np.minimum(value, cap, out=value)
+    return _store(value, out)
+
+
+def _clipped_relu_grad(x, out, at_zero, max_value, threshold):
+    # 1 strictly inside (threshold, max_value); 0 at x == threshold (Keras's x * (x > threshold), torch's
+    # threshold_backward) and from max_value on (PyTorch's relu6/hardtanh, TensorFlow's relu6); at_zero at x == 0
+    # where 0 is a kink (threshold 0); NaN at NaN.
+    high, low = _relu_bounds(x, max_value, threshold, cap_up=True)
+    inside = x > low
+    if high is not None:
+        inside &= x < high
+    return _store(_step(x, inside, at_zero if threshold == 0 else 0.0), out)
+
+
+def _relu_kink(p: Mapping[str, Any]) -> Kink:
+    # A kink at 0 only with threshold 0 and room above it; otherwise f is constant around 0 (f' = 0 there).
+    corner = p["threshold"] == 0 and (p["max_value"] is None or p["max_value"] > 0)
+    return Kink(default=0.0, low=0.0, high=1.0 if corner else 0.0)
+
+
+def _relu_properties(p: Mapping[str, Any]) -> Properties:
+    cap, low = p["max_value"], p["threshold"]
+    kinks = () if cap == 0 else tuple(sorted({low} | ({cap} if cap is not None else set())))
+    return Properties(monotonic=True, lower_bound=0.0, upper_bound=cap, smooth=False, kinks=kinks,
+                      zero_for_negative=True, piecewise_linear=True)
+
+
+def _check_relu(p: Mapping[str, Any], owner: str) -> None:
+    if p["max_value"] is not None and p["max_value"] < p["threshold"]:
+        raise ValueError(f"{owner}: max_value must be None or >= threshold; got max_value={p['max_value']!r}, "
+                         f"threshold={p['threshold']!r}")
+
+
+def _relu_gain(p: Mapping[str, Any]) -> float:
+    # sqrt(2) at the defaults (E[relu(z)^2] = 1/2); capped or thresholded, the quadrature with panels broken at the
+    # cap, the threshold (where f jumps) and 0.
+    if _relu_defaults(p):
+        return math.sqrt(2.0)
+    bound = relu.bind(p)
+    return numeric_gain(lambda z: relu(z, **bound), _relu_properties(bound).kinks + (0.0,), "relu", p)
+
+
 
 relu = register(Activation(
     "relu",
     aliases=("rectifier", "rectified_linear"),
-    summary="Rectified linear unit: max(0, x).",
-    formula=r"\max(0, x) = \begin{cases} x & x > 0 \\ 0 & x \le 0 \end{cases}",
-    derivative_formula=r"\begin{cases} 1 & x > 0 \\ \text{at\_zero} \in [0, 1] & x = 0 \\ 0 & x < 0 \end{cases}",
-    properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=False, kinks=(0.0,),
-                          zero_for_negative=True, piecewise_linear=True),
-    kink_at_zero=lambda p: Kink(default=0.0, low=0.0, high=1.0),
-    integer_exact=True,
+    summary="Rectified linear unit: max(0, x); Keras's max_value (a cap) and threshold (a thresholded relu).",
+    formula=r"\max(0, x) = \begin{cases} x & x > 0 \\ 0 & x \le 0 \end{cases};\ \text{in general } "
+            r"\begin{cases} m & x \ge m \\ x & t < x < m \\ 0 & x \le t \end{cases},\ "
+            r"t = \text{threshold},\ m = \text{max\_value}",
+    derivative_formula=r"\begin{cases} 1 & x > 0 \\ \text{at\_zero} \in [0, 1] & x = 0 \\ 0 & x < 0 \end{cases};\ "
+                       r"\text{in general } 1 \text{ for } t < x < m,\ 0 \text{ elsewhere (also at } x = t, m)",
+    params=(
+        Param("max_value", None, "The cap m: f(x) = m for x >= m (Keras's max_value; 6 gives relu6); None: no cap.",
+              low=0.0, high=math.inf, high_open=True, allow_none=True, keyword_only=True),
+        Param("threshold", 0.0, "The threshold t: f(x) = 0 for x <= t, x above it (Keras's thresholded relu; "
+                                "f jumps from 0 to t at t).", low=0.0, high=math.inf, high_open=True,
+              keyword_only=True),
+    ),
+    check=_check_relu,
+    properties=_relu_properties,
+    kink_at_zero=_relu_kink,
+    integer_exact=lambda p: is_whole(p["threshold"]) and (p["max_value"] is None or is_whole(p["max_value"])),
     elementwise=True,
     forward=_relu,
     derivative=_relu_grad,
-    conventions="relu(-0.0) = +0.0; f'(0) = 0 (PyTorch, JAX); integers stay integers.",
+    # The compiled twins (family/_stream.py, with numba) for large arrays, at the defaults only: the same
+    # comparisons, whole cache lines.
+    single_pass=True,
+    stream=lambda p, dtype: ("relu_forward", ()) if _relu_defaults(p) else None,
+    stream_derivative=lambda p, dtype: ("relu_derivative", (dtype.type(p["at_zero"]),)) if _relu_defaults(p)
+    else None,
+    gain=_relu_gain,
+    nn_class="ReLU", torch_class="ReLU", torch_function="relu", inplace=True,
+    nn_example=("rnn.ReLU()", "tensor([0., 0., 3.])"),
+    conventions="relu(-0.0) = +0.0; f'(0) = 0 (PyTorch, JAX); integers stay integers (with whole max_value and "
+                "threshold). max_value and threshold follow Keras's relu (negative_slope is leaky_relu's): f(t) = 0 "
+                "and f'(t) = 0 at the threshold (Keras's x * (x > t), torch.nn.Threshold(t, 0)); f'(m) = 0 at the "
+                "cap (PyTorch's relu6/hardtanh, TensorFlow's relu6); at_zero applies where 0 is a kink (threshold "
+                "0). The defaults are relu itself, on its fast paths.",
     use="The default for hidden layers of deep networks: cheap, non-saturating for x > 0, sparse outputs.",
     failure_mode="Dying units: a unit whose input is negative for every sample outputs 0 and gets zero gradient, "
                  "so it never recovers (large learning rates, bad init or a large negative bias cause it).",
     paper=_PAPER_RELU,
     example=">>> rl.relu([-2, -1, 0, 1, 2])\narray([0, 0, 0, 1, 2])\n>>> rl.relu.grad([-1.0, 0.0, 1.0])\n"
-            "array([0., 0., 1.])\n>>> rl.relu.grad([0.0], at_zero=1.0)\narray([1.])",
+            "array([0., 0., 1.])\n>>> rl.relu([-1.0, 0.5, 2.0, 9.0], max_value=6.0, threshold=1.0)\n"
+            "array([0., 0., 2., 6.])\n>>> rl.relu.grad([0.0], at_zero=1.0)\narray([1.])",
 ))
 
 
@@ -195,10 +298,6 @@ def _leaky_grad_stream(p, dtype):
     return "leaky_derivative", (slope, slope if p["at_zero"] is None else dtype.type(p["at_zero"]))
 
 
-single_pass(_leaky_relu)
-streamable(_leaky_relu, _leaky_stream)
-streamable(_leaky_relu_grad, _leaky_grad_stream)
-
 
 def _slope_kink(slope):
     return Kink(default=slope, low=slope, high=1.0)
@@ -222,6 +321,12 @@ leaky_relu = register(Activation(
     elementwise=True,
     forward=_leaky_relu,
     derivative=_leaky_relu_grad,
+    single_pass=True,
+    stream=_leaky_stream,
+    stream_derivative=_leaky_grad_stream,
+    gain=lambda p: leaky_gain(float(p.get("negative_slope", 0.01))),
+    nn_class="LeakyReLU", torch_class="LeakyReLU", torch_function="leaky_relu", inplace=True,
+    nn_example=("rnn.LeakyReLU(0.1)", "tensor([-0.2000,  0.0000,  3.0000])"),
     conventions="f'(0) = negative_slope (PyTorch; JAX uses 1); leaky_relu(-0.0) = -0.0 (the sign of s * x); "
                 "integer input stays integer when negative_slope is a whole number, else becomes float64.",
     use="A drop-in for relu when units die: the small negative slope keeps a gradient for x < 0.",
@@ -273,7 +378,7 @@ prelu = register(Activation(
     derivative_formula=r"\frac{\partial f}{\partial x} = \begin{cases} 1 & x > 0 \\ w_c & x \le 0 \end{cases}"
                        r",\quad \frac{\partial f}{\partial w_c} = \min(x, 0)",
     params=(Param("channel_axis", 1, "Axis of x that holds the channels (PyTorch: dim 1).", kind="int",
-                  low=-64, high=64),),
+                  low=-64, high=64, torch=False),),
     properties=Properties(monotonic=False, lower_bound=None, upper_bound=None, smooth=False, kinks=(0.0,),
                           zero_for_negative=False, piecewise_linear=True),
     kink_at_zero=lambda p: _slope_kink(p["weight"]),
@@ -282,6 +387,9 @@ prelu = register(Activation(
     elementwise=lambda p: np.ndim(p["weight"]) == 0,
     forward=lambda x, out, channel_axis, weight: _leaky(x, out, weight),
     derivative=lambda x, out, channel_axis, weight, at_zero: _leaky_grad(x, out, weight, at_zero),
+    gain=lambda p: leaky_gain(float(p.get("init", 0.25))),  # relulab.nn.PReLU's initial slope
+    nn_class="PReLU", torch_class="PReLU", torch_function="prelu",
+    nn_example=("rnn.PReLU()", "tensor([-0.5000,  0.0000,  3.0000], grad_fn=<PreluKernelBackward0>)"),
     conventions="f'(0) = w_c (PyTorch). Monotonic only where every slope is >= 0. "
                 "prelu.grad_weight gives the elementwise derivative with respect to the slope.",
     use="When the best negative slope is unknown: the network learns it (He et al. used it on ImageNet).",
@@ -301,7 +409,7 @@ def _prelu_grad_weight(x, weight, channel_axis: int = 1):
     >>> rl.prelu.grad_weight([-2.0, 0.0, 3.0], 0.25)
     array([-2.,  0.,  0.])
     """
-    work, scalar, bound, dtype = prelu._prepare(x, (weight,), {"channel_axis": channel_axis}, None, grad=True)
+    work, scalar, bound, dtype = prelu.prepare(x, (weight,), {"channel_axis": channel_axis}, None, grad=True)
     value = np.minimum(work, 0.0).astype(dtype, copy=False)  # float16 is computed in float32: round back
     value = np.broadcast_to(value, np.broadcast_shapes(work.shape, np.shape(bound["weight"])))
     return value[0] if scalar else np.array(value)  # work is at least 1-D: a scalar x gives a NumPy scalar
@@ -326,6 +434,12 @@ def _check_rrelu(p: Mapping[str, Any], owner: str) -> None:
         raise ValueError(f"{owner}: give seed or rng, not both")
 
 
+def _rrelu_gain(p: Mapping[str, Any]) -> float:
+    # Training draws a ~ U(lower, upper): E[a^2] = (l^2 + l u + u^2) / 3 (the eval slope is the mean).
+    lower, upper = float(p.get("lower", 1 / 8)), float(p.get("upper", 1 / 3))
+    return leaky_gain(math.sqrt((lower * lower + lower * upper + upper * upper) / 3.0))
+
+
 rrelu = register(Activation(
     "rrelu",
     aliases=("randomized_relu", "randomized_leaky_relu"),
@@ -337,10 +451,11 @@ rrelu = register(Activation(
     params=(
         Param("lower", 1 / 8, "Lower end of the slope distribution.", low=0.0, high=1.0),
         Param("upper", 1 / 3, "Upper end of the slope distribution.", low=0.0, high=1.0),
-        Param("training", False, "Draw random slopes (True) or use the mean slope (False).", kind="bool"),
+        Param("training", False, "Draw random slopes (True) or use the mean slope (False).", kind="bool",
+              torch=False),
         Param("seed", None, "Seed for the slopes in training; the same seed gives the same slopes in "
-                            "rrelu and rrelu.grad.", kind="int", low=0, high=2**63 - 1, allow_none=True),
-        Param("rng", None, "a numpy.random.Generator or None", kind="object"),
+                            "rrelu and rrelu.grad.", kind="int", low=0, high=2**63 - 1, allow_none=True, torch=False),
+        Param("rng", None, "a numpy.random.Generator or None", kind="object", torch=False),
     ),
     check=_check_rrelu,
     properties=lambda p: Properties(monotonic=True, lower_bound=0.0 if p["upper"] == 0 else None,
@@ -353,6 +468,9 @@ rrelu = register(Activation(
     forward=lambda x, out, lower, upper, training, seed, rng: _leaky(x, out, _rrelu_slopes(x, locals())),
     derivative=lambda x, out, lower, upper, training, seed, rng, at_zero: _leaky_grad(
         x, out, _rrelu_slopes(x, locals()), at_zero),
+    gain=_rrelu_gain,
+    nn_class="RReLU", torch_class="RReLU", torch_function="rrelu", inplace=True,
+    nn_example=("rnn.RReLU().eval()", "tensor([-0.4583,  0.0000,  3.0000])"),
     conventions="Eval mode is deterministic (mean slope 11/48 by default); f'(0) = the element's slope.",
     use="A regulariser on small data sets: the random negative slope acts like noise (Xu et al. 2015).",
     failure_mode="Training and evaluation compute different functions; results depend on the mode.",
@@ -379,7 +497,7 @@ def _elu(x, out, alpha, scale=1.0, divisor=1.0):
         # min(x, 0) as bits: x where its sign bit is set (so elu(-0.0) = expm1(-0.0) = -0.0), else +0.0; a NaN
         # stays NaN through np.maximum either way.
         width = 8 * x.dtype.itemsize
-        signed = x.view(sp._SIGNED[x.dtype.itemsize])
+        signed = x.view(sp.SIGNED[x.dtype.itemsize])
         negative = np.bitwise_and(signed, np.right_shift(signed, width - 1)).view(x.dtype)
         np.expm1(negative, out=negative)
         return np.maximum(x, negative, out=negative if out is None else out)
@@ -405,7 +523,7 @@ def _elu_grad(x, out, alpha, scale=1.0, divisor=1.0, at_zero=None):
         # elu with alpha = 1 (celu's alpha = divisor goes the general way): f' = exp(min(x, 0)), 1 at 0 on both
         # sides. min(x, 0) as bits: x where its sign bit is set, else +0.0; NaNs with a clear sign bit put back.
         width = 8 * x.dtype.itemsize
-        signed = x.view(sp._SIGNED[x.dtype.itemsize])
+        signed = x.view(sp.SIGNED[x.dtype.itemsize])
         exponent = np.bitwise_and(signed, np.right_shift(signed, width - 1)).view(x.dtype)
         nan = np.isnan(x)  # taken before out (maybe x itself) is written
         grad = np.exp(exponent, out=exponent if out is None else out)
@@ -418,6 +536,20 @@ def _elu_grad(x, out, alpha, scale=1.0, divisor=1.0, at_zero=None):
     if at_zero is not None and np.asarray(at_zero, x.dtype) != np.asarray(coefficient, x.dtype):
         grad = sp.select(x == 0, np.asarray(at_zero, x.dtype), grad)
     return _store(grad, out)
+
+
+# elu's and selu's compiled twins (family/_vector.py): one kernel, alpha and scale as its scalars.
+def _elu_twin(alpha, scale):
+    return lambda p, dtype: ("elu_forward", (dtype.type(alpha(p)), dtype.type(scale)))
+
+
+def _elu_grad_twin(alpha, scale):
+    def choose(p, dtype):
+        coefficient = scale * alpha(p)
+        at_zero = coefficient if p["at_zero"] is None else p["at_zero"]
+        return "elu_derivative", (dtype.type(coefficient), dtype.type(scale), dtype.type(at_zero))
+
+    return choose
 
 
 elu = register(Activation(
@@ -433,6 +565,10 @@ elu = register(Activation(
     elementwise=True,
     forward=lambda x, out, alpha: _elu(x, out, alpha),
     derivative=lambda x, out, alpha, at_zero: _elu_grad(x, out, alpha, at_zero=at_zero),
+    stream=vector(_elu_twin(lambda p: p["alpha"], 1.0)),
+    stream_derivative=vector(_elu_grad_twin(lambda p: p["alpha"], 1.0)),
+    nn_class="ELU", torch_class="ELU", torch_function="elu", inplace=True,
+    nn_example=("rnn.ELU(alpha=1.0)", "tensor([-0.8647,  0.0000,  3.0000])"),
     conventions="f'(0) = alpha (PyTorch); with alpha = 1 the derivative is continuous (1 at 0); "
                 "elu(-0.0) = -0.0 (PyTorch's expm1(-0.0)).",
     use="Mean activations closer to zero than relu, a smooth negative saturation; often trains a bit faster.",
@@ -454,6 +590,10 @@ selu = register(Activation(
     elementwise=True,
     forward=lambda x, out: _elu(x, out, SELU_ALPHA, scale=SELU_SCALE),
     derivative=lambda x, out, at_zero: _elu_grad(x, out, SELU_ALPHA, scale=SELU_SCALE, at_zero=at_zero),
+    stream=vector(_elu_twin(lambda p: SELU_ALPHA, SELU_SCALE)),
+    stream_derivative=vector(_elu_grad_twin(lambda p: SELU_ALPHA, SELU_SCALE)),
+    nn_class="SELU", torch_class="SELU", torch_function="selu", inplace=True,
+    nn_example=("rnn.SELU()", "tensor([-1.5202,  0.0000,  3.1521])"),
     conventions="f'(0) = lambda * alpha (PyTorch). lambda and alpha to full double precision.",
     use="Deep fully connected networks without normalisation layers, with LeCun-normal init and alpha-dropout.",
     failure_mode="Self-normalisation needs its conditions: LeCun init, no batch norm, alpha-dropout only.",
@@ -473,6 +613,8 @@ celu = register(Activation(
     elementwise=True,
     forward=lambda x, out, alpha: _elu(x, out, alpha, divisor=alpha),
     derivative=lambda x, out, alpha: _elu_grad(x, out, alpha, divisor=alpha),
+    nn_class="CELU", torch_class="CELU", torch_function="celu", inplace=True,
+    nn_example=("rnn.CELU(alpha=2.0)", "tensor([-1.2642,  0.0000,  3.0000])"),
     conventions="Differentiable at 0 for every alpha (f'(0) = 1), so at_zero does not apply.",
     use="ELU with a tunable saturation that stays continuously differentiable.",
     failure_mode="As elu: exp cost, small gradients deep in the negative saturation.",
@@ -482,7 +624,6 @@ celu = register(Activation(
 
 
 # -- relu6, hardswish, squared_relu -------------------------------------------------------------------------------
-@single_pass
 def _relu6(x, out):
     value = np.maximum(x, 0, out=out)
     return np.minimum(value, 6, out=value)
@@ -506,6 +647,12 @@ relu6 = register(Activation(
     elementwise=True,
     forward=_relu6,
     derivative=_relu6_grad,
+    stream=vector(lambda p, dtype: ("clip_forward", tuple(dtype.type(v) for v in (0.0, 1.0, 0.0, 6.0)))),
+    stream_derivative=vector(
+        lambda p, dtype: ("clip_derivative", tuple(dtype.type(v) for v in (0.0, 6.0, 1.0, p["at_zero"])))),
+    single_pass=True,
+    nn_class="ReLU6", torch_class="ReLU6", torch_function="relu6", inplace=True,
+    nn_example=("rnn.ReLU6()", "tensor([0., 0., 3.])"),
     conventions="f'(0) = 0 and f'(6) = 0 (PyTorch); relu6(-0.0) = +0.0; integers stay integers.",
     use="Mobile and quantised networks (MobileNet): the bounded range suits low-precision arithmetic.",
     failure_mode="Dies like relu for x < 0 and also saturates for x > 6, where the gradient is 0 too.",
@@ -538,6 +685,10 @@ hardswish = register(Activation(
     elementwise=True,
     forward=_hardswish,
     derivative=_hardswish_grad,
+    stream=vector(lambda p, dtype: ("hardswish_forward", ())),
+    stream_derivative=vector(lambda p, dtype: ("hardswish_derivative", ())),
+    nn_class="Hardswish", torch_class="Hardswish", torch_function="hardswish", inplace=True,
+    nn_example=("rnn.Hardswish()", "tensor([-0.3333,  0.0000,  3.0000])"),
     conventions="At the kinks PyTorch's values: f'(-3) = 0, f'(3) = 1 (the outer branches). "
                 "hardswish(-inf) = 0.",
     use="Mobile networks (MobileNetV3): silu's shape without exp.",
@@ -572,6 +723,11 @@ hard_sigmoid = register(Activation(
     elementwise=True,
     forward=_hard_sigmoid,
     derivative=_hard_sigmoid_grad,
+    stream=vector(lambda p, dtype: ("clip_forward", tuple(dtype.type(v) for v in (3.0, 6.0, 0.0, 6.0)))),
+    stream_derivative=vector(
+        lambda p, dtype: ("clip_derivative", tuple(dtype.type(v) for v in (-3.0, 3.0, 1 / 6, 0.0)))),
+    nn_class="Hardsigmoid", torch_class="Hardsigmoid", torch_function="hardsigmoid", inplace=True,
+    nn_example=("rnn.Hardsigmoid()", "tensor([0.1667, 0.5000, 1.0000])"),
     conventions="At the kinks PyTorch's values: f'(-3) = f'(3) = 0. f'(x) = 1/6 exactly in float64 (PyTorch's "
                 "float64 backward uses float32's 1/6, 0.16666667163; relulab.nn gives 1/6).",
     use="Gates in mobile networks (MobileNetV3's squeeze-and-excitation): sigmoid's shape without exp.",
@@ -615,6 +771,12 @@ hard_tanh = register(Activation(
     elementwise=True,
     forward=_hard_tanh,
     derivative=_hard_tanh_grad,
+    stream=vector(
+        lambda p, dtype: ("clip_forward", tuple(dtype.type(v) for v in (0.0, 1.0, p["min_val"], p["max_val"])))),
+    stream_derivative=vector(
+        lambda p, dtype: ("clip_derivative", tuple(dtype.type(v) for v in (p["min_val"], p["max_val"], 1.0, 0.0)))),
+    nn_class="Hardtanh", torch_class="Hardtanh", torch_function="hardtanh", inplace=True,
+    nn_example=("rnn.Hardtanh(-1.0, 1.0)", "tensor([-1.,  0.,  1.])"),
     conventions="At the kinks PyTorch's values: f'(min_val) = f'(max_val) = 0; -0.0 stays -0.0. "
                 "hard_tanh(min_val=0, max_val=6) is relu6 (whose at_zero= this member does not offer).",
     use="A bounded, piecewise-linear tanh: cheap, used in quantised and binarised networks and in some RNNs.",
@@ -625,7 +787,6 @@ hard_tanh = register(Activation(
 ))
 
 
-@single_pass
 def _squared_relu(x, out):
     positive = np.maximum(x, 0.0)
     return np.square(positive, out=out)  # x > 1.3e154 squares to inf, the correctly rounded result
@@ -646,6 +807,12 @@ squared_relu = register(Activation(
     elementwise=True,
     forward=_squared_relu,
     derivative=_squared_relu_grad,
+    stream=vector(lambda p, dtype: ("squared_relu_forward", ())),
+    stream_derivative=vector(lambda p, dtype: ("squared_relu_derivative", ())),
+    single_pass=True,
+    gain=math.sqrt(2.0 / 3.0),  # E[relu(z)^4] = E[z^4] / 2 = 3/2
+    nn_class="SquaredReLU",
+    nn_example=("rnn.SquaredReLU()", "tensor([0., 0., 9.])"),
     conventions="Continuously differentiable (f'(0) = 0), so at_zero does not apply; integers become float64.",
     use="Transformer feed-forward layers (Primer): a cheap, sparse activation that grows faster than relu.",
     failure_mode="Dies like relu for x < 0; the quadratic growth can make large activations larger.",
@@ -700,6 +867,11 @@ gelu = register(Activation(
     elementwise=True,
     forward=_gelu,
     derivative=_gelu_grad,
+    stream=vector(lambda p, dtype: ("gelu_tanh_forward" if p["approximate"] == "tanh" else "gelu_forward", ())),
+    stream_derivative=vector(
+        lambda p, dtype: ("gelu_tanh_derivative" if p["approximate"] == "tanh" else "gelu_derivative", ())),
+    nn_class="GELU", torch_class="GELU", torch_function="gelu",
+    nn_example=("rnn.GELU()", "tensor([-0.0455,  0.0000,  2.9959])"),
     conventions="gelu(+inf) = +inf, gelu(-inf) = 0 (PyTorch gives NaN); accurate in the far negative tail.",
     use="Transformers (BERT, GPT) and modern vision models: a smooth, non-monotonic relu.",
     failure_mode="Costs an erf per element; non-monotonic dip (minimum -0.17 at x = -0.75).",
@@ -743,6 +915,10 @@ silu = register(Activation(
     elementwise=True,
     forward=_silu,
     derivative=_silu_grad,
+    stream=vector(lambda p, dtype: ("silu_forward", (dtype.type(1.0),))),
+    stream_derivative=vector(lambda p, dtype: ("silu_derivative", (dtype.type(1.0),))),
+    nn_class="SiLU", torch_class="SiLU", torch_function="silu", inplace=True,
+    nn_example=("rnn.SiLU()", "tensor([-0.2384,  0.0000,  2.8577])"),
     conventions="silu(-inf) = 0 (PyTorch gives NaN), silu(+inf) = +inf.",
     use="EfficientNet and many modern CNNs; found by automated search to beat relu on deep models.",
     failure_mode="exp cost; non-monotonic dip (minimum -0.278 at x = -1.278).",
@@ -778,6 +954,10 @@ quick_gelu = register(Activation(
     elementwise=True,
     forward=_quick_gelu,
     derivative=_quick_gelu_grad,
+    stream=vector(lambda p, dtype: ("silu_forward", (dtype.type(QUICK_GELU_SCALE),))),
+    stream_derivative=vector(lambda p, dtype: ("silu_derivative", (dtype.type(QUICK_GELU_SCALE),))),
+    nn_class="QuickGELU",
+    nn_example=("rnn.QuickGELU()", "tensor([-0.0643,  0.0000,  2.9819])"),
     conventions="quick_gelu(-inf) = 0, quick_gelu(+inf) = +inf; it is silu(1.702 x) / 1.702, not gelu: the two "
                 "differ by up to 0.02.",
     use="CLIP and models fine-tuned from it (transformers' QuickGELUActivation, timm's QuickGELU).",
@@ -821,6 +1001,10 @@ mish = register(Activation(
     elementwise=True,
     forward=_mish,
     derivative=_mish_grad,
+    stream=vector(lambda p, dtype: ("mish_forward", ())),
+    stream_derivative=vector(lambda p, dtype: ("mish_derivative", ())),
+    nn_class="Mish", torch_class="Mish", torch_function="mish", inplace=True,
+    nn_example=("rnn.Mish()", "tensor([-0.2525,  0.0000,  2.9865])"),
     conventions="mish(-inf) = 0 (PyTorch gives NaN), mish(+inf) = +inf.",
     use="A smooth relu alternative reported to help some vision models (YOLOv4).",
     failure_mode="Three transcendental functions per element: the slowest member here.",
@@ -843,6 +1027,13 @@ def _softplus_grad(x, out, beta, threshold):
     return _store(sp.select(bx > threshold, np.ones((), x.dtype), sp.sigmoid(bx)), out)
 
 
+def _softplus_gain(p: Mapping[str, Any]) -> float:
+    # PyTorch's switch to x at beta x = threshold is a jump of f: a quadrature panel must end there too.
+    threshold, beta = p.get("threshold", 20.0), p.get("beta", 1.0)
+    breaks = (threshold / beta, 0.0) if math.isfinite(threshold) else (0.0,)
+    return numeric_gain(lambda z: softplus(z, **p), breaks, "softplus", p)
+
+
 softplus = register(Activation(
     "softplus",
     summary="Softplus: log(1 + exp(beta x)) / beta, a smooth relu; linear above the threshold (as PyTorch).",
@@ -860,6 +1051,9 @@ softplus = register(Activation(
     elementwise=True,
     forward=_softplus,
     derivative=_softplus_grad,
+    gain=_softplus_gain,
+    nn_class="Softplus", torch_class="Softplus", torch_function="softplus",
+    nn_example=("rnn.Softplus(beta=1.0)", "tensor([0.1269, 0.6931, 3.0486])"),
     conventions="Computed as max(bx, 0) + log1p(exp(-|bx|)), so no overflow; softplus(+inf) = +inf, "
                 "softplus(-inf) = 0. With a finite threshold f drops by log1p(exp(-threshold)) / beta "
                 "(2.1e-9 at the defaults) at beta x = threshold, exactly as PyTorch.",
@@ -867,6 +1061,98 @@ softplus = register(Activation(
     failure_mode="Never exactly zero, so no sparsity; log and exp cost.",
     paper="Dugas et al. 2001, Incorporating Second-Order Functional Knowledge for Better Option Pricing (NeurIPS).",
     example=">>> rl.softplus([-1.0, 0.0, 1.0])\narray([0.31326169, 0.69314718, 1.31326169])",
+))
+
+
+# -- squareplus, sparse_plus: softplus's algebraic relatives (JAX, Keras) -----------------------------------------
+def _squareplus_parts(x, b):
+    """h = sqrt(x^2 + b) without overflow (hypot), and h/2 + |x|/2 (h/2 - x/2 for x < 0): > 0, inf at +-inf."""
+    h = np.hypot(x, math.sqrt(b))
+    return h, 0.5 * h - 0.5 * sp.negative_abs(x)
+
+
+def _squareplus(x, out, b):
+    if b == 0:
+        return _relu(x, out)  # (x + |x|) / 2
+    # (x + h) / 2 = d for x >= 0; for x < 0 the same value as (b / 4) / d, which does not cancel. Halves before
+    # sums: nothing overflows for finite x (d <= max), and +-inf give +inf and 0.
+    h, d = _squareplus_parts(x, b)
+    return _store(sp.select(x < 0, (0.25 * b) / d, d), out)
+
+
+def _squareplus_grad(x, out, b):
+    if b == 0:
+        return _store(_step(x, x > 0, 0.5), out)  # relu's, with f'(0) = 1/2: the limit of 1/2 as b -> 0
+    # (1 + x / h) / 2; for x < 0, 1 + x/h = b / (h (h - x)) without cancellation.
+    h, d = _squareplus_parts(x, b)
+    with np.errstate(invalid="ignore"):  # inf / inf at x = +inf, fixed below
+        grad = sp.select(x < 0, ((0.25 * b) / h) / d, 0.5 + 0.5 * (x / h))
+    return _store(_fix_infinities(grad, x, 1.0, 0.0), out)
+
+
+squareplus = register(Activation(
+    "squareplus",
+    summary="Squareplus: (x + sqrt(x^2 + b)) / 2, a softplus-like smooth relu from one square root (JAX, Keras).",
+    formula=r"\frac{x + \sqrt{x^2 + b}}{2}",
+    derivative_formula=r"\frac{1}{2}\left(1 + \frac{x}{\sqrt{x^2 + b}}\right)",
+    params=(Param("b", 4.0, "Smoothness b >= 0 (f(0) = sqrt(b) / 2); b = 0 is relu.", low=0.0, high=math.inf,
+                  high_open=True),),
+    properties=lambda p: Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=p["b"] > 0,
+                                    kinks=() if p["b"] > 0 else (0.0,), zero_for_negative=p["b"] == 0,
+                                    piecewise_linear=p["b"] == 0),
+    elementwise=True,
+    forward=_squareplus,
+    derivative=_squareplus_grad,
+    # E[f(z)^2] = (E[2 z^2 + b] + 2 E[z sqrt(z^2 + b)]) / 4 = (2 + b) / 4: the second expectation is odd in z.
+    gain=lambda p: 2.0 / math.sqrt(2.0 + p.get("b", 4.0)),
+    nn_class="Squareplus",
+    nn_example=("rnn.Squareplus(b=4.0)", "tensor([0.4142, 1.0000, 3.3028])"),
+    conventions="For x < 0 computed as b / (2 (sqrt(x^2 + b) - x)), so no cancellation in the left tail; "
+                "squareplus(-inf) = 0, squareplus(+inf) = +inf. b = 0 is relu, with f'(0) = 1/2 (the value "
+                "for every b > 0).",
+    use="A cheap smooth relu: one square root instead of softplus's exp and log; jax.nn.squareplus, "
+        "keras.activations.squareplus.",
+    failure_mode="Approaches 0 only like b / (4|x|) for x -> -inf, far slower than softplus; never exactly 0.",
+    paper="Barron 2021, Squareplus: A Softplus-Like Algebraic Rectifier (arXiv:2112.11687).",
+    example=">>> rl.squareplus([-1.0, 0.0, 1.0])\narray([0.61803399, 1.        , 1.61803399])",
+))
+
+
+def _sparse_plus(x, out):
+    # 0 for x <= -1, (x + 1)^2 / 4 on (-1, 1), x from 1 on (JAX's branches); the quadratic sees only [-1, 1].
+    c = np.clip(x, -1.0, 1.0)
+    quadratic = 0.25 * ((c + 1.0) * (c + 1.0))
+    value = sp.select(x <= -1.0, np.zeros((), x.dtype), sp.select(x >= 1.0, x, quadratic))
+    return _store(value, out)
+
+
+def _sparse_plus_grad(x, out):
+    c = np.clip(x, -1.0, 1.0)  # (c + 1) / 2 is 0 at -1 and 1 at 1: continuous, and NaN stays NaN
+    return np.multiply(c + 1.0, 0.5, out=out)
+
+
+sparse_plus = register(Activation(
+    "sparse_plus",
+    aliases=("sparseplus",),
+    summary="Sparse plus: 0 for x <= -1, (x + 1)^2 / 4 on (-1, 1), x for x >= 1 (JAX, Keras).",
+    formula=r"\begin{cases} 0 & x \le -1 \\ \tfrac{1}{4}(x + 1)^2 & -1 < x < 1 \\ x & x \ge 1 \end{cases}",
+    derivative_formula=r"\begin{cases} 0 & x \le -1 \\ \tfrac{1}{2}(x + 1) & -1 < x < 1 \\ 1 & x \ge 1 "
+                       r"\end{cases}",
+    properties=Properties(monotonic=True, lower_bound=0.0, upper_bound=None, smooth=False, kinks=(),
+                          zero_for_negative=False, piecewise_linear=False),
+    elementwise=True,
+    forward=_sparse_plus,
+    derivative=_sparse_plus_grad,
+    nn_class="SparsePlus",
+    nn_example=("rnn.SparsePlus()", "tensor([0.0000, 0.2500, 3.0000])"),
+    conventions="Continuously differentiable (f'(-1) = 0, f'(1) = 1 from both sides), so no kinks and no at_zero; "
+                "exactly 0 for x <= -1 (sparse), f(0) = 1/4; integers become float64.",
+    use="A softplus with an exactly-zero region: sparse outputs with a continuous derivative "
+        "(jax.nn.sparse_plus, keras.activations.sparse_plus).",
+    failure_mode="Zero gradient for x <= -1, so units can die there like relu's (the region is shifted left).",
+    paper="Blondel, Martins & Niculae 2020, Learning with Fenchel-Young Losses (JMLR), the sparsemax's "
+          "2-D case.",
+    example=">>> rl.sparse_plus([-2.0, 0.0, 0.5, 2.0])\narray([0.    , 0.25  , 0.5625, 2.    ])",
 ))
 
 
@@ -882,6 +1168,10 @@ sigmoid = register(Activation(
     elementwise=True,
     forward=lambda x, out: sp.sigmoid(x, out=out),
     derivative=lambda x, out: _store(sp.sigmoid_slope(x), out),
+    stream=vector(lambda p, dtype: ("sigmoid_forward", ())),
+    stream_derivative=vector(lambda p, dtype: ("sigmoid_derivative", ())),
+    nn_class="Sigmoid", torch_class="Sigmoid", torch_function="sigmoid",
+    nn_example=("rnn.Sigmoid()", "tensor([0.1192, 0.5000, 0.9526])"),
     conventions="Computed from exp(-|x|) only: no overflow, exact tails.",
     use="Output layers for probabilities and gates (LSTM); a poor choice for deep hidden layers.",
     failure_mode="Vanishing gradients: the derivative is at most 1/4 and decays exponentially for large |x|.",
@@ -897,8 +1187,13 @@ tanh = register(Activation(
     properties=Properties(monotonic=True, lower_bound=-1.0, upper_bound=1.0, smooth=True, kinks=(),
                           zero_for_negative=False, piecewise_linear=False),
     elementwise=True,
-    forward=single_pass(lambda x, out: np.tanh(x, out=out)),
+    forward=lambda x, out: np.tanh(x, out=out),
     derivative=lambda x, out: sp.sech2(x, out=out),
+    stream=vector(lambda p, dtype: ("tanh_forward", ())),
+    stream_derivative=vector(lambda p, dtype: ("tanh_derivative", ())),
+    single_pass=True,
+    nn_class="Tanh", torch_class="Tanh", torch_function="tanh",
+    nn_example=("rnn.Tanh()", "tensor([-0.9640,  0.0000,  0.9951])"),
     conventions="The derivative is computed as 4e/(1+e)^2, e = exp(-2|x|): accurate where 1 - tanh^2 cancels.",
     use="Recurrent networks and shallow models; zero-centred, unlike sigmoid.",
     failure_mode="Vanishing gradients: saturates for |x| > 3, so deep stacks learn slowly.",
@@ -907,7 +1202,6 @@ tanh = register(Activation(
 ))
 
 
-@single_pass
 def _identity(x, out):
     if out is None:
         return x.copy()
@@ -936,50 +1230,13 @@ identity = register(Activation(
     elementwise=True,
     forward=_identity,
     derivative=_identity_grad,
+    single_pass=True,
+    gain=1.0,
+    nn_class="Identity", torch_class="Identity",
+    nn_example=("rnn.Identity()", "tensor([-2.,  0.,  3.])"),
     conventions="Returns a copy (never the input itself); f'(NaN) = NaN.",
     use="A control in experiments: what the network does with no nonlinearity at all.",
     failure_mode="No nonlinearity: any depth collapses to one linear map.",
     example=">>> rl.identity([-1.0, 2.0])\narray([-1.,  2.])",
 ))
 
-
-# -- compiled twins of the smooth members (family/_vector.py with numba; family/_compiled.py says when they run) ------
-def _elu_twin(alpha, scale):
-    return lambda p, dtype: ("elu_forward", (dtype.type(alpha(p)), dtype.type(scale)))
-
-
-def _elu_grad_twin(alpha, scale):
-    def choose(p, dtype):
-        coefficient = scale * alpha(p)
-        at_zero = coefficient if p["at_zero"] is None else p["at_zero"]
-        return "elu_derivative", (dtype.type(coefficient), dtype.type(scale), dtype.type(at_zero))
-
-    return choose
-
-
-twin(sigmoid._forward, lambda p, dtype: ("sigmoid_forward", ()))
-twin(sigmoid._derivative, lambda p, dtype: ("sigmoid_derivative", ()))
-twin(_silu, lambda p, dtype: ("silu_forward", (dtype.type(1.0),)))
-twin(_silu_grad, lambda p, dtype: ("silu_derivative", (dtype.type(1.0),)))
-twin(_quick_gelu, lambda p, dtype: ("silu_forward", (dtype.type(QUICK_GELU_SCALE),)))
-twin(_quick_gelu_grad, lambda p, dtype: ("silu_derivative", (dtype.type(QUICK_GELU_SCALE),)))
-twin(_gelu, lambda p, dtype: ("gelu_tanh_forward" if p["approximate"] == "tanh" else "gelu_forward", ()))
-twin(_gelu_grad, lambda p, dtype: ("gelu_tanh_derivative" if p["approximate"] == "tanh" else "gelu_derivative", ()))
-twin(_mish, lambda p, dtype: ("mish_forward", ()))
-twin(_mish_grad, lambda p, dtype: ("mish_derivative", ()))
-twin(_hardswish, lambda p, dtype: ("hardswish_forward", ()))
-twin(_hardswish_grad, lambda p, dtype: ("hardswish_derivative", ()))
-twin(_squared_relu, lambda p, dtype: ("squared_relu_forward", ()))
-twin(_squared_relu_grad, lambda p, dtype: ("squared_relu_derivative", ()))
-twin(_relu6, lambda p, dtype: ("clip_forward", tuple(dtype.type(v) for v in (0.0, 1.0, 0.0, 6.0))))
-twin(_relu6_grad, lambda p, dtype: ("clip_derivative", tuple(dtype.type(v) for v in (0.0, 6.0, 1.0, p["at_zero"]))))
-twin(_hard_sigmoid, lambda p, dtype: ("clip_forward", tuple(dtype.type(v) for v in (3.0, 6.0, 0.0, 6.0))))
-twin(_hard_sigmoid_grad, lambda p, dtype: ("clip_derivative", tuple(dtype.type(v) for v in (-3.0, 3.0, 1 / 6, 0.0))))
-twin(_hard_tanh, lambda p, dtype: ("clip_forward", tuple(dtype.type(v) for v in (0.0, 1.0, p["min_val"], p["max_val"]))))
-twin(_hard_tanh_grad, lambda p, dtype: ("clip_derivative", tuple(dtype.type(v) for v in (p["min_val"], p["max_val"], 1.0, 0.0))))
-twin(tanh._forward, lambda p, dtype: ("tanh_forward", ()))
-twin(tanh._derivative, lambda p, dtype: ("tanh_derivative", ()))
-twin(elu._forward, _elu_twin(lambda p: p["alpha"], 1.0))
-twin(elu._derivative, _elu_grad_twin(lambda p: p["alpha"], 1.0))
-twin(selu._forward, _elu_twin(lambda p: SELU_ALPHA, SELU_SCALE))
-twin(selu._derivative, _elu_grad_twin(lambda p: SELU_ALPHA, SELU_SCALE))

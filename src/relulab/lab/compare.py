@@ -9,64 +9,30 @@ what is allowed). The grid runs through :class:`~relulab.lab.sweep.Sweep` (paral
 from __future__ import annotations
 
 import html
+import importlib
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
-import numpy as np
-
 from .. import family
 from . import data as lab_data
-from . import report
+from . import report, stats
 from .report import Column, fmt
 from .sweep import Backend, Sweep, Task, default_jobs, validate_backend
-from .train import INITS, MODELS, OPTIMIZERS, RunConfig
+from .train import RunConfig
+from .validate import INITS, LIMITS, MAX_LR, MODELS, OPTIMIZERS, ConfigError, choice, integer, out_dir
 
-__all__ = ["ConfigError", "CompareSettings", "LabResult", "validate_compare", "compare", "compare_table",
-           "compare_columns", "render_tables", "DEFAULT_ACTIVATIONS", "LR_CANDIDATES", "lr_lines", "ran_on",
-           "failed_lines"]
+__all__ = ["ConfigError", "LIMITS", "MAX_LR", "CompareSettings", "LabResult", "validate_compare", "compare",
+           "compare_table", "compare_columns", "render_tables", "DEFAULT_ACTIVATIONS", "LR_CANDIDATES", "lr_lines",
+           "ran_on", "failed_lines", "train_task", "write_outputs", "TRAIN"]
 
 DEFAULT_ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid")
 # Three rates a factor ~3 apart cover where every default activation trains best on the lab's data sets (relu-like
 # members pick 0.03, tanh 0.1, sigmoid 0.3 with SGD) and keep the default compare within a minute on two cores.
 LR_CANDIDATES = {"sgd": (0.03, 0.1, 0.3), "adam": (3e-4, 1e-3, 3e-3)}
 TRAIN = "relulab.lab.train:run"
-
-
-class ConfigError(ValueError):
-    """A bad setting: reported in one line before anything runs or is written."""
-
-
-# -- validation ----------------------------------------------------------------------------------------------------
-# Upper bounds: far above anything the lab's data sets and a workstation need, low enough that a typo (--seeds
-# 10**22, --width 1e8) is a one-line error instead of a run that fills memory or dies inside torch.
-LIMITS = {"--seeds": 1000, "--epochs": 10_000, "--width": 4096, "--batch-size": 65_536, "--jobs": 512}
-MAX_LR = 10.0
-
-
-def _integer(option: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
-    maximum = LIMITS.get(option) if maximum is None else maximum
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum or (
-            maximum is not None and value > maximum):
-        allowed = f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-        raise ConfigError(f"{option} must be {allowed}; got {value!r}")
-    return int(value)
-
-
-def _positive(option: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{option} must be a finite number > 0; got {value!r}")
-    return float(value)
-
-
-def _choice(option: str, value: Any, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{option} must be one of {', '.join(allowed)}; got {value!r}")
-    return value
 
 
 def _activations(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -86,15 +52,16 @@ def _activations(value: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def _data(name: str) -> str:
-    if name not in lab_data.DATASETS:
-        raise ConfigError(f"--data must be one of {', '.join(lab_data.DATASETS)}, a .npz/.csv file or "
+    if name not in lab_data.REGISTRY:
+        raise ConfigError(f"--data must be one of {', '.join(lab_data.names())}, a .npz/.csv file or "
                           f"package.module:loader; got {name!r}")
-    if name in lab_data.TORCHVISION_DATASETS:
+    needs = lab_data.REGISTRY[name].needs
+    if needs is not None:
         try:
-            import torchvision  # noqa: F401
+            importlib.import_module(needs)
         except ImportError:
-            raise ConfigError(f"--data {name} needs torchvision, which is not installed: pip install torchvision "
-                              f"(offline data sets: digits, mnist1d, moons, circles, spiral, xor)") from None
+            raise ConfigError(f"--data {name} needs {needs}, which is not installed: pip install {needs} "
+                              f"(offline data sets: {', '.join(lab_data.names(offline=True))})") from None
     return name
 
 
@@ -110,42 +77,6 @@ def _lr(value: Any) -> str | float:
             0 < value <= MAX_LR):
         raise ConfigError(f"--lr must be 'auto' or a number in (0, {MAX_LR:g}]; got {value!r}")
     return float(value)
-
-
-def _out(value: str | Path) -> Path:
-    """The report directory, checked before anything runs: a directory (or creatable as one) we may write in."""
-    path = Path(value)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"--out must be a directory; {str(path)!r} is a file")
-    existing = path
-    while not existing.exists():  # the nearest ancestor that exists decides whether path can be created
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if existing != path and not existing.is_dir():
-        raise ConfigError(f"--out {str(path)!r} cannot be created: {str(existing)!r} is a file, not a directory")
-    # The only sure test is to write: create the folder and a probe file in it (a read-only mount, /proc, a full
-    # quota all fail here, before any training), then remove what the probe made, so that an error found later in
-    # the validation still leaves nothing behind (the run creates the folder again when it writes).
-    missing = []
-    parent = path
-    while not parent.exists() and parent.parent != parent:
-        missing.append(parent)
-        parent = parent.parent
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".relulab-probe-", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as error:
-        raise ConfigError(f"--out {str(path)!r} is not a writable directory: {error.strerror or error}") from None
-    finally:
-        for created in missing:  # deepest first
-            try:
-                created.rmdir()
-            except OSError:
-                break
-    return path
 
 
 @dataclass(frozen=True)
@@ -226,7 +157,7 @@ def validate_compare(*, data: Any = "digits", model: Any = None,
         data = _data(data)
         kind = lab_data.kind_of(data)
     if _user_input(model):
-        user_model = user.model_source(model, out=_out(out))
+        user_model = user.model_source(model, out=out_dir(out))
     elif model is None:
         model = "mlp" if kind == "points" else "cnn"
     if user_model is None:
@@ -241,13 +172,13 @@ def validate_compare(*, data: Any = "digits", model: Any = None,
     if not isinstance(target_error, (int, float)) or isinstance(target_error, bool) or not 0 < target_error < 1:
         raise ConfigError(f"--target must be a train error strictly between 0 and 1; got {target_error!r}")
     settings = CompareSettings(
-        data=data, model=model, activations=_activations(activations), seeds=_integer("--seeds", seeds),
-        epochs=_integer("--epochs", epochs), lr=_lr(lr),
-        depth=None if depth is None else _integer("--depth", depth, 1, 200 if model == "mlp" else 6),
-        width=_integer("--width", width), init=_choice("--init", init, INITS),
-        optimizer=_choice("--optimizer", optimizer, OPTIMIZERS), batch_size=_integer("--batch-size", batch_size),
-        target_error=float(target_error), jobs=default_jobs() if jobs is None else _integer("--jobs", jobs),
-        out=_out(out), user_data=user_data, user_model=user_model,
+        data=data, model=model, activations=_activations(activations), seeds=integer("--seeds", seeds),
+        epochs=integer("--epochs", epochs), lr=_lr(lr),
+        depth=None if depth is None else integer("--depth", depth, 1, 200 if model == "mlp" else 6),
+        width=integer("--width", width), init=choice("--init", init, INITS),
+        optimizer=choice("--optimizer", optimizer, OPTIMIZERS), batch_size=integer("--batch-size", batch_size),
+        target_error=float(target_error), jobs=default_jobs() if jobs is None else integer("--jobs", jobs),
+        out=out_dir(out), user_data=user_data, user_model=user_model,
     )
     if user_data is not None:
         settings = replace(settings, data=str(user.data_path(user_data, settings.out)))
@@ -260,27 +191,14 @@ def validate_compare(*, data: Any = "digits", model: Any = None,
 
 
 # -- shared helpers ------------------------------------------------------------------------------------------------
-def _task(config: RunConfig, group: str = "") -> Task:
+def train_task(config: RunConfig, group: str = "") -> Task:
+    """The sweep task that trains ``config``, labelled by its group, activation and seed."""
     label = f"{group}-{config.activation}-s{config.seed}" if group else f"{config.activation}-s{config.seed}"
     return Task(TRAIN, config.to_dict(), label=label)
 
 
 def _values(runs: Sequence[Mapping[str, Any]], key: str) -> list[float]:
     return [r["final"][key] for r in runs if r["status"] == "ok" and r["final"].get(key) is not None]
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return float(np.mean(values)) if len(values) else None
-
-
-def _std(values: Sequence[float]) -> float | None:
-    """Sample standard deviation; None for fewer than two values (one seed has no spread to report)."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else None
-
-
-def _geomean(values: Sequence[float]) -> float | None:
-    values = [v for v in values if v is not None and v > 0]
-    return float(np.exp(np.mean(np.log(values)))) if values else None
 
 
 def _choose_lr(runs: Sequence[Mapping[str, Any]], candidates: Sequence[float]) -> tuple[float, dict[str, Any]]:
@@ -323,10 +241,11 @@ def render_tables(tables: Sequence[Table]) -> str:
     return "\n\n".join(blocks)
 
 
-def _write_outputs(out: Path, results: dict[str, Any], *, title: str, intro: Sequence[str],
-                   tables: Sequence[Table], figures: Sequence[tuple[str, str]],
-                   runs: Sequence[Mapping[str, Any]], notes: Sequence[str] = (),
-                   csv_rows: tuple[Sequence[str], Sequence[Mapping[str, Any]]] | None = None) -> None:
+def write_outputs(out: Path, results: dict[str, Any], *, title: str, intro: Sequence[str],
+                  tables: Sequence[Table], figures: Sequence[tuple[str, str]],
+                  runs: Sequence[Mapping[str, Any]], notes: Sequence[str] = (),
+                  csv_rows: tuple[Sequence[str], Sequence[Mapping[str, Any]]] | None = None) -> None:
+    """Write the report: index.html, results.json (``results``, with the file names added) and results.csv."""
     results["files"] = {"html": "index.html", "json": "results.json", "csv": "results.csv",
                         "figures": [name for name, _ in figures]}
     tables_html = "".join((f"<h3>{html.escape(t)}</h3>" if t else "") + report.render_html(c, r)
@@ -371,15 +290,15 @@ def compare_table(runs_by_activation: Mapping[str, Sequence[Mapping[str, Any]]],
         rows.append({
             "activation": act,
             "lr": lrs[act],
-            "test_accuracy": _mean(accuracy),
-            "test_accuracy_std": _std(accuracy),
-            "epochs_to_target": _mean(reached),
+            "test_accuracy": stats.mean(accuracy),
+            "test_accuracy_std": stats.spread(accuracy),
+            "epochs_to_target": stats.mean(reached),
             "reached": len(reached),
             "runs": len(runs),
-            "dead_percent": _mean([100 * v for v in _values(runs, "dead_fraction")]),
-            "inactive_percent": _mean([100 * v for v in _values(runs, "inactive_fraction")]),
-            "sparsity_percent": _mean([100 * v for v in _values(runs, "sparsity")]),
-            "grad_ratio": _geomean(_values(runs, "grad_ratio")),
+            "dead_percent": stats.mean([100 * v for v in _values(runs, "dead_fraction")]),
+            "inactive_percent": stats.mean([100 * v for v in _values(runs, "inactive_fraction")]),
+            "sparsity_percent": stats.mean([100 * v for v in _values(runs, "sparsity")]),
+            "grad_ratio": stats.geometric_mean(_values(runs, "grad_ratio")),
             "diverged": sum(r["status"] == "diverged" for r in runs),
             "failed": sum(r["status"] == "failed" for r in runs),
         })
@@ -412,7 +331,7 @@ def compare(settings: CompareSettings, *, progress: bool = True, stream: TextIO 
     with Sweep(out, jobs=settings.jobs, progress=progress, stream=stream, backend=backend) as sweep:
         if settings.lr == "auto":
             candidates = LR_CANDIDATES[settings.optimizer]
-            tasks = [_task(settings.run_config(a, 0, lr)) for a in settings.activations for lr in candidates]
+            tasks = [train_task(settings.run_config(a, 0, lr)) for a in settings.activations for lr in candidates]
             tuning = sweep.run(tasks, label="lr sweep", keep_failed=True)
             for i, act in enumerate(settings.activations):
                 chosen, scores = _choose_lr(tuning[i * len(candidates):(i + 1) * len(candidates)], candidates)
@@ -420,7 +339,8 @@ def compare(settings: CompareSettings, *, progress: bool = True, stream: TextIO 
             lrs = {a: tuned[a]["chosen"] for a in settings.activations}
         else:
             lrs = {a: float(settings.lr) for a in settings.activations}
-        tasks = [_task(settings.run_config(a, s, lrs[a])) for a in settings.activations for s in range(settings.seeds)]
+        tasks = [train_task(settings.run_config(a, s, lrs[a])) for a in settings.activations
+                 for s in range(settings.seeds)]
         runs = sweep.run(tasks, label="runs", keep_failed=True)
     by_activation = {a: runs[i * settings.seeds:(i + 1) * settings.seeds] for i, a in enumerate(settings.activations)}
     rows = compare_table(by_activation, lrs)
@@ -444,7 +364,7 @@ def compare(settings: CompareSettings, *, progress: bool = True, stream: TextIO 
     summary = compare_summary(settings, lrs, tuned)
     metric = "r2" if settings.user_data is not None and settings.user_data.task == "regression" else "accuracy"
     tables = [("", compare_columns(settings.target_error, metric), rows)]
-    _write_outputs(out, results, title=f"relulab compare: {settings.data_label}, {settings.model_label}",
+    write_outputs(out, results, title=f"relulab compare: {settings.data_label}, {settings.model_label}",
                    intro=[summary, ran_on(results["execution"]), *failed_lines(results)[1:]], tables=tables,
                    figures=figures, runs=results["runs"], notes=COMPARE_NOTES)
     text = "\n".join([summary, "", render_tables(tables)] + (["", "lr auto:"] + lr_lines(results) if tuned else [])

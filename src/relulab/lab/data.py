@@ -26,8 +26,8 @@ import numpy as np
 
 from .._io import write_atomic
 
-__all__ = ["Dataset", "DATASETS", "TORCHVISION_DATASETS", "cache_dir", "load", "kind_of", "stratified_split",
-           "arrays_from_torchvision", "DataUnavailableError"]
+__all__ = ["Dataset", "DataSpec", "REGISTRY", "DATASETS", "names", "TORCHVISION_DATASETS", "cache_dir",
+           "load", "kind_of", "stratified_split", "arrays_from_torchvision", "DataUnavailableError"]
 
 # Bump when a loader's output changes, so stale caches are rebuilt rather than reused.
 _CACHE_VERSION = 2
@@ -232,22 +232,40 @@ def _build_torchvision(name: str) -> Dataset:
     return _hold_out(name, "image", x_train, y_train, x_test, y_test, num_classes, channel_axis=1)
 
 
-_BUILDERS: dict[str, Callable[[], Dataset]] = {
-    "digits": _build_digits,
-    "mnist1d": _build_mnist1d,
-    **{toy: (lambda toy=toy: _build_toy(toy)) for toy in _TOYS},
-    **{tv: (lambda tv=tv: _build_torchvision(tv)) for tv in TORCHVISION_DATASETS},
-}
-DATASETS = tuple(_BUILDERS)
-_KINDS = {"digits": "image", "mnist1d": "sequence", **{t: "points" for t in _TOYS},
-          **{t: "image" for t in TORCHVISION_DATASETS}}
+# -- the registry ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DataSpec:
+    """A data set the lab knows by name: how to build it and what it is, without building it."""
+
+    name: str
+    kind: str  # "image", "sequence" or "points"
+    build: Callable[[], Dataset]
+    needs: str | None = None  # an optional package it needs (installed separately), else None: offline
+    summary: str = ""
+
+
+# Every data set the lab knows, declared once: ``relulab compare --data``'s choices, its help and the validation
+# read this table, so a new data set is one entry here (and its builder above).
+REGISTRY: dict[str, DataSpec] = {spec.name: spec for spec in (
+    DataSpec("digits", "image", _build_digits, summary="scikit-learn's 8x8 handwritten digits"),
+    DataSpec("mnist1d", "sequence", _build_mnist1d, summary="MNIST-1D, generated offline"),
+    *(DataSpec(toy, "points", (lambda toy=toy: _build_toy(toy)), summary=f"2-D toy: {toy}") for toy in _TOYS),
+    *(DataSpec(tv, "image", (lambda tv=tv: _build_torchvision(tv)), needs="torchvision",
+               summary=f"torchvision's {cls}") for tv, cls in TORCHVISION_DATASETS.items()),
+)}
+DATASETS = tuple(REGISTRY)  # the names at import; names() reads the registry as it is now
+
+
+def names(*, offline: bool = False) -> tuple[str, ...]:
+    """The registered data sets' names (``offline``: only those that need no optional package)."""
+    return tuple(name for name, spec in REGISTRY.items() if not offline or spec.needs is None)
 
 
 def kind_of(name: str) -> str:
     """The kind of a data set ("image", "sequence" or "points") without loading it."""
-    if name not in _KINDS:
-        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
-    return _KINDS[name]
+    if name not in REGISTRY:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(names())}")
+    return REGISTRY[name].kind
 
 
 # -- the cache ---------------------------------------------------------------------------------------------------
@@ -279,8 +297,8 @@ def load(name: str) -> Dataset:
     >>> data.kind, data.shape, data.num_classes, data.sizes
     ('points', (2,), 2, (720, 240, 240))
     """
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    if name not in REGISTRY:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(names())}")
     path = _cache_path(name)
     key = str(path)
     if key in _MEMORY:
@@ -288,7 +306,7 @@ def load(name: str) -> Dataset:
     try:
         data = _read(path)
     except Exception:  # absent, or a corrupt or foreign file: rebuild it
-        data = _BUILDERS[name]()
+        data = REGISTRY[name].build()
         _save_atomic(path, data)
     _MEMORY[key] = data
     return data

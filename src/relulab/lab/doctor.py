@@ -42,14 +42,15 @@ from typing import Any, Mapping, Sequence, TextIO
 import numpy as np
 
 from .. import family
-from . import report
-from .compare import TRAIN, ConfigError, LabResult, _integer, _out, _positive, render_tables
+from . import report, stats
+from .compare import TRAIN, LabResult, render_tables
 from .data import Dataset
 from .report import Column, band, colour, figure, fmt, integer_ticks, plot_gradient_flow
 from .sweep import Backend, Sweep, Task, default_jobs, validate_backend
-from .train import OPTIMIZERS, RunConfig
+from .train import RunConfig
 from .user import (ModelSource, check_model, main_is_importable, model_source, prepare_data, save_data,
                    write_inputs)
+from .validate import OPTIMIZERS, ConfigError, choice, integer, out_dir, positive
 
 __all__ = ["DoctorSettings", "Remedy", "validate_doctor", "run_doctor", "doctor", "diagnose", "propose",
            "FINDING_KINDS", "DEAD_LIMIT", "BORN_DEAD_LIMIT", "VANISHING_LIMIT", "EXPLODING_LIMIT", "SATURATION_LIMIT"]
@@ -99,17 +100,16 @@ def validate_doctor(model: Any, data: Any, *, target: str | None = None, task: s
     ``data``: arrays, a torch Dataset/DataLoader, a .npz/.csv path or a loader's import path (see
     :mod:`relulab.lab.user`); ``activation``: the member a factory that needs one is built with (default relu).
     """
-    epochs, seeds = _integer("--epochs", epochs), _integer("--seeds", seeds)
-    lr, batch_size = _positive("--lr", lr), _integer("--batch-size", batch_size)
-    if optimizer not in OPTIMIZERS:
-        raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
-    jobs = default_jobs() if jobs is None else _integer("--jobs", jobs)
+    epochs, seeds = integer("--epochs", epochs), integer("--seeds", seeds)
+    lr, batch_size = positive("--lr", lr), integer("--batch-size", batch_size)
+    optimizer = choice("--optimizer", optimizer, OPTIMIZERS)
+    jobs = default_jobs() if jobs is None else integer("--jobs", jobs)
     if activation:
         try:
             activation = family.get(activation).name
         except family.UnknownActivationError as error:
             raise ConfigError(f"--activation: {error}") from None
-    out = _out(out)
+    out = out_dir(out)
     prepared = prepare_data(data, target=target, task=task)
     source = model_source(model, out=out, activation=activation)
     check_model(source, prepared)
@@ -122,21 +122,6 @@ def validate_doctor(model: Any, data: Any, *, target: str | None = None, task: s
 # -- diagnosis -----------------------------------------------------------------------------------------------------
 def _ok(runs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [r for r in runs if r["status"] == "ok" and r["epochs"]]
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(values)) if values else None
-
-
-def _std(values: Sequence[float | None]) -> float | None:
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.std(values, ddof=1)) if len(values) > 1 else None
-
-
-def _geomean(values: Sequence[float | None]) -> float | None:
-    values = [v for v in values if v is not None and math.isfinite(v) and v > 0]
-    return float(np.exp(np.mean(np.log(values)))) if values else None
 
 
 def _layer(record: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
@@ -196,39 +181,42 @@ def diagnose(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         dead = [l["dead_fraction"] for l in last]
         inactive = [l["inactive_fraction"] for l in last]
         at_init = [(_layer(r["init"], name) or {}).get("dead_fraction") for r in ok if "init" in r]
-        history = [_mean([(_layer(r["epochs"][e], name) or {}).get("dead_fraction") for r in ok
-                          if e < len(r["epochs"])]) for e in range(len(ok[0]["epochs"]))]
+        history = [stats.mean([(_layer(r["epochs"][e], name) or {}).get("dead_fraction") for r in ok
+                          if e < len(r["epochs"])], finite_only=True) for e in range(len(ok[0]["epochs"]))]
         died: dict[int, int] = {}
         for run in ok:
             for epoch, count in _died_at(run, name).items():
                 died[epoch] = died.get(epoch, 0) + count
         died = dict(sorted(died.items()))
         base_evidence = {"member": kind, "units": units, "seeds": len(ok)}
-        if dead_possible and _mean(dead) >= DEAD_LIMIT:
+        saturated = [l.get("saturated_fraction") for l in last]
+        dead_mean, inactive_mean, at_init_mean, saturated_mean = (
+            stats.mean(v, finite_only=True) for v in (dead, inactive, at_init, saturated))
+        if dead_possible and dead_mean >= DEAD_LIMIT:
             findings.append({"kind": "dead_units", "layer": name, "evidence": {
-                **base_evidence, "dead_fraction": _mean(dead), "dead_fraction_per_seed": dead,
-                "dead_units_seed0": last[0]["dead_units"], "dead_fraction_at_init": _mean(at_init),
+                **base_evidence, "dead_fraction": dead_mean, "dead_fraction_per_seed": dead,
+                "dead_units_seed0": last[0]["dead_units"], "dead_fraction_at_init": at_init_mean,
                 "dead_fraction_per_epoch": history, "died_at_epoch": {str(k): v for k, v in died.items()}}})
-        elif not dead_possible and not _saturating(kind) and _mean(inactive) >= DEAD_LIMIT:
+        elif not dead_possible and not _saturating(kind) and inactive_mean >= DEAD_LIMIT:
             # sigmoid/tanh units with negative inputs still pass gradient (their trouble is saturation, below)
             findings.append({"kind": "inactive_units", "layer": name, "evidence": {
-                **base_evidence, "inactive_fraction": _mean(inactive), "inactive_fraction_per_seed": inactive}})
-        if dead_possible and at_init and _mean(at_init) >= BORN_DEAD_LIMIT:
+                **base_evidence, "inactive_fraction": inactive_mean, "inactive_fraction_per_seed": inactive}})
+        if dead_possible and at_init and at_init_mean >= BORN_DEAD_LIMIT:
             findings.append({"kind": "born_dead", "layer": name, "evidence": {
-                **base_evidence, "dead_fraction_at_init": _mean(at_init), "dead_fraction_at_init_per_seed": at_init}})
-        saturated = [l.get("saturated_fraction") for l in last]
-        if _mean(saturated) is not None and _mean(saturated) >= SATURATION_LIMIT:
+                **base_evidence, "dead_fraction_at_init": at_init_mean, "dead_fraction_at_init_per_seed": at_init}})
+        if saturated_mean is not None and saturated_mean >= SATURATION_LIMIT:
             findings.append({"kind": "saturation", "layer": name, "evidence": {
-                **base_evidence, "saturated_fraction": _mean(saturated), "saturated_fraction_per_seed": saturated}})
+                **base_evidence, "saturated_fraction": saturated_mean, "saturated_fraction_per_seed": saturated}})
     weights = ok[0]["weight_layers"]
     if len(weights) > 1:
-        per_epoch = [_geomean([_ratios(r)[e] for r in ok if e < len(r["epochs"])]) for e in range(len(ok[0]["epochs"]))]
+        per_epoch = [stats.geometric_mean([_ratios(r)[e] for r in ok if e < len(r["epochs"])], finite_only=True)
+                     for e in range(len(ok[0]["epochs"]))]
         first = per_epoch[0]
         norms = np.array([[r["epochs"][e]["weight_grad"] for e in (0, -1)] for r in ok], dtype=float)
         with np.errstate(all="ignore"):
             growth = np.exp(np.nanmean(np.log(norms[:, 1] / norms[:, 0]), axis=0))  # per layer, over seeds
         evidence = {"first_layer": weights[0], "last_layer": weights[-1], "first_last_ratio_per_epoch": per_epoch,
-                    "weight_grad_first_epoch": [_geomean(list(col)) for col in norms[:, 0].T],
+                    "weight_grad_first_epoch": [stats.geometric_mean(col, finite_only=True) for col in norms[:, 0].T],
                     "growth_over_epochs": [float(g) if math.isfinite(g) else None for g in growth],
                     "weight_layers": weights}
         if first is not None and first < VANISHING_LIMIT:
@@ -394,15 +382,16 @@ def arm_metrics(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     at_init = [r["init"]["dead_fraction"] for r in ok if "init" in r]
     return {
         "runs": len(runs), "diverged": sum(r["status"] == "diverged" for r in runs), "metric": metric,
-        "dead_fraction": _mean(dead), "dead_fraction_std": _std(dead),
-        "inactive_fraction": _mean(inactive), "inactive_fraction_std": _std(inactive),
-        "dead_fraction_at_init": _mean(at_init),
-        "saturated_fraction": _mean([saturated(e) for e in last]),
-        "train_loss": _mean(loss), "train_loss_std": _std(loss),
-        "initial_loss": _mean([r["init"]["train_loss"] for r in ok if "init" in r]),
-        "val_metric": _mean(val), "val_metric_std": _std(val),
-        "test_metric": _mean(test), "test_metric_std": _std(test),
-        "grad_ratio": _geomean(ratios),
+        "dead_fraction": stats.mean(dead, finite_only=True), "dead_fraction_std": stats.spread(dead, finite_only=True),
+        "inactive_fraction": stats.mean(inactive, finite_only=True),
+        "inactive_fraction_std": stats.spread(inactive, finite_only=True),
+        "dead_fraction_at_init": stats.mean(at_init, finite_only=True),
+        "saturated_fraction": stats.mean([saturated(e) for e in last], finite_only=True),
+        "train_loss": stats.mean(loss, finite_only=True), "train_loss_std": stats.spread(loss, finite_only=True),
+        "initial_loss": stats.mean([r["init"]["train_loss"] for r in ok if "init" in r], finite_only=True),
+        "val_metric": stats.mean(val, finite_only=True), "val_metric_std": stats.spread(val, finite_only=True),
+        "test_metric": stats.mean(test, finite_only=True), "test_metric_std": stats.spread(test, finite_only=True),
+        "grad_ratio": stats.geometric_mean(ratios, finite_only=True),
     }
 
 

@@ -15,10 +15,11 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from .validate import INITS, MODELS
+
 __all__ = ["MODELS", "INITS", "build_model", "initialise", "mlp", "cnn", "weight_layers", "default_depth",
            "make_activation"]
 
-from .train import INITS, MODELS
 _DEFAULT_DEPTH = {"mlp": 3, "cnn": 2}
 _CNN_CHANNELS = (16, 32, 32, 64, 64, 64)
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .._io import save_figure, write_atomic
+from .stats import geometric_mean_columns
 from .sweep import to_json
 
 __all__ = ["Column", "render_text", "render_html", "write_page", "write_csv", "write_results", "fmt",
@@ -223,8 +224,6 @@ def series(runs: Sequence[Mapping[str, Any]], key: str, scale: float = 1.0) -> n
     return values
 
 
-_series = series
-
 
 def band(ax, values: np.ndarray, *, label: str, color: str, x: np.ndarray | None = None, style: str = "-") -> None:
     """Mean over runs as a line and the range over runs (min to max) as a shaded band."""
@@ -246,12 +245,6 @@ def _by_activation(runs: Sequence[Mapping[str, Any]], activations: Sequence[str]
     return {a: [r for r in runs if r["config"]["activation"] == a] for a in activations}
 
 
-def _geometric_mean(rows: np.ndarray) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        logs = np.log(np.where(rows > 0, rows, np.nan))
-        return np.exp(np.nanmean(logs, axis=0)) if np.isfinite(logs).any() else np.full(rows.shape[1:], np.nan)
-
-
 def plot_gradient_flow(out: Path, groups: Mapping[str, Sequence[Mapping[str, Any]]], *,
                        legend_size: int = 8) -> tuple[str, str]:
     """gradient_flow.png: per group (an activation, a remedy), the geometric mean over its runs of each weight
@@ -262,7 +255,8 @@ def plot_gradient_flow(out: Path, groups: Mapping[str, Sequence[Mapping[str, Any
                 continue
             for ax, pick in ((axes[0, 0], 0), (axes[0, 1], -1)):
                 rows = np.array([r["epochs"][pick]["weight_grad"] for r in runs], dtype=float)
-                ax.plot(np.arange(1, rows.shape[1] + 1), _geometric_mean(rows), "o-", color=colour(i), label=name)
+                ax.plot(np.arange(1, rows.shape[1] + 1), geometric_mean_columns(rows), "o-", color=colour(i),
+                        label=name)
         for ax, when in ((axes[0, 0], "first epoch"), (axes[0, 1], "last epoch")):
             ax.set(title=when, xlabel="weight layer (1 = input side)", yscale="log")
         axes[0, 0].legend(frameon=False, fontsize=legend_size)
@@ -279,8 +273,8 @@ def plot_compare(out: Path, runs: Sequence[Mapping[str, Any]], activations: Sequ
     with figure(out / "learning_curves.png", 1, 2, title="Learning curves (line: mean over seeds; band: range)") \
             as (fig, axes):
         for i, (act, group) in enumerate(groups.items()):
-            band(axes[0, 0], _series(group, "train_error", 100), label=act, color=colour(i))
-            band(axes[0, 1], _series(group, "test_accuracy", 100), label=act, color=colour(i))
+            band(axes[0, 0], series(group, "train_error", 100), label=act, color=colour(i))
+            band(axes[0, 1], series(group, "test_accuracy", 100), label=act, color=colour(i))
         axes[0, 0].axhline(100 * target_error, color="0.4", linestyle=":", linewidth=1,
                            label=f"target {100 * target_error:g}%")
         axes[0, 0].set(title="training error (%)", xlabel="epoch")
@@ -292,8 +286,8 @@ def plot_compare(out: Path, runs: Sequence[Mapping[str, Any]], activations: Sequ
                                            "log scale above 1 %, linear below) and test accuracy per epoch."))
     with figure(out / "dead_units.png", 1, 2, title="Dead and inactive units over training") as (fig, axes):
         for i, (act, group) in enumerate(groups.items()):
-            band(axes[0, 0], _series(group, "dead_fraction", 100), label=act, color=colour(i))
-            band(axes[0, 1], _series(group, "inactive_fraction", 100), label=act, color=colour(i))
+            band(axes[0, 0], series(group, "dead_fraction", 100), label=act, color=colour(i))
+            band(axes[0, 1], series(group, "inactive_fraction", 100), label=act, color=colour(i))
         axes[0, 0].set(title="dead units (% of all hidden units)", xlabel="epoch")
         axes[0, 1].set(title="inactive units: input never > 0 in the epoch (%)", xlabel="epoch")
         axes[0, 0].legend(frameon=False, fontsize=8)
@@ -304,7 +298,7 @@ def plot_compare(out: Path, runs: Sequence[Mapping[str, Any]], activations: Sequ
     figures.append(plot_gradient_flow(out, {act: [r for r in group if r["epochs"]] for act, group in groups.items()}))
     with figure(out / "sparsity.png", 1, 2, title="Sparsity: exact zeros in activation outputs") as (fig, axes):
         for i, (act, group) in enumerate(groups.items()):
-            band(axes[0, 0], _series(group, "sparsity", 100), label=act, color=colour(i))
+            band(axes[0, 0], series(group, "sparsity", 100), label=act, color=colour(i))
             ok = [r for r in group if r["epochs"]]
             if ok:
                 rows = np.array([[l["sparsity"] if l["sparsity"] is not None else np.nan

@@ -38,13 +38,12 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from . import data as lab_data
+from . import stats
+from .validate import INITS, MODELS, OPTIMIZERS
 
 __all__ = ["RunConfig", "run", "OPTIMIZERS", "MODELS", "INITS", "summarise_layers", "saturated_fractions",
            "load_data"]
 
-OPTIMIZERS = ("sgd", "adam")
-MODELS = ("mlp", "cnn")
-INITS = ("he", "default", "xavier")  # see relulab.lab.models.initialise
 
 
 @dataclass(frozen=True)
@@ -97,11 +96,6 @@ class RunConfig:
 _OMITTED_AT_DEFAULT = {"swap_from": "", "fingerprint": "", "standardize": False}
 
 
-def _mean(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None
-
-
 def summarise_layers(report: Mapping[str, Any]) -> dict[str, Any]:
     """Per-layer and whole-network numbers from a monitor report dict.
 
@@ -124,7 +118,7 @@ def summarise_layers(report: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "dead_fraction": dead / units if units else None,
         "inactive_fraction": inactive / units if units else None,
-        "sparsity": _mean([layer["sparsity"] for layer in layers]),
+        "sparsity": stats.mean([layer["sparsity"] for layer in layers]),
         "layers": layers,
     }
 
@@ -180,7 +174,7 @@ def standardized(data: lab_data.Dataset) -> lab_data.Dataset:
 
 def load_data(name: str) -> lab_data.Dataset:
     """A built-in data set by name, or the user's prepared data by its path."""
-    if name in lab_data.DATASETS:
+    if name in lab_data.REGISTRY:
         return lab_data.load(name)
     from .user import read_data
 
@@ -191,10 +185,8 @@ def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, 
         dataset: lab_data.Dataset | None = None) -> dict[str, Any]:
     """Train one model as ``config`` says and return the result dict (JSON-ready; see the module docstring)."""
     import torch
-    from torch import nn
 
     from ..monitor import Monitor, revive
-    from .models import build_model, initialise, weight_layers
 
     if not isinstance(config, RunConfig):
         config = RunConfig.from_dict(config)
@@ -210,36 +202,12 @@ def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, 
         "test": (torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)),
     }
 
-    torch.manual_seed(config.seed)
-    if config.model in MODELS:
-        # A regression's outputs: one per target column.
-        outputs = data.num_classes if not regression else int(np.prod(data.y_train.shape[1:], dtype=np.int64))
-        model = build_model(config.model, data.shape, outputs, activation=config.activation,
-                            depth=config.depth, width=config.width, init=config.init, params=config.params)
-    else:
-        from .user import build_model as build_user_model
-
-        model = initialise(build_user_model(config.model, config.activation, config.swap_from), config.init)
-    weighted = weight_layers(model)
-    if config.bias_shift:
-        with torch.no_grad():
-            for _, layer in weighted[:-1]:  # every layer followed by an activation, not the classifier
-                if layer.bias is not None:
-                    layer.bias += config.bias_shift
+    model, weighted = _seeded_model(config, data)
     # Evaluation runs on a twin made before the monitor attaches, so only training batches fill its windows; in
     # eval mode (rrelu uses its mean slope there and draws no random numbers from the training stream).
     twin = copy.deepcopy(model).eval()
-    if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
-    elif config.optimizer == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    else:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
-    if regression:
-        def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            return nn.functional.mse_loss(output.reshape(target.shape), target)
-    else:
-        loss_fn = nn.CrossEntropyLoss()
+    optimizer = _optimizer(config, model)
+    loss_fn = _loss(regression)
     order = torch.Generator().manual_seed(config.seed)
     n = len(y_train)
 
@@ -332,6 +300,55 @@ def run(config: RunConfig | Mapping[str, Any], *, on_epoch: Callable[[dict[str, 
     result["final"] = _final(result, config)
     result["seconds"] = time.perf_counter() - started
     return result
+
+
+def _seeded_model(config: RunConfig, data: lab_data.Dataset):
+    """The model of ``config`` built after seeding torch with the run's seed, and its weight layers; the bias
+    shift, if any, added to every layer followed by an activation."""
+    import torch
+
+    from .models import build_model, initialise, weight_layers
+
+    torch.manual_seed(config.seed)
+    if config.model in MODELS:
+        # A regression's outputs: one per target column.
+        outputs = data.num_classes if data.task != "regression" else int(np.prod(data.y_train.shape[1:],
+                                                                                 dtype=np.int64))
+        model = build_model(config.model, data.shape, outputs, activation=config.activation,
+                            depth=config.depth, width=config.width, init=config.init, params=config.params)
+    else:
+        from .user import build_model as build_user_model
+
+        model = initialise(build_user_model(config.model, config.activation, config.swap_from), config.init)
+    weighted = weight_layers(model)
+    if config.bias_shift:
+        with torch.no_grad():
+            for _, layer in weighted[:-1]:  # every layer followed by an activation, not the classifier
+                if layer.bias is not None:
+                    layer.bias += config.bias_shift
+    return model, weighted
+
+
+def _optimizer(config: RunConfig, model):
+    import torch
+
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr)
+    raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
+
+
+def _loss(regression: bool):
+    """Mean squared error for a regression (outputs reshaped to the targets), cross-entropy for classes."""
+    from torch import nn
+
+    if regression:
+        def loss_fn(output, target):
+            return nn.functional.mse_loss(output.reshape(target.shape), target)
+
+        return loss_fn
+    return nn.CrossEntropyLoss()
 
 
 def _final(result: dict[str, Any], config: RunConfig) -> dict[str, Any]:

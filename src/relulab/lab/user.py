@@ -42,8 +42,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .._io import write_atomic
-from .compare import ConfigError
-from .data import Dataset, stratified_split
+from .data import REGISTRY, Dataset, stratified_split
+from .validate import MODELS, ConfigError
 
 __all__ = ["ModelSource", "model_source", "build_model", "prepare_data", "save_data", "read_data", "is_user_data",
            "is_user_model", "check_model", "write_inputs", "data_path", "main_is_importable", "TASKS", "infer_task", "resolve_import"]
@@ -155,8 +155,6 @@ class ModelSource:
 
 def is_user_model(spec: Any) -> bool:
     """True for anything that is not one of the lab's built-in model names."""
-    from .train import MODELS
-
     return not (isinstance(spec, str) and spec in MODELS)
 
 
@@ -334,9 +332,7 @@ def check_model(source: ModelSource, data: Dataset, option: str = "--model") -> 
 # -- the data ----------------------------------------------------------------------------------------------------
 def is_user_data(name: Any) -> bool:
     """True for anything that is not one of the lab's built-in data set names."""
-    from .data import DATASETS
-
-    return not (isinstance(name, str) and name in DATASETS)
+    return not (isinstance(name, str) and name in REGISTRY)
 
 
 def infer_task(y: np.ndarray) -> str:

@@ -37,8 +37,27 @@ from .report import LayerStats, Report
 
 __all__ = ["Monitor", "find_activations"]
 
-_FUNCTIONAL_CALL = re.compile(r"\b(?:F|functional|torch)\.(relu|relu_|leaky_relu|elu|selu|celu|gelu|silu|mish|"
-                              r"softplus|hardswish|relu6|sigmoid|tanh|prelu|rrelu)\s*\(|\.(relu|sigmoid|tanh)\(\)")
+_PATTERNS: dict[tuple[str, ...], re.Pattern[str]] = {}
+
+
+def _functional_call() -> re.Pattern[str]:
+    """A call of a member's torch function in source: ``F.relu(``, ``torch.relu_(``, ``functional.gelu(``, and the
+    tensor methods called bare (``x.relu()``), from every registered member's ``torch_function``."""
+    key = tuple(family.names())
+    if key not in _PATTERNS:
+        functions = [spec.torch_function for spec in map(family.get, key) if spec.torch_function]
+        methods = [f for f in functions if hasattr(torch.Tensor, f)]
+        alternatives = "|".join(re.escape(f) for f in functions) or "(?!)"
+        calls = rf"\b(?:F|functional|torch)\.((?:{alternatives})_?)\s*\("
+        bare = "|".join(re.escape(f) for f in methods) or "(?!)"
+        _PATTERNS[key] = re.compile(rf"{calls}|\.({bare})\(\)")
+    return _PATTERNS[key]
+
+
+def _watched_torch_classes() -> str:
+    """The torch.nn classes of the registered members (torch.nn.Identity is a placeholder, not an activation)."""
+    classes = [family.get(n).torch_class for n in family.names()]
+    return ", ".join(c for c in classes if c and c != "Identity")
 
 
 def find_activations(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
@@ -64,7 +83,7 @@ def _functional_notes(model: nn.Module) -> list[str]:
             source = inspect.getsource(forward)
         except (OSError, TypeError):
             continue
-        calls = sorted({m.group(0).rstrip("(").strip() for m in _FUNCTIONAL_CALL.finditer(source)})
+        calls = sorted({m.group(0).rstrip("(").strip() for m in _functional_call().finditer(source)})
         if calls:
             where = name or type(module).__name__
             notes.append(f"{where} ({type(module).__name__}.forward) calls {', '.join(calls)} functionally; hooks "
@@ -428,10 +447,9 @@ class Monitor:
         found = find_activations(model)
         if modules is None:
             if not found and not functional:
-                looked_for = ("torch.nn ReLU, LeakyReLU, PReLU, RReLU, ELU, SELU, CELU, ReLU6, GELU, SiLU, Mish, "
-                              "Softplus, Hardswish, Hardsigmoid, Hardtanh, Sigmoid, Tanh, every relulab.nn "
-                              "activation module, transformers' and timm's activation classes and classes declared "
-                              "with relulab.nn.register_counterpart")
+                looked_for = (f"torch.nn {_watched_torch_classes()}, every relulab.nn activation module, "
+                              "transformers' and timm's activation classes and classes declared with "
+                              "relulab.nn.register_counterpart")
                 raise ValueError(
                     f"Monitor found no activation modules in {type(model).__name__}; it looks for {looked_for}. "
                     "Activations called as functions inside forward (F.relu, torch.relu, x.relu()) are watched with "

@@ -15,10 +15,11 @@ Import it explicitly (``import relulab`` never imports torch)::
 
 What is here:
 
-* **Modules** for every member (``ReLU, LeakyReLU, PReLU, RReLU, ELU, SELU, CELU, ReLU6, Hardswish, Hardsigmoid,
-  Hardtanh, SquaredReLU, GELU, SiLU, QuickGELU, Mish, Softplus, Sigmoid, Tanh, Identity``), generated from the family registry; each has
-  ``.activation`` (the family member) and ``.params``, torch.nn's constructor arguments, ``inplace`` where safe,
-  ``at_zero=`` at a kink at 0 and ``lean=``. :func:`make` builds one by name or alias.
+* **Modules** for every member (``ReLU``, ``LeakyReLU``, ``GELU``, ...: docs/members.md lists each member's
+  class), built from each member's spec in the family registry; each has ``.activation`` (the family member) and ``.params``, torch.nn's constructor
+  arguments, ``inplace`` where safe, ``at_zero=`` at a kink at 0 and ``lean=``. :func:`make` builds one by name or
+  alias. A member registered at run time gets a class too (:func:`module_for`, ``relulab.nn.<its nn_class>``),
+  computed by its NumPy kernels: a slow CPU round trip, but with the member's exact values and gradients.
 * :mod:`relulab.nn.functional`: the same as functions with torch.nn.functional's signatures.
 * **Numbers**: the same values and gradients as the NumPy member, including relulab's limits at +-inf where
   torch's kernels give NaN; torch's own fused kernels on the common path (as fast as torch.nn).
@@ -43,14 +44,24 @@ from .counterparts import (
     register_counterpart,
     unregister_counterpart,
 )
-from .modules import MODULES, ActivationModule, make
+from .modules import MODULES, ActivationModule, make, module_for
 from .modules import __all__ as _module_classes
-from .modules import *  # noqa: F403  (the generated classes: ReLU, LeakyReLU, ...)
+from .modules import *  # noqa: F403  (the classes: ReLU, LeakyReLU, ...)
 from .flow import Flow, FlowTracer, Origin, Site, trace
 from .swap import swap
 
-__all__ = sorted(set(_module_classes) - {"make"}) + [
-    "make", "functional", "gain", "init_", "swap", "param_groups", "activation_name", "activation_params",
+__all__ = sorted(set(_module_classes) - {"make", "module_for"}) + [
+    "make", "module_for", "functional", "gain", "init_", "swap", "param_groups", "activation_name", "activation_params",
     "identify", "Identification", "register_counterpart", "unregister_counterpart", "fan_in",
     "trace", "Flow", "FlowTracer", "Origin", "Site",
 ]
+
+
+def __getattr__(name: str):
+    # relulab.nn.ShiftedRelu: the class of a member registered at run time, by its spec's nn_class
+    from .modules import class_for
+
+    cls = class_for(name)
+    if cls is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return cls

@@ -27,6 +27,11 @@ Three kinds of path:
   single tensor on the native path (their input, or their output for sigmoid/tanh, which the next layer usually
   keeps anyway), so ``lean`` changes nothing for them.
 
+A member registered at run time, with no entry here, runs on the **NumPy path** (:func:`numpy_op`): a
+:class:`torch.autograd.Function` that calls the member's own NumPy forward and derivative kernels. Slow (a round
+trip through a CPU NumPy array each way), but exact and complete: dtype and device are kept, gradients are the
+member's derivative, ``at_zero`` works, so Monitor, swap, init_ and revive all take such a member.
+
 Maths lives in small pure functions (``*_fwd``, ``*_bwd``, :func:`pack_mask`, :func:`unpack_mask`); the
 ``autograd.Function`` classes are thin wrappers around them.
 """
@@ -41,9 +46,12 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from relulab.family import SELU_ALPHA, SELU_SCALE
+import numpy as np
 
-__all__ = ["OPS", "MemberOp", "FLOAT_DTYPES", "check_input", "pack_mask", "unpack_mask", "kernels_exact", "INF_CLAMP"]
+from relulab.family import SELU_ALPHA, SELU_SCALE, Activation, get
+
+__all__ = ["OPS", "MemberOp", "FLOAT_DTYPES", "check_input", "pack_mask", "unpack_mask", "kernels_exact", "INF_CLAMP",
+           "numpy_op", "NumPyKernelFunction"]
 
 aten = torch.ops.aten
 Tensor = torch.Tensor
@@ -413,6 +421,43 @@ def quick_gelu_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
     return g * (s + u * s * torch.sigmoid(-u))
 
 
+def squareplus_fwd(x: Tensor, b: float) -> Tensor:
+    if x.dtype in _HALF:  # computed in float32 and rounded once, as the family does
+        return squareplus_fwd(x.float(), b).to(x.dtype)
+    if b == 0:  # relu with the family's signs: +0.0 at -0.0 (torch.relu keeps -0.0), NaN at NaN
+        return torch.where(x <= 0, torch.zeros((), dtype=x.dtype, device=x.device), x)
+    # (x + h) / 2 = d for x >= 0, (b / 4) / d for x < 0 (the same value without cancellation), with
+    # h = hypot(x, sqrt(b)) and d = h/2 + |x|/2: no overflow for finite x, the limits 0 and +inf at -inf and +inf.
+    h = torch.hypot(x, torch.full((), math.sqrt(b), dtype=x.dtype, device=x.device))
+    d = 0.5 * h + 0.5 * x.abs()
+    return torch.where(x < 0, (0.25 * b) / d, d)
+
+
+def squareplus_bwd(g: Tensor, x: Tensor, b: float) -> Tensor:
+    if x.dtype in _HALF:
+        return squareplus_bwd(g.float(), x.float(), b).to(g.dtype)
+    if b == 0:  # relu's derivative with f'(0) = 1/2, the value for every b > 0 (the family's); NaN at NaN
+        return g * torch.where(x.isnan(), x, 0.5 * x.sign() + 0.5)
+    # (1 + x/h) / 2; for x < 0 the same as (b/4) / (h d) without cancellation; 1 at +inf (x/h is inf/inf there).
+    h = torch.hypot(x, torch.full((), math.sqrt(b), dtype=x.dtype, device=x.device))
+    d = 0.5 * h + 0.5 * x.abs()
+    positive = torch.where(x == math.inf, 1.0, 0.5 + 0.5 * (x / h))
+    return g * torch.where(x < 0, ((0.25 * b) / h) / d, positive)
+
+
+def sparse_plus_fwd(x: Tensor, approximate: str) -> Tensor:
+    if x.dtype in _HALF:  # three roundings in bfloat16 would cost an ulp: float32, rounded once
+        return sparse_plus_fwd(x.float(), approximate).to(x.dtype)
+    # 0 for x <= -1, (x + 1)^2 / 4 on (-1, 1), x from 1 on; the quadratic sees only [-1, 1]; NaN stays NaN.
+    c = x.clamp(-1.0, 1.0)
+    quadratic = (c + 1.0).square_().mul_(0.25)
+    return torch.where(x <= -1.0, torch.zeros((), dtype=x.dtype, device=x.device), torch.where(x >= 1.0, x, quadratic))
+
+
+def sparse_plus_bwd(g: Tensor, x: Tensor, approximate: str) -> Tensor:
+    return g * (x.clamp(-1.0, 1.0) + 1.0).mul_(0.5)  # 0 up to -1, (x + 1)/2, 1 from 1 on: continuous
+
+
 def hard_sigmoid_fwd(x: Tensor, approximate: str) -> Tensor:
     return F.hardsigmoid(x)
 
@@ -438,6 +483,63 @@ HardSigmoidFunction = _fixed_function("HardSigmoid", hard_sigmoid_fwd, hard_sigm
 SiLUFunction = _fixed_function("SiLU", silu_fwd, silu_bwd)
 MishFunction = _fixed_function("Mish", mish_fwd, mish_bwd)
 HardswishFunction = _fixed_function("Hardswish", hardswish_fwd, hardswish_bwd)
+SquareplusFunction = _fixed_function("Squareplus", squareplus_fwd, squareplus_bwd)  # its b in approximate's place
+SparsePlusFunction = _fixed_function("SparsePlus", sparse_plus_fwd, sparse_plus_bwd)
+
+
+_BITS_FORMAT = {torch.float32: ("f", "I"), torch.float16: ("e", "H")}
+
+
+@torch.compiler.assume_constant_result
+def _rounded_bound(value: float, dtype: torch.dtype, up: bool) -> float:
+    """A parameter ``value`` >= 0 rounded to ``dtype`` toward +inf (``up``) or -inf, as a Python float:
+    comparisons of x with it decide exactly what comparisons with the real value decide (torch would round it to
+    nearest). Plain Python (a constant under torch.compile); the parameter fits the dtype (see _wider_dtype)."""
+    if dtype == torch.float64:
+        return value
+    if dtype == torch.bfloat16:  # float32's upper 16 bits: truncation rounds a value >= 0 down
+        bits = struct.unpack("I", struct.pack("f", _rounded_bound(value, torch.float32, up)))[0] & 0xFFFF0000
+        down = struct.unpack("f", struct.pack("I", bits))[0]
+        return down if not up or down == value else struct.unpack("f", struct.pack("I", bits + 0x10000))[0]
+    real, integer = _BITS_FORMAT[dtype]
+    nearest = struct.unpack(real, struct.pack(real, value))[0]
+    if (nearest < value) if up else (nearest > value):  # one step along the bits (value >= 0: bits are monotonic)
+        bits = struct.unpack(integer, struct.pack(real, nearest))[0]
+        nearest = struct.unpack(real, struct.pack(integer, bits + (1 if up else -1)))[0]
+    return nearest
+
+
+class ClippedReLUFunction(torch.autograd.Function):
+    """relu with Keras's max_value and threshold (the family's relu): x on (threshold, max_value), 0 up to the
+    threshold (f(t) = 0), max_value from max_value on; f' = 1 strictly inside, 0 at both ends and outside,
+    ``at_zero`` at x == 0 where 0 is a kink. Saves packed bits only (1 per element, 2 with at_zero)."""
+
+    @staticmethod
+    def forward(ctx, x, max_value, threshold, at_zero, inplace):
+        # The region of slope 1 as torch's threshold_backward/hardtanh_backward decide it: NaN is inside (f' = 1
+        # at NaN, as relulab.nn's relu and relu6).
+        low = _rounded_bound(threshold, x.dtype, False)
+        one = (x <= low).logical_not_()
+        if max_value is not None:
+            one &= (x >= _rounded_bound(max_value, x.dtype, True)).logical_not_()
+        zero = (x == 0) if at_zero is not None else None
+        value = torch.where(x <= low, torch.zeros((), dtype=x.dtype, device=x.device), x)  # NaN stays NaN
+        if max_value is not None:
+            value = value.clamp_max(max_value)
+        ctx.shape, ctx.at_zero = x.shape, at_zero
+        ctx.save_for_backward(pack_mask(one), *(() if zero is None else (pack_mask(zero),)))
+        if inplace:
+            ctx.mark_dirty(x)
+            return x.copy_(value)
+        return value
+
+    @staticmethod
+    def backward(ctx, g):
+        saved = ctx.saved_tensors
+        grad = g * unpack_mask(saved[0], ctx.shape, g.dtype)
+        if ctx.at_zero is not None:
+            grad = torch.where(unpack_mask(saved[1], ctx.shape), g * ctx.at_zero, grad)
+        return grad, None, None, None, None
 
 
 class ELUAtZeroFunction(torch.autograd.Function):
@@ -466,7 +568,9 @@ def _tracked(*tensors) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
-def _relu(x, inplace, at_zero, lean, training):
+def _relu(x, inplace, at_zero, lean, training, max_value=None, threshold=0.0):
+    if max_value is not None or threshold != 0:  # Keras's capped / thresholded relu
+        return ClippedReLUFunction.apply(x, max_value, threshold, at_zero, inplace)
     if (lean or at_zero is not None) and _tracked(x):
         return PiecewiseLinearFunction.apply(x, None, "relu", 0.0, at_zero, inplace)
     return torch.relu_(x) if inplace else torch.relu(x)
@@ -595,6 +699,14 @@ def _quick_gelu(x, inplace, at_zero, lean, training):
     return QuickGELUFunction.apply(x, "none", False)
 
 
+def _squareplus(x, inplace, at_zero, lean, training, b):
+    return SquareplusFunction.apply(x, b, False)
+
+
+def _sparse_plus(x, inplace, at_zero, lean, training):
+    return SparsePlusFunction.apply(x, "none", False)
+
+
 def _mish(x, inplace, at_zero, lean, training):
     if kernels_exact(x):
         return F.mish(x, inplace=inplace)
@@ -625,14 +737,62 @@ def _identity(x, inplace, at_zero, lean, training):
     return x  # as torch.nn.Identity: the input itself, no copy, nothing saved
 
 
+# -- the NumPy path: members without a torch implementation ------------------------------------------------------
+def _through_numpy(compute: Callable[..., np.ndarray], x: Tensor, params: dict, **extra) -> Tensor:
+    """``compute(array, **params, **extra)`` on x as a CPU NumPy array, back as a tensor of x's dtype and device
+    (bfloat16, which NumPy lacks, goes through float32 and is rounded once)."""
+    work = x.detach()
+    dtype = torch.float32 if work.dtype == torch.bfloat16 else work.dtype
+    array = work.to(device="cpu", dtype=dtype).numpy()
+    value = np.asarray(compute(array, **params, **extra))
+    return torch.from_numpy(value).to(device=x.device, dtype=x.dtype)
+
+
+class NumPyKernelFunction(torch.autograd.Function):
+    """f(x) by the member's NumPy forward kernel; the backward is g * f'(x) by its NumPy derivative kernel (at
+    exactly x == 0 the subgradient ``at_zero`` where given). Saves the input."""
+
+    @staticmethod
+    def forward(ctx, x, activation, params, at_zero, inplace):
+        ctx.activation, ctx.params, ctx.at_zero = activation, params, at_zero
+        value = _through_numpy(activation, x, params)
+        if inplace:
+            ctx.save_for_backward(x.clone())
+            ctx.mark_dirty(x)
+            return x.copy_(value)
+        ctx.save_for_backward(x)
+        return value
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        extra = {} if ctx.at_zero is None else {"at_zero": ctx.at_zero}
+        return g * _through_numpy(ctx.activation.grad, x, ctx.params, **extra), None, None, None, None
+
+
+def numpy_op(activation: Activation) -> "MemberOp":
+    """The op of a member relulab.nn has no torch implementation of: its NumPy kernels through
+    :class:`NumPyKernelFunction` (the slow path; see the module docstring)."""
+    if activation.takes_weight:
+        raise ValueError(f"relulab.nn: {activation.name} takes a weight array; a member with a weight needs a torch "
+                         "implementation of its own in relulab/nn/_ops.py")
+    names = tuple(p.name for p in activation.torch_params)
+
+    def run(x, inplace, at_zero, lean, training, *params):
+        return NumPyKernelFunction.apply(x, activation, dict(zip(names, params)), at_zero, inplace)
+
+    run.__name__ = f"numpy_{activation.name}"
+    return MemberOp(run, names, activation.inplace)
+
+
 @dataclass(frozen=True)
 class MemberOp:
     """How one member runs on torch.
 
-    ``params``: the family parameters the torch op takes, in torch's positional order (``rrelu``'s ``training``
-    comes from the module's mode; its NumPy-only ``seed``/``rng`` and prelu's ``channel_axis`` — dim 1 in torch —
-    are not torch parameters). ``inplace``: whether an ``inplace=True`` option is offered. ``lean_saves``: what
-    the lean path keeps for the backward, in words (for the docs and the memory benchmark).
+    ``params``: the family parameters the torch op takes, in torch's positional order, and ``inplace``: whether an
+    ``inplace=True`` option is offered; both read from the member's spec (``Param(torch=False)``,
+    ``Activation(inplace=...)``) by :func:`_op`. ``lean_saves``: what the lean path keeps for the backward, in
+    words (for the docs and the memory benchmark).
     """
 
     fn: Callable[..., Tensor]
@@ -681,26 +841,34 @@ def _widening(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return run
 
 
+def _op(name: str, fn: Callable[..., Tensor], lean_saves: str = "its input (as the native path)") -> MemberOp:
+    """A built-in member's torch implementation; its parameters and ``inplace`` come from the member's spec."""
+    spec = get(name)
+    return MemberOp(fn, tuple(p.name for p in spec.torch_params), spec.inplace, lean_saves)
+
+
+# The members with a torch implementation of their own (the others take :func:`numpy_op`), in registry order.
 OPS: dict[str, MemberOp] = {
-    "relu": MemberOp(_relu, inplace=True, lean_saves="1 bit per element"),
-    "leaky_relu": MemberOp(_leaky_relu, ("negative_slope",), inplace=True, lean_saves="1 bit per element"),
-    "prelu": MemberOp(_prelu, lean_saves="1 bit per element (the input too when the slopes need a gradient)"),
-    "rrelu": MemberOp(_rrelu, ("lower", "upper"), inplace=True,
-                      lean_saves="eval: 1 bit per element; training: the random slopes only (not the input)"),
-    "elu": MemberOp(_elu, ("alpha",), inplace=True),
-    "selu": MemberOp(_selu, inplace=True),
-    "celu": MemberOp(_celu, ("alpha",), inplace=True),
-    "relu6": MemberOp(_relu6, inplace=True, lean_saves="1 bit per element"),
-    "hardswish": MemberOp(_hardswish, inplace=True),
-    "hard_sigmoid": MemberOp(_hard_sigmoid, inplace=True, lean_saves="1 bit per element"),
-    "hard_tanh": MemberOp(_hard_tanh, ("min_val", "max_val"), inplace=True, lean_saves="1 bit per element"),
-    "squared_relu": MemberOp(_squared_relu, lean_saves="relu(x) (one tensor, as the native path)"),
-    "gelu": MemberOp(_gelu, ("approximate",)),
-    "silu": MemberOp(_silu, inplace=True),
-    "quick_gelu": MemberOp(_quick_gelu),
-    "mish": MemberOp(_mish, inplace=True),
-    "softplus": MemberOp(_softplus, ("beta", "threshold")),
-    "sigmoid": MemberOp(_sigmoid, lean_saves="its output (as the native path)"),
-    "tanh": MemberOp(_tanh, lean_saves="its output (as the native path)"),
-    "identity": MemberOp(_identity, lean_saves="nothing"),
+    "relu": _op("relu", _relu, "1 bit per element"),
+    "leaky_relu": _op("leaky_relu", _leaky_relu, "1 bit per element"),
+    "prelu": _op("prelu", _prelu, "1 bit per element (the input too when the slopes need a gradient)"),
+    "rrelu": _op("rrelu", _rrelu, "eval: 1 bit per element; training: the random slopes only (not the input)"),
+    "elu": _op("elu", _elu),
+    "selu": _op("selu", _selu),
+    "celu": _op("celu", _celu),
+    "relu6": _op("relu6", _relu6, "1 bit per element"),
+    "hardswish": _op("hardswish", _hardswish),
+    "hard_sigmoid": _op("hard_sigmoid", _hard_sigmoid, "1 bit per element"),
+    "hard_tanh": _op("hard_tanh", _hard_tanh, "1 bit per element"),
+    "squared_relu": _op("squared_relu", _squared_relu, "relu(x) (one tensor, as the native path)"),
+    "gelu": _op("gelu", _gelu),
+    "silu": _op("silu", _silu),
+    "quick_gelu": _op("quick_gelu", _quick_gelu),
+    "mish": _op("mish", _mish),
+    "softplus": _op("softplus", _softplus),
+    "squareplus": _op("squareplus", _squareplus),
+    "sparse_plus": _op("sparse_plus", _sparse_plus),
+    "sigmoid": _op("sigmoid", _sigmoid, "its output (as the native path)"),
+    "tanh": _op("tanh", _tanh, "its output (as the native path)"),
+    "identity": _op("identity", _identity, "nothing"),
 }

@@ -7,37 +7,53 @@ same words.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 
-from relulab.family import Activation, Param, get, names
+from relulab.family import Activation, Param, get
 
-from ._ops import OPS, MemberOp
+from ._ops import OPS, MemberOp, numpy_op
 
-__all__ = ["member_op", "torch_params", "validate_params", "resolve_at_zero", "no_torch_op"]
+T = TypeVar("T")
+
+__all__ = ["member_op", "torch_params", "validate_params", "resolve_at_zero", "per_member",
+           "built_in_or_made"]
+
+_NUMPY_OPS: dict[str, tuple[Activation, MemberOp]] = {}  # members without a torch op: their NumPy path
 
 
-def no_torch_op(activation: Activation) -> ValueError:
-    known = ", ".join(n for n in names() if n in OPS)
-    return ValueError(
-        f"relulab.nn has no PyTorch implementation of the registered member {activation.name!r}; "
-        f"members with one: {known}"
-    )
+def per_member(store: dict[str, tuple[Activation, T]], activation: Activation, build: Callable[[Activation], T]) -> T:
+    """``build(activation)``, kept in ``store`` under the member's name for as long as that same object is the one
+    registered (a member unregistered and registered again under its name is built afresh)."""
+    cached = store.get(activation.name)
+    if cached is None or cached[0] is not activation:
+        cached = store[activation.name] = (activation, build(activation))
+    return cached[1]
+
+
+def built_in_or_made(built_in: Mapping[str, T], store: dict[str, tuple[Activation, T]], name: str | Activation,
+                     build: Callable[[Activation], T]) -> T:
+    """The member's entry in ``built_in`` (by canonical name, any alias resolved), else :func:`per_member`'s
+    ``build`` for a member registered at run time. UnknownActivationError for unknown names."""
+    activation = get(name)
+    if activation.name in built_in:
+        return built_in[activation.name]
+    return per_member(store, activation, build)
 
 
 def member_op(name: str | Activation) -> tuple[Activation, MemberOp]:
-    """The family member called ``name`` (any alias) and its torch op; UnknownActivationError for unknown names."""
+    """The family member called ``name`` (any alias) and its torch op: its own in ``OPS``, else the NumPy path
+    (:func:`relulab.nn._ops.numpy_op`). UnknownActivationError for unknown names."""
     activation = get(name)
-    if activation.name not in OPS:
-        raise no_torch_op(activation)
-    return activation, OPS[activation.name]
+    if activation.name in OPS:
+        return activation, OPS[activation.name]
+    return activation, per_member(_NUMPY_OPS, activation, numpy_op)
 
 
 def torch_params(activation: Activation) -> tuple[Param, ...]:
-    """The member's family Params that its torch op takes, in torch's order."""
-    index = {p.name: p for p in activation.params}
-    return tuple(index[name] for name in OPS[activation.name].params)
+    """The member's family Params that its torch op takes, in torch's order (the spec's ``Param(torch=True)``)."""
+    return activation.torch_params
 
 
 def validate_params(activation: Activation, owner: str, values: Mapping[str, Any]) -> dict[str, Any]:

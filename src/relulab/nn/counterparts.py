@@ -40,7 +40,7 @@ from torch import nn
 from relulab.family import Activation, get, names
 
 from ._ops import OPS
-from .modules import MODULES, ActivationModule
+from .modules import MODULES, ActivationModule, module_for
 
 __all__ = ["Identification", "identify", "register_counterpart", "unregister_counterpart", "activation_name",
            "activation_params", "KNOWN_CLASSES"]
@@ -81,20 +81,37 @@ def _attribute(name: str) -> Callable[[nn.Module], Any]:
     return read
 
 
+def _module_params(activation: Activation) -> tuple[str, ...] | None:
+    """make()'s parameter keywords for the member (prelu: num_parameters, init), None for a member relulab.nn has
+    no module for (a weight-taking member registered at run time)."""
+    if activation.name not in MODULES and activation.takes_weight:
+        return None
+    return module_for(activation).param_names
+
+
+def _torch_side(activation: Activation) -> tuple[str, ...]:
+    """The module's parameters that torch's own class takes too: not the keyword-only ones (relu's max_value and
+    threshold), which torch.nn.ReLU's instances do not have and make() takes only where given."""
+    keyword_only = {p.name for p in activation.params if p.keyword_only}
+    return tuple(name for name in _module_params(activation) if name not in keyword_only)
+
+
 def _full_params(member: str, given: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     """Every torch parameter of the member (make()'s keywords), the given ones over the defaults."""
-    if member in OPS:
-        signature = inspect.signature(MODULES[member])
-        defaults = {name: signature.parameters[name].default for name in MODULES[member]._param_names}
+    activation = get(member)
+    if _module_params(activation) is not None:
+        signature = inspect.signature(module_for(activation))
+        defaults = {name: signature.parameters[name].default for name in _torch_side(activation)}
     else:
-        defaults = get(member).defaults
+        defaults = activation.defaults
     defaults.update(given)
     return tuple(defaults.items())
 
 
 # -- torch.nn: the relulab classes' counterparts, parameters read from the same attribute names ------------------
 _TORCH: dict[type, _Counterpart] = {
-    cls.torch_counterpart: _Counterpart(member, tuple((p, _attribute(p)) for p in cls._param_names), "torch")
+    cls.torch_counterpart: _Counterpart(member, tuple((p, _attribute(p)) for p in _torch_side(cls.activation)),
+                                        "torch")
     for member, cls in MODULES.items() if cls.torch_counterpart is not None
 }
 _TORCH[nn.Identity] = _Counterpart(None, (), "torch")  # a placeholder, not a choice of activation
@@ -192,7 +209,8 @@ def register_counterpart(cls: type, member: str | Activation | None, *, replace:
         return
     activation = get(member)
     # make()'s keywords (prelu: num_parameters, init), or the family's for a member without a torch op
-    allowed = set(MODULES[activation.name]._param_names) if activation.name in OPS else set(activation.defaults)
+    module_params = _module_params(activation)
+    allowed = set(module_params) if module_params is not None else set(activation.defaults)
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise TypeError(f"register_counterpart: {activation.name} takes {', '.join(sorted(allowed)) or 'no parameters'}"

@@ -1,9 +1,12 @@
 """relulab.nn.functional: every member as a function of a tensor, with torch.nn.functional's signatures.
 
-Each function is one line that hands its arguments to the member's op in ``_ops.OPS``; parameters are validated
-against the family definition on the first call with a given combination (the result is cached, so repeated calls
-cost a dictionary lookup; validation is skipped while torch.compile traces). The docstrings are generated from the
-family. Extra keyword-only options: ``at_zero`` (members with a kink at 0) and ``lean``.
+The functions are generated from each member's spec (parameters in torch's order, ``inplace`` where the member
+offers it, ``at_zero`` where it has a kink at 0, ``lean``); each is one line that hands its arguments to the
+member's op in ``_ops.OPS``. prelu (a weight tensor) and rrelu (``training``) are written out below. Parameters are
+validated against the family definition on the first call with a given combination (the result is cached, so
+repeated calls cost a dictionary lookup; validation is skipped while torch.compile traces). The docstrings are
+generated from the family too. A member registered at run time is :func:`activation` ``(input, name, **params)``
+or ``relulab.nn.functional.<its name>`` (computed by its NumPy kernels: a slow path).
 
 >>> import torch, relulab.nn.functional as RF
 >>> RF.leaky_relu(torch.tensor([-2.0, 0.0, 3.0]), 0.1)
@@ -15,21 +18,23 @@ tensor([1.])
 
 from __future__ import annotations
 
+import __future__
 import functools
 import inspect
-from typing import Any
+import keyword
+from typing import Any, Callable
 
 import torch
 
-from relulab.family import get
+from relulab.family import Activation, get
 
 from ._ops import OPS, check_input
-from ._params import resolve_at_zero, torch_params, validate_params
+from ._params import built_in_or_made, member_op, resolve_at_zero, torch_params, validate_params
 
 __all__ = [
     "relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "relu6", "hardswish", "hard_sigmoid",
     "hardsigmoid", "hard_tanh", "hardtanh", "squared_relu", "gelu", "silu", "swish", "quick_gelu", "mish",
-    "softplus", "sigmoid", "tanh", "identity",
+    "softplus", "squareplus", "sparse_plus", "sigmoid", "tanh", "identity", "activation", "function_for",
 ]
 
 Tensor = torch.Tensor
@@ -52,24 +57,52 @@ def _check_flags(name: str, inplace: Any, lean: Any) -> None:
 def _apply(name: str, input: Tensor, args: tuple, inplace: bool, at_zero: Any, lean: bool,
            training: bool = False) -> Tensor:
     check_input(input, name)
+    op = OPS.get(name)
     if not torch.compiler.is_compiling():  # validated in eager; a compiled graph was traced from valid arguments
         _check_flags(name, inplace, lean)
         try:
-            args, at_zero = _validated(name, args, at_zero)
+            # a member registered at run time may be re-registered under its name: validated afresh each call
+            args, at_zero = (_validated if op is not None else _validated.__wrapped__)(name, args, at_zero)
         except TypeError as error:
             if "unhashable" not in str(error):
                 raise
             args, at_zero = _validated.__wrapped__(name, args, at_zero)
-    return OPS[name].fn(input, inplace, at_zero, lean, training, *args)
+    if op is None:
+        op = member_op(name)[1]
+    return op.fn(input, inplace, at_zero, lean, training, *args)
 
 
-def relu(input: Tensor, inplace: bool = False, *, at_zero: float | None = None, lean: bool = False) -> Tensor:
-    return _apply("relu", input, (), inplace, at_zero, lean)
+_ANNOTATIONS = {"real": "float", "choice": "str", "bool": "bool", "int": "int"}
 
 
-def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False, *,
-               at_zero: float | None = None, lean: bool = False) -> Tensor:
-    return _apply("leaky_relu", input, (negative_slope,), inplace, at_zero, lean)
+def _generate(activation: Activation) -> Callable[..., Tensor]:
+    """The function of a member, with torch.nn.functional's signature built from its spec: ``input``, its torch
+    parameters in order, ``inplace`` where offered, then keyword-only ``at_zero`` (kink at 0) and ``lean``.
+    Written as source and compiled, so it is one plain call to :func:`_apply`, as fast as a hand-written one."""
+    name = activation.name
+    function_name = name if name.isidentifier() and not keyword.iskeyword(name) else "activation_function"
+    inplace = member_op(activation)[1].inplace
+    params = torch_params(activation)
+    declared = [f"{p.name}: {_ANNOTATIONS.get(p.kind, 'Any')}{' | None' if p.allow_none else ''} = _default_{p.name}"
+                for p in params]
+    head = ["input: Tensor"] + [d for d, p in zip(declared, params) if not p.keyword_only]
+    if inplace:
+        head.append("inplace: bool = False")
+    head.append("*")
+    head += [d for d, p in zip(declared, params) if p.keyword_only]  # after inplace: torch's positions kept
+    if activation.has_kink_at_zero:
+        head.append("at_zero: float | None = None")
+    head.append("lean: bool = False")
+    values = "".join(f"{p.name}, " for p in params)
+    source = (f"def {function_name}({', '.join(head)}) -> Tensor:\n"
+              f"    return _apply({name!r}, input, ({values}), {'inplace' if inplace else 'False'}, "
+              f"{'at_zero' if activation.has_kink_at_zero else 'None'}, lean)\n")
+    namespace: dict[str, Any] = {"_apply": _apply, **{f"_default_{p.name}": p.default for p in params}}
+    flags = __future__.annotations.compiler_flag  # annotations stay strings, as in this module
+    exec(compile(source, f"<relulab.nn.functional.{name}>", "exec", flags=flags, dont_inherit=True), namespace)
+    function = namespace[function_name]
+    function.__module__ = __name__
+    return function
 
 
 def prelu(input: Tensor, weight: Tensor, *, at_zero: float | None = None, lean: bool = False) -> Tensor:
@@ -93,82 +126,57 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     return _apply("rrelu", input, (lower, upper), inplace, at_zero, lean, training=training)
 
 
-def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False, *, at_zero: float | None = None,
-        lean: bool = False) -> Tensor:
-    return _apply("elu", input, (alpha,), inplace, at_zero, lean)
+for _name in OPS:
+    if _name not in ("prelu", "rrelu"):  # written out above
+        globals()[_name] = _generate(get(_name))
 
-
-def selu(input: Tensor, inplace: bool = False, *, at_zero: float | None = None, lean: bool = False) -> Tensor:
-    return _apply("selu", input, (), inplace, at_zero, lean)
-
-
-def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False, *, lean: bool = False) -> Tensor:
-    return _apply("celu", input, (alpha,), inplace, None, lean)
-
-
-def relu6(input: Tensor, inplace: bool = False, *, at_zero: float | None = None, lean: bool = False) -> Tensor:
-    return _apply("relu6", input, (), inplace, at_zero, lean)
-
-
-def hardswish(input: Tensor, inplace: bool = False, *, lean: bool = False) -> Tensor:
-    return _apply("hardswish", input, (), inplace, None, lean)
-
-
-def hard_sigmoid(input: Tensor, inplace: bool = False, *, lean: bool = False) -> Tensor:
-    return _apply("hard_sigmoid", input, (), inplace, None, lean)
-
-
-def hard_tanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False, *,
-              lean: bool = False) -> Tensor:
-    return _apply("hard_tanh", input, (min_val, max_val), inplace, None, lean)
-
-
-def squared_relu(input: Tensor, *, lean: bool = False) -> Tensor:
-    return _apply("squared_relu", input, (), False, None, lean)
-
-
-def gelu(input: Tensor, approximate: str = "none", *, lean: bool = False) -> Tensor:
-    return _apply("gelu", input, (approximate,), False, None, lean)
-
-
-def silu(input: Tensor, inplace: bool = False, *, lean: bool = False) -> Tensor:
-    return _apply("silu", input, (), inplace, None, lean)
-
-
-def quick_gelu(input: Tensor, *, lean: bool = False) -> Tensor:
-    return _apply("quick_gelu", input, (), False, None, lean)
-
-
-def mish(input: Tensor, inplace: bool = False, *, lean: bool = False) -> Tensor:
-    return _apply("mish", input, (), inplace, None, lean)
-
-
-def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0, *, lean: bool = False) -> Tensor:
-    return _apply("softplus", input, (beta, threshold), False, None, lean)
-
-
-def sigmoid(input: Tensor, *, lean: bool = False) -> Tensor:
-    return _apply("sigmoid", input, (), False, None, lean)
-
-
-def tanh(input: Tensor, *, lean: bool = False) -> Tensor:
-    return _apply("tanh", input, (), False, None, lean)
-
-
-def identity(input: Tensor, *, lean: bool = False) -> Tensor:
-    return _apply("identity", input, (), False, None, lean)
-
-
-swish = silu  # alias, as in the family
-hardsigmoid = hard_sigmoid  # torch.nn.functional's spellings
-hardtanh = hard_tanh
+swish = silu  # alias, as in the family  # noqa: F821 (generated above)
+hardsigmoid = hard_sigmoid  # torch.nn.functional's spellings  # noqa: F821
+hardtanh = hard_tanh  # noqa: F821
 
 FUNCTIONS = {name: globals()[name] for name in OPS}
+_RUNTIME: dict[str, tuple[Activation, Callable[..., Tensor]]] = {}  # functions of members registered at run time
 
 
-def _function_doc(name: str) -> str:
+def function_for(name: str | Activation) -> Callable[..., Tensor]:
+    """The function of a member by name or alias: a built-in one, or for a member registered at run time one
+    generated on first use from its spec (computed by its NumPy kernels).
+
+    >>> import relulab.nn.functional as RF
+    >>> RF.function_for("swish") is RF.silu
+    True
+    """
+    return built_in_or_made(FUNCTIONS, _RUNTIME, name, _documented)
+
+
+def _documented(act: Activation) -> Callable[..., Tensor]:
+    function = _generate(act)
+    function.__doc__ = _function_doc(act.name, function)
+    return function
+
+
+def activation(input: Tensor, name: str | Activation, **params: Any) -> Tensor:
+    """Any registered member applied to ``input`` by name or alias, ``params`` as its function takes them.
+
+    >>> import torch, relulab.nn.functional as RF
+    >>> RF.activation(torch.tensor([-2.0, 3.0]), "leaky_relu", negative_slope=0.5)
+    tensor([-1.,  3.])
+    """
+    return function_for(name)(input, **params)
+
+
+def __getattr__(name: str) -> Any:
+    # relulab.nn.functional.shifted_relu: the function of a member registered at run time, by its canonical name
+    from relulab.family import names
+
+    if name in names():
+        return function_for(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _function_doc(name: str, function: Callable[..., Tensor]) -> str:
     activation = get(name)
-    signature = inspect.signature(FUNCTIONS[name])
+    signature = inspect.signature(function)
     lines = [activation.summary, "", ".. math::", "", f"    f(x) = {activation.formula}", "",
              f"    f'(x) = {activation.derivative_formula}", "", "Args:",
              "    input: a float16/bfloat16/float32/float64 tensor."]
@@ -181,11 +189,14 @@ def _function_doc(name: str) -> str:
         lines.append("    inplace: overwrite input with the result.")
     if "at_zero" in signature.parameters:
         lines.append("    at_zero: the derivative used at exactly x == 0 (None: PyTorch's value).")
-    lines.append(f"    lean: save {OPS[name].lean_saves} for the backward instead of a float tensor where possible.")
+    saves = member_op(activation)[1].lean_saves
+    lines.append(f"    lean: save {saves} for the backward instead of a float tensor where possible.")
+    if name not in OPS:
+        lines += ["", "Computed by the member's NumPy kernels (a CPU round trip each way: a slow path)."]
     if activation.conventions:
         lines += ["", f"Conventions: {activation.conventions}"]
     return "\n".join(lines)
 
 
 for _name, _function in FUNCTIONS.items():
-    _function.__doc__ = _function_doc(_name)
+    _function.__doc__ = _function_doc(_name, _function)

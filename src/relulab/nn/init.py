@@ -2,8 +2,9 @@
 
 The gain of a member f is ``1 / sqrt(E[f(z)^2])`` with z ~ N(0, 1): if a layer's pre-activations have unit
 variance, weights drawn with standard deviation ``gain / sqrt(fan_in)`` give the next layer's pre-activations unit
-variance again (He et al. 2015, eq. 10, for any f). Closed forms where they exist, otherwise Gauss-Legendre
-quadrature of the family's own NumPy member, so the gain of every registered member is available. See docs/nn.md
+variance again (He et al. 2015, eq. 10, for any f). Each member's spec gives its gain (``Activation.gain``): a closed
+form where one exists, otherwise Gauss-Legendre quadrature of the family's own NumPy member, so the gain of every
+registered member is available. See docs/nn.md
 for the table and for why torch.nn.init.calculate_gain differs for tanh (5/3), selu (3/4) and sigmoid (1).
 """
 
@@ -14,11 +15,11 @@ import math
 import numbers
 from typing import Any, Iterable
 
-import numpy as np
 import torch
 from torch import nn
 
-from relulab.family import Activation, get
+from relulab.family import Activation, get, leaky_gain
+from relulab.family import second_moment  # noqa: F401  (re-exported: relulab.nn.init.second_moment)
 
 from .counterparts import activation_name, activation_params
 from .flow import is_weight_layer, weight_fan_in
@@ -47,70 +48,10 @@ def fan_in(module: nn.Module) -> int | None:
     return weight_fan_in(module) if is_weight_layer(module) else None
 
 
-# Gauss-Legendre panels on [-40, 40]: beyond |z| = 40 the Gaussian weight is below 1e-347, zero in float64.
-_RANGE = 40.0
-_PANEL = 0.5
-_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(20)
-
-
-def second_moment(f: Any, kinks: Iterable[float] = ()) -> float:
-    """E[f(z)^2] for z ~ N(0, 1) by Gauss-Legendre quadrature on panels of width <= 0.5 that break at the kinks
-    (the integrand is smooth on each panel, so 20 nodes per panel reach full double precision)."""
-    scale, moment = _scaled_second_moment(f, kinks)
-    return scale * scale * moment
-
-
-def _scaled_second_moment(f: Any, kinks: Iterable[float] = ()) -> tuple[float, float]:
-    """(s, E[(f(z) / s)^2]) with s = max |f| on the nodes: no overflow for parameters up to float64's range (elu
-    with alpha = 1e300 has E[f^2] ~ 1e600 but a gain of ~1e-300)."""
-    edges = set(np.linspace(-_RANGE, _RANGE, int(2 * _RANGE / _PANEL) + 1).tolist())
-    edges |= {float(k) for k in kinks if -_RANGE < k < _RANGE}
-    edges = np.array(sorted(edges))
-    left, right = edges[:-1, None], edges[1:, None]
-    z = 0.5 * (right - left) * _NODES + 0.5 * (right + left)
-    w = 0.5 * (right - left) * _WEIGHTS
-    values = np.asarray(f(z.ravel()), dtype=np.float64).reshape(z.shape)
-    scale = float(np.max(np.abs(values))) or 1.0
-    if not math.isfinite(scale):
-        return scale, math.nan  # f itself overflows (or is NaN) on the nodes: the caller says so
-    values = values / scale
-    density = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    return scale, float(np.sum(w * values * values * density))
-
-
-def _leaky_gain(root_mean_square_slope: float) -> float:
-    # E[f(z)^2] = 1/2 (positive half) + E[a^2] / 2 (negative half, slope a); hypot never overflows (slope 1e300).
-    return math.sqrt(2.0) / math.hypot(1.0, root_mean_square_slope)
-
-
 @functools.lru_cache(maxsize=256)
-def _gain(name: str, items: tuple[tuple[str, Any], ...]) -> float:
-    params = dict(items)
-    activation = get(name)
-    if name == "prelu":
-        return _leaky_gain(float(params.get("init", 0.25)))
-    if name == "relu":
-        return math.sqrt(2.0)
-    if name == "leaky_relu":
-        return _leaky_gain(float(params.get("negative_slope", 0.01)))
-    if name == "rrelu":
-        lower, upper = float(params.get("lower", 1 / 8)), float(params.get("upper", 1 / 3))
-        # Training draws a ~ U(lower, upper): E[a^2] = (l^2 + l u + u^2) / 3 (the eval slope is the mean).
-        return _leaky_gain(math.sqrt((lower * lower + lower * upper + upper * upper) / 3.0))
-    if name == "identity":
-        return 1.0
-    if name == "squared_relu":
-        return math.sqrt(2.0 / 3.0)  # E[relu(z)^4] = E[z^4] / 2 = 3/2
-    kinks = activation.properties_for(**params).kinks
-    if name == "softplus" and math.isfinite(params.get("threshold", 20.0)):
-        # PyTorch's switch to x at beta x = threshold is a jump of f: a panel must end there too.
-        kinks += (params.get("threshold", 20.0) / params.get("beta", 1.0),)
-    with np.errstate(over="ignore"):
-        scale, moment = _scaled_second_moment(lambda z: activation(z, **params), kinks + (0.0,))
-    if not math.isfinite(scale):
-        raise ValueError(f"gain: {name} with {', '.join(f'{k}={v!r}' for k, v in params.items())} takes values "
-                         "beyond float64's range on N(0, 1); no gain can be computed")
-    return 1.0 / (scale * math.sqrt(moment))
+def _gain(activation: Activation, items: tuple[tuple[str, Any], ...]) -> float:
+    # keyed by the member object: a member unregistered and registered again under its name is a new key
+    return activation.gain(**dict(items))
 
 
 def gain(name: str | Activation, **params: Any) -> float:
@@ -153,7 +94,7 @@ def gain(name: str | Activation, **params: Any) -> float:
         # the family validates every parameter (type, range, lower <= upper) and normalises reals to float
         params = {p.name: p.check(params[p.name], "gain") for p in activation.params if p.name in params}
         activation.properties_for(**params)  # the member's cross-parameter rules (rrelu's lower <= upper)
-    return _gain(activation.name, tuple(sorted(params.items())))
+    return _gain(activation, tuple(sorted(params.items())))
 
 
 def _module_gain(module: nn.Module) -> tuple[str, float]:
@@ -161,7 +102,7 @@ def _module_gain(module: nn.Module) -> tuple[str, float]:
     params = activation_params(module)
     if name == "prelu":
         slopes = module.weight.detach().double()
-        return name, _leaky_gain(math.sqrt(float((slopes * slopes).mean())))  # the current slopes, not the first
+        return name, leaky_gain(math.sqrt(float((slopes * slopes).mean())))  # the current slopes, not the first
     return name, gain(name, **params)
 
 

@@ -1,14 +1,16 @@
-"""The relulab.nn modules: one class per member, generated from the family registry and the op table.
+"""The relulab.nn modules: one class per member, each a few lines on :class:`ActivationModule`.
 
-Each class is built by :func:`_build_class` from three sources, so nothing is written twice:
+A class names its member (``class ReLU(ActivationModule, member="relu")``) and
+:meth:`ActivationModule.__init_subclass__` builds the rest from two sources, so nothing is written twice:
 
-* the family member (``relulab.get(name)``): summary, formula, parameters with defaults and ranges (they become the
-  constructor's signature, its validation and its docstring), conventions, kink at 0;
-* the torch op table (``_ops.OPS``): the forward/backward, which parameters torch takes, whether ``inplace`` is
-  offered, what ``lean`` saves;
-* the short table :data:`_CLASSES` below: the class name, its torch.nn counterpart, and the docstring example.
+* the member's spec (``relulab.get(name)``, family/members.py): summary, formula, parameters with defaults and ranges
+  (they become the constructor's signature, its validation and its docstring; ``Param(torch=False)`` ones are left
+  out), ``inplace`` offered or not, conventions, kink at 0, the torch.nn counterpart and the docstring example;
+* the torch op (``_ops.OPS``): the forward/backward and what ``lean`` saves. A member without one (registered at
+  run time) runs on its NumPy kernels (``_ops.numpy_op``).
 
-PReLU is the one hand-written subclass, because it owns a learnable Parameter.
+PReLU is the one hand-written subclass, because it owns a learnable Parameter. A member registered at run time gets
+its class from :func:`module_for` (also ``relulab.nn.<ClassName>`` and :func:`make`).
 """
 
 from __future__ import annotations
@@ -22,37 +24,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from relulab.family import Activation, get
+from relulab.family import Activation, get, names
 
 from ._ops import OPS, check_input
-from ._params import member_op, resolve_at_zero, torch_params, validate_params
+from ._params import built_in_or_made, member_op, resolve_at_zero, torch_params, validate_params
 
-__all__ = ["ActivationModule", "MODULES", "make"]
-
-# class name, member, torch.nn counterpart (None: torch has none), and the docstring example: the constructor call
-# and the printed result for torch.tensor([-2.0, 0.0, 3.0]) (checked against the family by tests/nn).
-_CLASSES = (
-    ("ReLU", "relu", "ReLU", "rnn.ReLU()", "tensor([0., 0., 3.])"),
-    ("LeakyReLU", "leaky_relu", "LeakyReLU", "rnn.LeakyReLU(0.1)", "tensor([-0.2000,  0.0000,  3.0000])"),
-    ("RReLU", "rrelu", "RReLU", "rnn.RReLU().eval()", "tensor([-0.4583,  0.0000,  3.0000])"),
-    ("ELU", "elu", "ELU", "rnn.ELU(alpha=1.0)", "tensor([-0.8647,  0.0000,  3.0000])"),
-    ("SELU", "selu", "SELU", "rnn.SELU()", "tensor([-1.5202,  0.0000,  3.1521])"),
-    ("CELU", "celu", "CELU", "rnn.CELU(alpha=2.0)", "tensor([-1.2642,  0.0000,  3.0000])"),
-    ("ReLU6", "relu6", "ReLU6", "rnn.ReLU6()", "tensor([0., 0., 3.])"),
-    ("Hardswish", "hardswish", "Hardswish", "rnn.Hardswish()", "tensor([-0.3333,  0.0000,  3.0000])"),
-    ("Hardsigmoid", "hard_sigmoid", "Hardsigmoid", "rnn.Hardsigmoid()", "tensor([0.1667, 0.5000, 1.0000])"),
-    ("Hardtanh", "hard_tanh", "Hardtanh", "rnn.Hardtanh(-1.0, 1.0)", "tensor([-1.,  0.,  1.])"),
-    ("SquaredReLU", "squared_relu", None, "rnn.SquaredReLU()", "tensor([0., 0., 9.])"),
-    ("GELU", "gelu", "GELU", "rnn.GELU()", "tensor([-0.0455,  0.0000,  2.9959])"),
-    ("SiLU", "silu", "SiLU", "rnn.SiLU()", "tensor([-0.2384,  0.0000,  2.8577])"),
-    ("QuickGELU", "quick_gelu", None, "rnn.QuickGELU()", "tensor([-0.0643,  0.0000,  2.9819])"),
-    ("Mish", "mish", "Mish", "rnn.Mish()", "tensor([-0.2525,  0.0000,  2.9865])"),
-    ("Softplus", "softplus", "Softplus", "rnn.Softplus(beta=1.0)", "tensor([0.1269, 0.6931, 3.0486])"),
-    ("Sigmoid", "sigmoid", "Sigmoid", "rnn.Sigmoid()", "tensor([0.1192, 0.5000, 0.9526])"),
-    ("Tanh", "tanh", "Tanh", "rnn.Tanh()", "tensor([-0.9640,  0.0000,  0.9951])"),
-    ("Identity", "identity", "Identity", "rnn.Identity()", "tensor([-2.,  0.,  3.])"),
-)
-_PRELU_EXAMPLE = ("rnn.PReLU()", "tensor([-0.5000,  0.0000,  3.0000], grad_fn=<PreluKernelBackward0>)")
+__all__ = ["ActivationModule", "MODULES", "make", "module_for"]
 
 _LEAN_DOC = ("Save a packed bit mask (1 bit per element) instead of a float tensor for the backward; gradients are "
              "bit-identical. For this member the lean path saves {saves}.")
@@ -70,6 +47,7 @@ class ActivationModule(nn.Module):
     Attributes:
         activation: the family member (``relulab.get(name)``): formula, properties, NumPy reference.
         params: the member's parameters as a dict (``make(module.activation.name, **module.params)`` rebuilds it).
+        param_names: (class attribute) the names of those parameters, the constructor's, in torch's order.
         inplace: compute in place (where offered).
         at_zero: the derivative used at exactly x == 0 (None: PyTorch's value); members with a kink at 0 only.
         lean: save a packed bit mask instead of a float tensor for the backward (piecewise-linear members).
@@ -77,8 +55,15 @@ class ActivationModule(nn.Module):
 
     activation: Activation
     torch_counterpart: type[nn.Module] | None = None
-    _param_names: tuple[str, ...] = ()
+    param_names: tuple[str, ...] = ()
     _signature: inspect.Signature
+
+    def __init_subclass__(cls, member: str | Activation | None = None, **kwargs: Any) -> None:
+        """``class X(ActivationModule, member="name")``: build X's constructor, forward and docstring from the
+        member's spec (a subclass without ``member=`` inherits its parent's)."""
+        super().__init_subclass__(**kwargs)
+        if member is not None:
+            _build_class(cls, member)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
@@ -98,8 +83,12 @@ class ActivationModule(nn.Module):
 
     @property
     def params(self) -> dict[str, Any]:
-        """The member's parameters (not the module options inplace/at_zero/lean)."""
-        return {name: getattr(self, name) for name in self._param_names}
+        """The member's parameters (not the module options inplace/at_zero/lean); keyword-only ones that torch's
+        own class does not take (relu's max_value, threshold) only where they differ from their defaults, so a module
+        equal to torch's has torch's parameters."""
+        optional = {p.name: p.default for p in self.activation.params if p.keyword_only}
+        return {name: getattr(self, name) for name in self.param_names
+                if name not in optional or getattr(self, name) != optional[name]}
 
     @property
     def at_zero(self) -> float | None:
@@ -114,11 +103,11 @@ class ActivationModule(nn.Module):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         check_input(input, type(self).__name__)
-        args = [getattr(self, name) for name in self._param_names]
+        args = [getattr(self, name) for name in self.param_names]
         return self._fn(input, self.inplace, self._at_zero, self.lean, self.training, *args)
 
     def extra_repr(self) -> str:
-        parts = [f"{name}={getattr(self, name)!r}" for name in self._param_names]
+        parts = [f"{name}={value!r}" for name, value in self.params.items()]
         if self.inplace:
             parts.append("inplace=True")
         if self._at_zero_given is not None:
@@ -128,8 +117,8 @@ class ActivationModule(nn.Module):
         return ", ".join(parts)
 
 
-def _docstring(cls_name: str, activation: Activation, arg_lines: list[str], torch_name: str | None,
-               example: tuple[str, str], shape: str = "any number of dimensions") -> str:
+def _docstring(activation: Activation, arg_lines: list[str], example: tuple[str, str],
+               shape: str = "any number of dimensions") -> str:
     lines = [activation.summary, "", "Math:", "", "    .. math::", "",
              f"        f(x) = {activation.formula}", "", f"        f'(x) = {activation.derivative_formula}", ""]
     lines += ["Args:"] + [f"    {line}" for line in arg_lines] + [""]
@@ -139,9 +128,12 @@ def _docstring(cls_name: str, activation: Activation, arg_lines: list[str], torc
               "    params: the member's parameters as a dict.", ""]
     if activation.conventions:
         lines += [f"Conventions: {activation.conventions}", ""]
-    if torch_name:
-        lines += [f"Same values and gradients as ``torch.nn.{torch_name}`` except where relulab's conventions "
-                  "differ (limits at +-inf, see docs/nn.md).", ""]
+    if activation.torch_class:
+        lines += [f"Same values and gradients as ``torch.nn.{activation.torch_class}`` except where relulab's "
+                  "conventions differ (limits at +-inf, see docs/nn.md).", ""]
+    if activation.name not in OPS:
+        lines += ["Computed by the member's NumPy kernels (a CPU round trip each way: a slow path, for members "
+                  "relulab.nn has no torch implementation of); dtype, device and gradients are kept.", ""]
     lines += ["Examples::", "", "    >>> import torch, relulab.nn as rnn", f"    >>> m = {example[0]}",
               "    >>> m(torch.tensor([-2.0, 0.0, 3.0]))", f"    {example[1]}"]
     return "\n".join(lines)
@@ -158,12 +150,24 @@ def _arg_lines(activation: Activation, op_inplace: bool, lean_saves: str) -> lis
     return lines
 
 
-def _build_class(class_name: str, member: str, torch_name: str | None, example: tuple[str, str]) -> type:
+def _example(cls: type, activation: Activation) -> tuple[str, str]:
+    """The spec's docstring example, or one computed now for a member that declares none."""
+    if activation.nn_example is not None:
+        return activation.nn_example
+    with torch.no_grad():
+        output = cls()(torch.tensor([-2.0, 0.0, 3.0]))
+    return f"rnn.make({activation.name!r})", repr(output)
+
+
+def _build_class(cls: type, member: str | Activation) -> None:
     activation, op = member_op(member)
+    class_name = cls.__name__
     parameters = [inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default)
-                  for p in torch_params(activation)]
+                  for p in torch_params(activation) if not p.keyword_only]
     if op.inplace:
         parameters.append(inspect.Parameter("inplace", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=False))
+    parameters += [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default)
+                   for p in torch_params(activation) if p.keyword_only]
     if activation.has_kink_at_zero:
         parameters.append(inspect.Parameter("at_zero", inspect.Parameter.KEYWORD_ONLY, default=None))
     parameters.append(inspect.Parameter("lean", inspect.Parameter.KEYWORD_ONLY, default=False))
@@ -183,26 +187,106 @@ def _build_class(class_name: str, member: str, torch_name: str | None, example: 
                                  "forward", base.__defaults__, base.__closure__)
     forward.__qualname__ = f"{class_name}.forward"
     forward.__doc__ = base.__doc__
-    namespace = {
-        "__module__": __name__,
-        "__qualname__": class_name,
-        "__doc__": _docstring(class_name, activation, _arg_lines(activation, op.inplace, op.lean_saves), torch_name,
-                              example),
-        "__init__": __init__,
-        "forward": forward,
-        "activation": activation,
-        "torch_counterpart": getattr(nn, torch_name) if torch_name else None,
-        "_fn": staticmethod(op.fn),
-        "_param_names": tuple(p.name for p in torch_params(activation)),
-        "_signature": signature,
-    }
-    return type(class_name, (ActivationModule,), namespace)
+    cls.__init__ = __init__
+    cls.forward = forward
+    cls.activation = activation
+    cls.torch_counterpart = getattr(nn, activation.torch_class) if activation.torch_class else None
+    cls._fn = staticmethod(op.fn)
+    cls.param_names = tuple(p.name for p in torch_params(activation))
+    cls._signature = signature
+    cls.__doc__ = _docstring(activation, _arg_lines(activation, op.inplace, op.lean_saves), _example(cls, activation))
+
+
+# The built-in members' classes. Each is complete: ActivationModule.__init_subclass__ builds its constructor
+# (signature, validation), forward and PyTorch-style docstring from the member's spec.
+class ReLU(ActivationModule, member="relu"):
+    pass
+
+
+class LeakyReLU(ActivationModule, member="leaky_relu"):
+    pass
+
+
+class RReLU(ActivationModule, member="rrelu"):
+    pass
+
+
+class ELU(ActivationModule, member="elu"):
+    pass
+
+
+class SELU(ActivationModule, member="selu"):
+    pass
+
+
+class CELU(ActivationModule, member="celu"):
+    pass
+
+
+class ReLU6(ActivationModule, member="relu6"):
+    pass
+
+
+class Hardswish(ActivationModule, member="hardswish"):
+    pass
+
+
+class Hardsigmoid(ActivationModule, member="hard_sigmoid"):
+    pass
+
+
+class Hardtanh(ActivationModule, member="hard_tanh"):
+    pass
+
+
+class SquaredReLU(ActivationModule, member="squared_relu"):
+    pass
+
+
+class GELU(ActivationModule, member="gelu"):
+    pass
+
+
+class SiLU(ActivationModule, member="silu"):
+    pass
+
+
+class QuickGELU(ActivationModule, member="quick_gelu"):
+    pass
+
+
+class Mish(ActivationModule, member="mish"):
+    pass
+
+
+class Softplus(ActivationModule, member="softplus"):
+    pass
+
+
+class Squareplus(ActivationModule, member="squareplus"):
+    pass
+
+
+class SparsePlus(ActivationModule, member="sparse_plus"):
+    pass
+
+
+class Sigmoid(ActivationModule, member="sigmoid"):
+    pass
+
+
+class Tanh(ActivationModule, member="tanh"):
+    pass
+
+
+class Identity(ActivationModule, member="identity"):
+    pass
 
 
 class PReLU(ActivationModule):
     activation = get("prelu")
     torch_counterpart = nn.PReLU
-    _param_names = ("num_parameters", "init")
+    param_names = ("num_parameters", "init")
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, *, at_zero: float | None = None,
                  lean: bool = False, device: Any = None, dtype: torch.dtype | None = None) -> None:
@@ -248,7 +332,7 @@ class PReLU(ActivationModule):
 
 
 PReLU.__doc__ = _docstring(
-    "PReLU", PReLU.activation,
+    PReLU.activation,
     ["num_parameters: number of slopes: 1 (shared) or the number of channels C on dim 1 of the input. "
      "Default: ``1``.",
      "init: initial value of every slope. Default: ``0.25``.",
@@ -256,18 +340,43 @@ PReLU.__doc__ = _docstring(
      "``None`` (default) is PyTorch's value, the channel's slope.",
      "lean: " + _LEAN_DOC.format(saves=OPS["prelu"].lean_saves) + " Default: ``False``.",
      "device, dtype: of the slopes, as in torch.nn.PReLU."],
-    "PReLU", _PRELU_EXAMPLE, shape="channels on dim 1 when num_parameters > 1",
+    PReLU.activation.nn_example, shape="channels on dim 1 when num_parameters > 1",
 ) + ("\n\nThe slopes are learnable parameters: exclude them from weight decay with "
      ":func:`relulab.nn.param_groups`.")
 
-MODULES: dict[str, type[ActivationModule]] = {"prelu": PReLU}
-for _name, _member, _torch_name, _call, _output in _CLASSES:
-    _cls = _build_class(_name, _member, _torch_name, (_call, _output))
-    globals()[_name] = _cls
-    MODULES[_member] = _cls
-    __all__.append(_name)
-__all__.append("PReLU")
-MODULES = {name: MODULES[name] for name in OPS}  # registry order of the op table
+# The built-in classes by member, in the op table's order.
+MODULES: dict[str, type[ActivationModule]] = {
+    cls.activation.name: cls for cls in ActivationModule.__subclasses__() if cls.__module__ == __name__
+}
+MODULES = {name: MODULES[name] for name in OPS}
+__all__ += [cls.__name__ for cls in MODULES.values()]
+_RUNTIME: dict[str, tuple[Activation, type[ActivationModule]]] = {}  # classes made for members registered at run time
+
+
+def module_for(name: str | Activation) -> type[ActivationModule]:
+    """The relulab.nn class of a member, by name or alias: a built-in class, or for a member registered at run
+    time one made on first use from its spec (named by ``Activation.nn_class``; computed by its NumPy kernels).
+
+    >>> import relulab.nn as rnn
+    >>> rnn.module_for("swish") is rnn.SiLU
+    True
+    """
+    return built_in_or_made(MODULES, _RUNTIME, name, _new_class)
+
+
+def _new_class(activation: Activation) -> type[ActivationModule]:
+    cls = types.new_class(activation.nn_class, (ActivationModule,), {"member": activation})
+    cls.__module__ = __name__
+    return cls
+
+
+def class_for(class_name: str) -> type[ActivationModule] | None:
+    """The class called ``class_name`` of a member registered at run time (its spec's ``nn_class``), else None."""
+    for name in names():
+        if name not in MODULES and get(name).nn_class == class_name:
+            return module_for(name)
+    return None
+
 
 def make(name: str | Activation, **params: Any) -> ActivationModule:
     """The relulab.nn module for a member, by name or alias, resolved by the same registry as ``relulab.get``.
@@ -280,15 +389,11 @@ def make(name: str | Activation, **params: Any) -> ActivationModule:
     >>> rnn.make("swish", lean=True)
     SiLU(lean=True)
     """
-    activation, _ = member_op(name)
-    return MODULES[activation.name](**params)
+    return module_for(name)(**params)
 
 
 def __getattr__(name: str) -> Any:
-    # identify, activation_name and activation_params live in counterparts.py, which imports this module; they stay
-    # importable from here (``from relulab.nn.modules import activation_name``), resolved on first use.
-    if name in ("identify", "activation_name", "activation_params", "Identification"):
-        from . import counterparts
-
-        return getattr(counterparts, name)
+    cls = class_for(name)  # a member registered at run time: rnn.modules.ShiftedRelu (and pickling) find it
+    if cls is not None:
+        return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
