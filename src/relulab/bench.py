@@ -351,7 +351,8 @@ def time_case(case: Case, repeats: int, min_sample_s: float) -> None:
     """Fill each implementation's ``times`` with ``repeats`` medians-to-be, interleaving the implementations."""
     numbers = []
     for impl in case.impls:
-        first = _time_calls(impl, 1)  # warm-up: compiles, faults pages in, loads caches
+        _time_calls(impl, 1)  # warm-up: compiles or loads compiled code, faults pages in, loads caches
+        first = _time_calls(impl, 1)  # how many calls make a sample: from a warm call (a cold one may take 0.5 s)
         numbers.append(max(1, min(1000, math.ceil(min_sample_s / max(first, 1e-7)))))
     for r in range(repeats):
         order = list(range(len(case.impls)))

@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import _arrays, _parallel
+from . import _arrays, _compiled, _parallel
 from ._gain import numeric_gain
 from ._input import as_array, as_float, check_out, check_real, compute_dtype, describe
 
@@ -204,7 +204,8 @@ class Activation:
       parameters (closed forms), or None for a quadrature of the forward kernel (:meth:`gain`);
     * ``single_pass``, ``stream``, ``stream_derivative``: the speed paths of the forward/derivative kernels (a
       single-pass kernel is chunked coarsely; ``stream(params, dtype) -> (name, scalars)`` names a compiled twin
-      in ``family/_stream.py``, run by ``family/_parallel.py``);
+      in ``family/_stream.py``, or in ``family/_vector.py`` through ``_compiled.vector``, run by
+      ``family/_parallel.py`` on large arrays and by ``family/_compiled.py`` on smaller ones);
     * for relulab.nn (the family never imports torch, so by name): ``nn_class``, the module's class name (derived
       from the name: ``shifted_relu`` -> ``ShiftedRelu``), ``torch_class`` and ``torch_function``, the torch.nn
       class and torch.nn.functional function that compute the same member (None where torch has none),
@@ -430,6 +431,22 @@ class Activation:
     def _is_elementwise(self, bound: Mapping[str, Any]) -> bool:
         return bool(self._elementwise(bound) if callable(self._elementwise) else self._elementwise)
 
+    def _compiled_bound(self, params: Mapping[str, Any], dtype: np.dtype, grad: bool) -> dict[str, Any] | None:
+        """The parameters as the kernels take them, for the short way of family/_compiled.py on a ``dtype`` array;
+        None where it does not apply (a weight, not elementwise, parameters that widen ``dtype``, invalid ones:
+        the full path reports those)."""
+        if self._weight is not None:
+            return None
+        try:
+            bound = self.bind(params)
+            if grad and self._kink_at_zero is not None:
+                bound["at_zero"] = self._check_at_zero(None, bound)
+        except (TypeError, ValueError):
+            return None
+        if not self._is_elementwise(bound) or _widened(dtype, bound) != dtype:
+            return None
+        return bound
+
     def _run(self, kernel: Kernel, array: np.ndarray, bound: Mapping[str, Any], out: np.ndarray | None,
              scalar: bool, dtype: np.dtype, compute: np.dtype):
         # Large contiguous arrays: the same kernel on every core, in cache-sized chunks (family/_parallel.py).
@@ -440,7 +457,9 @@ class Activation:
         # Overflow in a kernel only ever rounds a true value beyond the dtype's range to inf (x^2 for x > 1.3e154,
         # a float16 result beyond 65504), which is the correct result; invalid operations stay loud.
         with np.errstate(over="ignore"):
-            value = kernel(work, direct, **bound)
+            # The compiled twin where there is one (family/_compiled.py), else the NumPy kernel.
+            value = _compiled.run(kernel, work, direct, bound, array.dtype) if self._is_elementwise(bound) \
+                else kernel(work, direct, **bound)
             if out is not None:
                 if value is not direct:
                     np.copyto(out, value.reshape(out.shape), casting="unsafe")  # float32 -> float16 rounding
@@ -456,6 +475,10 @@ class Activation:
         library = _arrays.library_of(x)
         if library is not None:
             return _arrays.apply_foreign(self, library, x, args, params, out, grad=False, at_zero=None)
+        if not args:  # the short way for a plain float array (family/_compiled.py); None: validate in full
+            value = _compiled.quick(self._forward, x, out, params, False, self._compiled_bound)
+            if value is not None:
+                return value
         array, scalar, bound, dtype, compute, plain_out = self._validate(x, args, params, out, grad=False)
         value = self._run(self._forward, array, bound, plain_out, scalar, dtype, compute)
         return out if out is not None else value
@@ -468,6 +491,10 @@ class Activation:
         library = _arrays.library_of(x)
         if library is not None:
             return _arrays.apply_foreign(self, library, x, args, params, out, grad=True, at_zero=at_zero)
+        if not args and at_zero is None:  # the short way for a plain float array (family/_compiled.py)
+            value = _compiled.quick(self._derivative, x, out, params, True, self._compiled_bound)
+            if value is not None:
+                return value
         array, scalar, bound, dtype, compute, plain_out = self._validate(x, args, params, out, grad=True)
         if self._kink_at_zero is not None:
             bound["at_zero"] = self._check_at_zero(at_zero, bound)

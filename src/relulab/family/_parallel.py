@@ -15,6 +15,8 @@ Calling a member on a large contiguous array takes this path (``Activation._run`
   and NumPy's versions are not (np.maximum's NaN-aware loop, np.heaviside's and np.where's per-element branches).
   With numba installed (``pip install 'relulab[fast]'``) they run the kernels of ``_stream.py`` instead: whole
   cache lines at a time, and past :func:`streaming_threshold_bytes` with non-temporal stores, at copy speed.
+  The smooth and clipped members have compiled twins too (``_vector.py``, named in their specs through
+  ``_compiled.vector``).
   Without numba, the NumPy kernel in chunks.
 
 Threads: :func:`set_num_threads` or the environment variable ``RELULAB_NUM_THREADS``; the default is the number
@@ -371,7 +373,11 @@ def stream_function(kernel, bound: Mapping[str, Any], dtype: np.dtype):
     if module is None:
         return None
     name, scalars = chosen
-    function = getattr(module, name)
+    function = getattr(module, name, None)
+    if function is None:  # a smooth member's kernel (family/_vector.py, named through _compiled.vector)
+        from . import _vector
+
+        function = getattr(_vector, name)
     return lambda source, target, start, stop, streaming: function(source, target, start, stop, streaming, *scalars)
 
 

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import _special as sp
+from ._compiled import vector
 from ._core import Activation, Kink, Param, Properties, register
 from ._gain import leaky_gain, numeric_gain
 from ._input import describe, is_whole
@@ -537,6 +538,20 @@ def _elu_grad(x, out, alpha, scale=1.0, divisor=1.0, at_zero=None):
     return _store(grad, out)
 
 
+# elu's and selu's compiled twins (family/_vector.py): one kernel, alpha and scale as its scalars.
+def _elu_twin(alpha, scale):
+    return lambda p, dtype: ("elu_forward", (dtype.type(alpha(p)), dtype.type(scale)))
+
+
+def _elu_grad_twin(alpha, scale):
+    def choose(p, dtype):
+        coefficient = scale * alpha(p)
+        at_zero = coefficient if p["at_zero"] is None else p["at_zero"]
+        return "elu_derivative", (dtype.type(coefficient), dtype.type(scale), dtype.type(at_zero))
+
+    return choose
+
+
 elu = register(Activation(
     "elu",
     summary="Exponential linear unit: x for x > 0, alpha * (exp(x) - 1) otherwise.",
@@ -550,6 +565,8 @@ elu = register(Activation(
     elementwise=True,
     forward=lambda x, out, alpha: _elu(x, out, alpha),
     derivative=lambda x, out, alpha, at_zero: _elu_grad(x, out, alpha, at_zero=at_zero),
+    stream=vector(_elu_twin(lambda p: p["alpha"], 1.0)),
+    stream_derivative=vector(_elu_grad_twin(lambda p: p["alpha"], 1.0)),
     nn_class="ELU", torch_class="ELU", torch_function="elu", inplace=True,
     nn_example=("rnn.ELU(alpha=1.0)", "tensor([-0.8647,  0.0000,  3.0000])"),
     conventions="f'(0) = alpha (PyTorch); with alpha = 1 the derivative is continuous (1 at 0); "
@@ -573,6 +590,8 @@ selu = register(Activation(
     elementwise=True,
     forward=lambda x, out: _elu(x, out, SELU_ALPHA, scale=SELU_SCALE),
     derivative=lambda x, out, at_zero: _elu_grad(x, out, SELU_ALPHA, scale=SELU_SCALE, at_zero=at_zero),
+    stream=vector(_elu_twin(lambda p: SELU_ALPHA, SELU_SCALE)),
+    stream_derivative=vector(_elu_grad_twin(lambda p: SELU_ALPHA, SELU_SCALE)),
     nn_class="SELU", torch_class="SELU", torch_function="selu", inplace=True,
     nn_example=("rnn.SELU()", "tensor([-1.5202,  0.0000,  3.1521])"),
     conventions="f'(0) = lambda * alpha (PyTorch). lambda and alpha to full double precision.",
@@ -628,6 +647,9 @@ relu6 = register(Activation(
     elementwise=True,
     forward=_relu6,
     derivative=_relu6_grad,
+    stream=vector(lambda p, dtype: ("clip_forward", tuple(dtype.type(v) for v in (0.0, 1.0, 0.0, 6.0)))),
+    stream_derivative=vector(
+        lambda p, dtype: ("clip_derivative", tuple(dtype.type(v) for v in (0.0, 6.0, 1.0, p["at_zero"])))),
     single_pass=True,
     nn_class="ReLU6", torch_class="ReLU6", torch_function="relu6", inplace=True,
     nn_example=("rnn.ReLU6()", "tensor([0., 0., 3.])"),
@@ -663,6 +685,8 @@ hardswish = register(Activation(
     elementwise=True,
     forward=_hardswish,
     derivative=_hardswish_grad,
+    stream=vector(lambda p, dtype: ("hardswish_forward", ())),
+    stream_derivative=vector(lambda p, dtype: ("hardswish_derivative", ())),
     nn_class="Hardswish", torch_class="Hardswish", torch_function="hardswish", inplace=True,
     nn_example=("rnn.Hardswish()", "tensor([-0.3333,  0.0000,  3.0000])"),
     conventions="At the kinks PyTorch's values: f'(-3) = 0, f'(3) = 1 (the outer branches). "
@@ -699,6 +723,9 @@ hard_sigmoid = register(Activation(
     elementwise=True,
     forward=_hard_sigmoid,
     derivative=_hard_sigmoid_grad,
+    stream=vector(lambda p, dtype: ("clip_forward", tuple(dtype.type(v) for v in (3.0, 6.0, 0.0, 6.0)))),
+    stream_derivative=vector(
+        lambda p, dtype: ("clip_derivative", tuple(dtype.type(v) for v in (-3.0, 3.0, 1 / 6, 0.0)))),
     nn_class="Hardsigmoid", torch_class="Hardsigmoid", torch_function="hardsigmoid", inplace=True,
     nn_example=("rnn.Hardsigmoid()", "tensor([0.1667, 0.5000, 1.0000])"),
     conventions="At the kinks PyTorch's values: f'(-3) = f'(3) = 0. f'(x) = 1/6 exactly in float64 (PyTorch's "
@@ -744,6 +771,10 @@ hard_tanh = register(Activation(
     elementwise=True,
     forward=_hard_tanh,
     derivative=_hard_tanh_grad,
+    stream=vector(
+        lambda p, dtype: ("clip_forward", tuple(dtype.type(v) for v in (0.0, 1.0, p["min_val"], p["max_val"])))),
+    stream_derivative=vector(
+        lambda p, dtype: ("clip_derivative", tuple(dtype.type(v) for v in (p["min_val"], p["max_val"], 1.0, 0.0)))),
     nn_class="Hardtanh", torch_class="Hardtanh", torch_function="hardtanh", inplace=True,
     nn_example=("rnn.Hardtanh(-1.0, 1.0)", "tensor([-1.,  0.,  1.])"),
     conventions="At the kinks PyTorch's values: f'(min_val) = f'(max_val) = 0; -0.0 stays -0.0. "
@@ -776,6 +807,8 @@ squared_relu = register(Activation(
     elementwise=True,
     forward=_squared_relu,
     derivative=_squared_relu_grad,
+    stream=vector(lambda p, dtype: ("squared_relu_forward", ())),
+    stream_derivative=vector(lambda p, dtype: ("squared_relu_derivative", ())),
     single_pass=True,
     gain=math.sqrt(2.0 / 3.0),  # E[relu(z)^4] = E[z^4] / 2 = 3/2
     nn_class="SquaredReLU",
@@ -834,6 +867,9 @@ gelu = register(Activation(
     elementwise=True,
     forward=_gelu,
     derivative=_gelu_grad,
+    stream=vector(lambda p, dtype: ("gelu_tanh_forward" if p["approximate"] == "tanh" else "gelu_forward", ())),
+    stream_derivative=vector(
+        lambda p, dtype: ("gelu_tanh_derivative" if p["approximate"] == "tanh" else "gelu_derivative", ())),
     nn_class="GELU", torch_class="GELU", torch_function="gelu",
     nn_example=("rnn.GELU()", "tensor([-0.0455,  0.0000,  2.9959])"),
     conventions="gelu(+inf) = +inf, gelu(-inf) = 0 (PyTorch gives NaN); accurate in the far negative tail.",
@@ -879,6 +915,8 @@ silu = register(Activation(
     elementwise=True,
     forward=_silu,
     derivative=_silu_grad,
+    stream=vector(lambda p, dtype: ("silu_forward", (dtype.type(1.0),))),
+    stream_derivative=vector(lambda p, dtype: ("silu_derivative", (dtype.type(1.0),))),
     nn_class="SiLU", torch_class="SiLU", torch_function="silu", inplace=True,
     nn_example=("rnn.SiLU()", "tensor([-0.2384,  0.0000,  2.8577])"),
     conventions="silu(-inf) = 0 (PyTorch gives NaN), silu(+inf) = +inf.",
@@ -916,6 +954,8 @@ quick_gelu = register(Activation(
     elementwise=True,
     forward=_quick_gelu,
     derivative=_quick_gelu_grad,
+    stream=vector(lambda p, dtype: ("silu_forward", (dtype.type(QUICK_GELU_SCALE),))),
+    stream_derivative=vector(lambda p, dtype: ("silu_derivative", (dtype.type(QUICK_GELU_SCALE),))),
     nn_class="QuickGELU",
     nn_example=("rnn.QuickGELU()", "tensor([-0.0643,  0.0000,  2.9819])"),
     conventions="quick_gelu(-inf) = 0, quick_gelu(+inf) = +inf; it is silu(1.702 x) / 1.702, not gelu: the two "
@@ -961,6 +1001,8 @@ mish = register(Activation(
     elementwise=True,
     forward=_mish,
     derivative=_mish_grad,
+    stream=vector(lambda p, dtype: ("mish_forward", ())),
+    stream_derivative=vector(lambda p, dtype: ("mish_derivative", ())),
     nn_class="Mish", torch_class="Mish", torch_function="mish", inplace=True,
     nn_example=("rnn.Mish()", "tensor([-0.2525,  0.0000,  2.9865])"),
     conventions="mish(-inf) = 0 (PyTorch gives NaN), mish(+inf) = +inf.",
@@ -1126,6 +1168,8 @@ sigmoid = register(Activation(
     elementwise=True,
     forward=lambda x, out: sp.sigmoid(x, out=out),
     derivative=lambda x, out: _store(sp.sigmoid_slope(x), out),
+    stream=vector(lambda p, dtype: ("sigmoid_forward", ())),
+    stream_derivative=vector(lambda p, dtype: ("sigmoid_derivative", ())),
     nn_class="Sigmoid", torch_class="Sigmoid", torch_function="sigmoid",
     nn_example=("rnn.Sigmoid()", "tensor([0.1192, 0.5000, 0.9526])"),
     conventions="Computed from exp(-|x|) only: no overflow, exact tails.",
@@ -1145,6 +1189,8 @@ tanh = register(Activation(
     elementwise=True,
     forward=lambda x, out: np.tanh(x, out=out),
     derivative=lambda x, out: sp.sech2(x, out=out),
+    stream=vector(lambda p, dtype: ("tanh_forward", ())),
+    stream_derivative=vector(lambda p, dtype: ("tanh_derivative", ())),
     single_pass=True,
     nn_class="Tanh", torch_class="Tanh", torch_function="tanh",
     nn_example=("rnn.Tanh()", "tensor([-0.9640,  0.0000,  0.9951])"),
@@ -1193,3 +1239,4 @@ identity = register(Activation(
     failure_mode="No nonlinearity: any depth collapses to one linear map.",
     example=">>> rl.identity([-1.0, 2.0])\narray([-1.,  2.])",
 ))
+

@@ -1,0 +1,135 @@
+"""When a call runs a compiled kernel, and the short way there for small arrays.
+
+The compiled kernels (``_stream.py`` for relu and leaky_relu, ``_vector.py`` for the smooth members; numba, the
+``fast`` extra) are each member's kernel whenever numba is available, at every size from :data:`MIN_ELEMENTS` on:
+
+* large C-contiguous arrays go through ``_parallel.run``, which runs them on every core in chunks;
+* smaller ones (and views, which are copied to a contiguous array first) run here, on the calling thread
+  (:func:`run`, called from ``Activation._run``);
+* :func:`quick` is the short way for the commonest call -- a C-contiguous float32/float64 ndarray below the
+  threshold of the parallel path, ``out`` absent or a matching C-contiguous buffer, parameters seen before: it
+  checks just that (about a microsecond) and calls the kernel, where the general validation costs several.
+
+The rules are the same on every path, so a call gives the same bits whichever path takes it: a compiled kernel is
+used only where the input already has the dtype the kernel computes in (float32, float64; float16 and integer
+inputs run the NumPy kernels), and only while NumPy's error state ignores underflow (the default; the compiled
+kernels raise no floating-point warnings, so ``np.errstate(under="raise")`` gets the NumPy kernels, which do).
+Below :data:`MIN_ELEMENTS` elements the NumPy kernels run, so small calls never load numba.
+
+``RELULAB_NUMBA=0`` or a missing numba leaves every call on the NumPy kernels (``_parallel.stream_kernels``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from . import _parallel
+
+__all__ = ["MIN_ELEMENTS", "vector", "run", "quick"]
+
+#: Arrays smaller than this run the NumPy kernels (a call this small is dominated by its overhead either way).
+MIN_ELEMENTS = 2048
+
+try:  # NumPy >= 2: the error state lives in a context variable; reading it costs ~0.1 us (np.geterr: ~0.6 us)
+    from numpy._core.umath import _extobj_contextvar as _errstate_var
+except ImportError:  # pragma: no cover  (other NumPy versions)
+    _errstate_var = None
+
+_errstate_seen: list[Any] = [object(), False]  # (the error state object last checked, whether it ignores underflow)
+
+
+def underflow_ignored() -> bool:
+    """Whether NumPy's current error state ignores underflow (its default)."""
+    if _errstate_var is None:  # pragma: no cover
+        return np.geterr()["under"] == "ignore"
+    state = _errstate_var.get()
+    if state is not _errstate_seen[0]:
+        _errstate_seen[:] = [state, np.geterr()["under"] == "ignore"]
+    return _errstate_seen[1]
+
+
+def vector(choose: Callable[[Mapping[str, Any], np.dtype], tuple[str, tuple] | None]):
+    """A member's ``stream=``/``stream_derivative=`` selector for a kernel of ``_vector.py``: ``choose(params,
+    dtype) -> (name, scalars)`` (None: none for these parameters), and none while the error state does not ignore
+    underflow (see the module docstring)."""
+    return lambda params, dtype: choose(params, dtype) if underflow_ignored() else None
+
+
+def _overlap_ok(x: np.ndarray, out: np.ndarray) -> bool:
+    """out is x's memory exactly (in place) or shares none of it: a partial overlap is left to NumPy's kernels."""
+    if out is x or (out.base is None and x.base is None):  # two arrays owning their memory: distinct memory
+        return True
+    if not np.may_share_memory(x, out):
+        return True
+    return out.__array_interface__["data"][0] == x.__array_interface__["data"][0] and out.strides == x.strides
+
+
+def run(kernel: Callable[..., Any], work: np.ndarray, direct: np.ndarray | None, bound: Mapping[str, Any],
+        source_dtype: np.dtype) -> np.ndarray:
+    """``kernel(work, direct, **bound)``, by its compiled twin where there is one (see the module docstring).
+
+    ``work`` is the input in the compute dtype (at least 1-D); ``direct`` a buffer of its shape and dtype or None.
+    """
+    if work.size >= MIN_ELEMENTS and work.dtype == source_dtype:
+        function = _parallel.stream_function(kernel, bound, work.dtype)
+        if function is not None and (direct is None or _overlap_ok(work, direct)):
+            source = np.ascontiguousarray(work)
+            contiguous = direct is not None and direct.flags.c_contiguous
+            target = direct if contiguous else np.empty(work.shape, work.dtype)
+            function(source.reshape(-1), target.reshape(-1), 0, work.size, False)
+            return target
+    return kernel(work, direct, **bound)
+
+
+_MISSING = object()
+_quick: dict[Any, Any] = {}  # (kernel, dtype char, parameters) -> the compiled function, or None
+
+
+def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any], grad: bool,
+          bound_for: Callable[[Mapping[str, Any], np.dtype, bool], dict[str, Any] | None]):
+    """The result of a member's call (``grad``: its derivative's) on ``x`` with ``out`` and ``params`` by the
+    compiled kernel, or None when the call is not the simple kind this handles (then the caller validates it in
+    full). ``bound_for(params, dtype, grad)`` gives the parameters as ``kernel`` takes them, or None where the
+    compiled kernel does not apply (the member's ``Activation._compiled_bound``)."""
+    if type(x) is not np.ndarray:
+        return None
+    n = x.size
+    dtype = x.dtype
+    if n < MIN_ELEMENTS or n >= _parallel.MIN_ELEMENTS or dtype.char not in "fd" or not dtype.isnative \
+            or not x.flags.c_contiguous:
+        return None  # (a byte-swapped float array is refused by the full path, naming its dtype)
+    if out is not None:
+        if type(out) is not np.ndarray or out.dtype is not dtype and out.dtype != dtype or out.shape != x.shape:
+            return None
+        flags = out.flags
+        if not (flags.c_contiguous and flags.writeable and _overlap_ok(x, out)):
+            return None
+    if _parallel.stream_kernels() is None or not underflow_ignored():
+        return None
+    try:
+        key = (kernel, dtype.char, tuple((k, type(v), v) for k, v in params.items())) if params \
+            else (kernel, dtype.char)
+        function = _quick.get(key, _MISSING)
+    except TypeError:  # an unhashable parameter value
+        return None
+    if function is _MISSING:
+        if len(_quick) >= 1024:  # a sweep over many parameter values: start afresh rather than grow without end
+            _quick.clear()
+        function = _quick[key] = _choose(kernel, dtype, params, grad, bound_for)
+    if function is None:
+        return None
+    target = np.empty_like(x) if out is None else out
+    if x.ndim == 1:
+        function(x, target, 0, n, False)
+    else:
+        function(x.reshape(-1), target.reshape(-1), 0, n, False)
+    return target
+
+
+def _choose(kernel: Callable[..., Any], dtype: np.dtype, params: Mapping[str, Any], grad: bool,
+            bound_for: Callable[[Mapping[str, Any], np.dtype, bool], dict[str, Any] | None]):
+    """The compiled function for these parameters, or None."""
+    bound = bound_for(params, dtype, grad)
+    return None if bound is None else _parallel.stream_function(kernel, bound, dtype)

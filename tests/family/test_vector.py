@@ -1,0 +1,237 @@
+"""The compiled kernels of the smooth members (family/_vector.py) against mpmath, the conventions, and NumPy.
+
+Small arrays run the NumPy kernels (family/_compiled.py's MIN_ELEMENTS), so the mpmath and convention tests of
+test_reference.py and test_conventions.py, whose inputs are small, check the NumPy kernels. Here the same tests
+run again with that threshold at 1, so every call they make takes the compiled kernel where a member has one; and
+the exponential the kernels are built on is checked against mpmath over its whole range, subnormals included.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+
+import relulab as rl
+from relulab.family import _compiled, _parallel
+
+from .test_conventions import (  # noqa: F401  (collected again here, with the compiled kernels)
+    test_float16_large_inputs_all_members_no_warnings,
+    test_infinity_limits,
+    test_members_without_a_kink_have_continuous_derivatives_at_zero,
+    test_nan_in_nan_out,
+    test_subnormals_gelu_and_silu_near_zero_are_half_x,
+    test_subnormals_other_smooth_members_are_linear_near_zero,
+    test_values_and_derivatives_at_kinks,
+    test_values_and_derivatives_at_signed_zeros,
+)
+from .test_fast import assert_exact, edge_input
+from .test_reference import (  # noqa: F401
+    test_derivative_at_its_own_root_is_within_ulps_of_the_terms,
+    test_derivative_matches_central_differences_at_random_points,
+    test_derivative_matches_mpmath_away_from_kinks,
+    test_float16_is_correctly_rounded_within_one_ulp,
+    test_float32_is_accurate_to_its_condition_number,
+    test_value_matches_mpmath,
+)
+
+# Every call with a compiled twin: (name, parameters).
+TWINS = [("sigmoid", {}), ("silu", {}), ("quick_gelu", {}), ("gelu", {"approximate": "tanh"}), ("gelu", {}),
+         ("tanh", {}), ("elu", {}), ("elu", {"alpha": 0.5}), ("selu", {}), ("mish", {}), ("hardswish", {}),
+         ("relu6", {}), ("hard_sigmoid", {}), ("hard_tanh", {}), ("hard_tanh", {"min_val": -0.5, "max_val": 2.0}),
+         ("squared_relu", {})]
+TWIN_IDS = [name + "".join(f"-{k}={v}" for k, v in params.items()) for name, params in TWINS]
+
+
+@pytest.fixture(autouse=True)
+def compiled_everywhere(monkeypatch):
+    if _parallel.stream_kernels() is None:
+        pytest.skip(f"no compiled kernels: {_parallel.stream_status()}")
+    monkeypatch.setattr(_compiled, "MIN_ELEMENTS", 1)
+
+
+def numpy_kernels(call, *args, **kwargs):
+    """The same call on the NumPy kernels (as without numba)."""
+    saved = _parallel.stream_kernels
+    _parallel.stream_kernels = lambda: None
+    try:
+        return call(*args, **kwargs)
+    finally:
+        _parallel.stream_kernels = saved
+
+
+def ulps_apart(got: np.ndarray, want: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """|got - want| in ulps of max(|want|, scale) (subnormals: in units of the smallest subnormal)."""
+    size = np.abs(want) if scale is None else np.maximum(np.abs(want), scale)
+    spacing = np.spacing(np.maximum(size, np.finfo(want.dtype).tiny).astype(want.dtype))
+    return np.abs(got.astype(np.float64) - want.astype(np.float64)) / spacing.astype(np.float64)
+
+
+def terms(name: str, params: dict, x: np.ndarray) -> np.ndarray:
+    """|A| + |x A'| for the derivatives f' = A + x A' of the x * A(x) members (float64, from NumPy directly): near
+    a root of f' any evaluation carries rounding of a few ulps of that (see test_reference.py); 0 for the others."""
+    scale = {"silu": 1.0, "quick_gelu": 1.702}.get(name)
+    v = np.clip(x.astype(np.float64), -1e5, 1e5)
+    with np.errstate(all="ignore"):
+        if name == "gelu":
+            u2 = 2 * 0.7978845608028654 * (v + 0.044715 * v**3)
+            du2 = 2 * 0.7978845608028654 * (1 + 3 * 0.044715 * v**2)
+            s = 1 / (1 + np.exp(-u2))
+            return np.nan_to_num(np.abs(s) + np.abs(v * du2 * s * (1 - s)))
+        if name == "mish":
+            t = np.tanh(np.logaddexp(0.0, v))
+            return np.nan_to_num(np.abs(t) + np.abs(v * (1 - t * t) / (1 + np.exp(-v))))
+        if scale is None:
+            return np.zeros_like(v)
+        s = 1 / (1 + np.exp(-scale * v))
+        return np.nan_to_num(np.abs(s) + np.abs(scale * v * s * (1 - s)))
+
+
+def condition(name: str, x: np.ndarray) -> np.ndarray:
+    """How rounding of a(x) is amplified in the x * sigmoid(a(x)) members (float64): their value's condition
+    number |x f'/f|, or |a(x)| where that is larger (the derivative, ~ exp(-|a|) in the tail, amplifies the rounding
+    of a by |a|): up to hundreds in gelu's far negative tail (f ~ exp(-2u), u ~ 0.036 x^3); 0 for the others."""
+    v = np.clip(x.astype(np.float64), -1e5, 1e5)
+    with np.errstate(all="ignore"):
+        if name == "gelu":
+            a, da = 2 * 0.7978845608028654 * (v + 0.044715 * v**3), 2 * 0.7978845608028654 * (1 + 3 * 0.044715 * v**2)
+        elif name in ("silu", "quick_gelu"):
+            scale = 1.0 if name == "silu" else 1.702
+            a, da = scale * v, np.full_like(v, scale)
+        else:
+            return np.zeros_like(v)
+        return np.nan_to_num(np.maximum(np.abs(1 + v * da / (1 + np.exp(a))), np.abs(a)))
+
+
+def assert_close(got: np.ndarray, want: np.ndarray, scale: np.ndarray, what: str, cond=None) -> None:
+    """The same NaN, infinities and signs of zero; the rest within 8 ulps (of the terms, near a root of f'), times
+    1 + the condition number ``cond`` where given."""
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_array_equal(got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)])
+    both_zero = finite & (want == 0) & (got == 0)
+    assert (np.signbit(got[both_zero]) == np.signbit(want[both_zero])).all(), f"{what}: sign of zero"
+    far = ulps_apart(got[finite], want[finite], scale[finite])
+    if cond is not None:
+        far = far / (1 + cond[finite])
+    assert far.max() <= 8, f"{what}: {far.max()} ulps at x = {np.flatnonzero(finite)[np.argmax(far)]}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_and_expm1_are_within_an_ulp_and_two_of_mpmath_over_the_whole_range(dtype):
+    from relulab.family import _vector
+
+    info = np.finfo(dtype)
+    lowest = -746.0 if dtype == np.float64 else -104.0
+    rng = np.random.default_rng(7)
+    x = np.concatenate([
+        -np.abs(rng.standard_normal(2000)) * 10.0 ** rng.uniform(-8, 2.5, 2000),
+        np.linspace(lowest - 5, 0.0, 3001),
+        -np.logspace(np.log10(float(info.smallest_subnormal)), 0, 400),  # tiny z: expm1(z) = z
+        [0.0, -0.0, -np.inf, float(np.log(info.tiny)), float(np.log(info.smallest_subnormal))],
+    ]).astype(dtype)
+    e, m = np.empty_like(x), np.empty_like(x)
+    _vector.exp_and_expm1(x, e, m)
+    ctx = mpmath.MPContext()
+    ctx.dps = 40
+    with np.errstate(under="ignore"):
+        want_e = np.array([float(ctx.exp(ctx.mpf(float(v)))) for v in x]).astype(dtype)
+        want_m = np.array([float(ctx.expm1(ctx.mpf(float(v)))) for v in x]).astype(dtype)
+    # Subnormal results: an ulp is the smallest subnormal, the spacing there.
+    spacing = np.maximum(np.spacing(np.abs(want_e)), info.smallest_subnormal).astype(np.float64)
+    assert np.max(np.abs(e.astype(np.float64) - want_e) / spacing) <= 1.0
+    assert np.max(ulps_apart(m, want_m)) <= 2.0
+    assert e[x == -np.inf].tolist() == [0.0] and m[x == -np.inf].tolist() == [-1.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "params"), TWINS, ids=TWIN_IDS)
+def test_compiled_kernels_agree_with_the_numpy_kernels_to_a_few_ulps(name, params, dtype):
+    act = rl.get(name)
+    x = edge_input(5003, dtype, seed=11)
+    for call, scale, what in ((act, np.zeros(x.shape), "value"), (act.grad, terms(name, params, x), "derivative")):
+        got, want = call(x, **params), numpy_kernels(call, x, **params)
+        assert got.dtype == want.dtype == dtype
+        assert_close(got, want, scale, f"{name} {what}", condition(name, x))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "params"), TWINS, ids=TWIN_IDS)
+def test_out_in_place_views_and_shapes_give_the_same_bits(name, params, dtype):
+    act = rl.get(name)
+    x = edge_input(4099, dtype, seed=12)
+    for call, scale in ((act, np.zeros(x.shape)), (act.grad, terms(name, params, x))):
+        want = call(x, **params)
+        y = np.full_like(x, 7)
+        assert call(x, out=y, **params) is y
+        assert_exact(y, want)
+        in_place = x.copy()
+        assert call(in_place, out=in_place, **params) is in_place
+        assert_exact(in_place, want)
+        assert_exact(call(x[1:], **params), want[1:])  # unaligned
+        assert_exact(call(x[::3], **params), want[::3])  # strided: copied, then compiled
+        strided_out = np.zeros(2 * x.size, dtype)[::2]
+        call(x, out=strided_out, **params)
+        assert_exact(strided_out, want)
+        assert_exact(call(x[:4096].reshape(64, 64), **params), want[:4096].reshape(64, 64))
+        assert_exact(call(x[:4096].reshape(64, 64).T, **params), want[:4096].reshape(64, 64).T)
+        overlapping = np.concatenate([x, np.zeros(8, dtype)])
+        call(overlapping[:-8], out=overlapping[8:], **params)  # a partial overlap: the NumPy kernel, buffered
+        assert_close(overlapping[8:], want, scale, f"{name} with a partially overlapping out", condition(name, x))
+
+
+@pytest.mark.parametrize("size", [3000, 1 << 17])
+def test_the_short_way_still_refuses_a_bad_out_naming_it(size):
+    x = np.linspace(-3, 3, size, dtype=np.float32)
+    with pytest.raises(ValueError, match="out has dtype float64"):
+        rl.sigmoid(x, out=np.empty(size, np.float64))
+    with pytest.raises(ValueError, match="out has shape"):
+        rl.silu(x, out=np.empty(size + 1, np.float32))
+    read_only = np.empty(size, np.float32)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        rl.tanh.grad(x, out=read_only)
+    with pytest.raises(ValueError, match="approximate must be one of"):
+        rl.gelu(x, approximate="fast")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'alpha'"):
+        rl.sigmoid(x, alpha=1.0)
+    with pytest.raises(TypeError, match="x has dtype >f4"):
+        rl.sigmoid(x.astype(">f4"))
+
+
+def test_parameters_change_the_result_on_the_short_way():
+    x = np.linspace(-3, 3, 4096)
+    np.testing.assert_allclose(rl.elu(x, alpha=0.5)[x < 0], 0.5 * np.expm1(x[x < 0]), rtol=1e-15)
+    np.testing.assert_allclose(rl.elu(x)[x < 0], np.expm1(x[x < 0]), rtol=1e-15)
+    np.testing.assert_allclose(rl.elu.grad(x, at_zero=0.75, alpha=0.5)[x < 0], 0.5 * np.exp(x[x < 0]), rtol=1e-15)
+    zero = np.zeros(4096)
+    assert (rl.elu.grad(zero, alpha=0.5) == 0.5).all() and (rl.elu.grad(zero, at_zero=0.75, alpha=0.5) == 0.75).all()
+
+
+def test_an_error_state_that_watches_underflow_gets_the_numpy_kernels():
+    x = np.full(5000, -200.0, np.float32)  # exp(-200) underflows float32
+    with np.errstate(under="raise"):
+        with pytest.raises(FloatingPointError):
+            rl.sigmoid(x)
+        with pytest.raises(FloatingPointError):
+            rl.silu.grad(x[:3000])
+    assert (rl.sigmoid(x) == 0).all()  # and the compiled kernel again outside it
+
+
+@pytest.mark.parametrize("size", [3000, 1 << 17])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_away_from_its_defaults_takes_no_compiled_kernel(size, dtype):
+    x = np.linspace(-4, 4, size, dtype=dtype)
+    for params in ({"max_value": 2.5}, {"threshold": 0.5}, {"max_value": 2.5, "threshold": 0.5}):
+        bound = rl.relu.bind(params)
+        assert _parallel.stream_function(rl.relu.forward_kernel, bound, np.dtype(dtype)) is None
+        assert _parallel.stream_function(rl.relu.derivative_kernel, dict(bound, at_zero=0.0), np.dtype(dtype)) is None
+        top, threshold = params.get("max_value", np.inf), params.get("threshold", 0.0)
+        want = np.where(x > threshold, np.minimum(x, top), 0).astype(dtype)  # Keras: 0 up to t, x, then max_value
+        np.testing.assert_array_equal(rl.relu(x, **params), want)
+        y = np.full_like(x, 7)
+        assert rl.relu(x, out=y, **params) is y
+        np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(rl.relu(x), np.maximum(x, 0))  # and the defaults compiled again
+    assert _parallel.stream_function(rl.relu.forward_kernel, rl.relu.bind({}), np.dtype(dtype)) is not None
