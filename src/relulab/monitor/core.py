@@ -37,21 +37,20 @@ from .report import LayerStats, Report
 
 __all__ = ["Monitor", "find_activations"]
 
-_PATTERNS: dict[tuple[str, ...], re.Pattern[str]] = {}
+_PATTERNS: dict[tuple[str, ...], re.Pattern[str]] = {}  # by the members' torch functions
 
 
 def _functional_call() -> re.Pattern[str]:
     """A call of a member's torch function in source: ``F.relu(``, ``torch.relu_(``, ``functional.gelu(``, and the
     tensor methods called bare (``x.relu()``), from every registered member's ``torch_function``."""
-    key = tuple(family.names())
-    if key not in _PATTERNS:
-        functions = [spec.torch_function for spec in map(family.get, key) if spec.torch_function]
+    functions = tuple(spec.torch_function for spec in map(family.get, family.names()) if spec.torch_function)
+    if functions not in _PATTERNS:  # keyed by what it is made of: a re-registered member's new function counts
         methods = [f for f in functions if hasattr(torch.Tensor, f)]
         alternatives = "|".join(re.escape(f) for f in functions) or "(?!)"
         calls = rf"\b(?:F|functional|torch)\.((?:{alternatives})_?)\s*\("
         bare = "|".join(re.escape(f) for f in methods) or "(?!)"
-        _PATTERNS[key] = re.compile(rf"{calls}|\.({bare})\(\)")
-    return _PATTERNS[key]
+        _PATTERNS[functions] = re.compile(rf"{calls}|\.({bare})\(\)")
+    return _PATTERNS[functions]
 
 
 def _watched_torch_classes() -> str:
