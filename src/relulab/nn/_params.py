@@ -17,7 +17,7 @@ from ._ops import OPS, MemberOp, numpy_op
 
 T = TypeVar("T")
 
-__all__ = ["member_op", "torch_params", "validate_params", "resolve_at_zero", "per_member",
+__all__ = ["member_op", "param_doc", "validate_params", "resolve_at_zero", "per_member",
            "built_in_or_made"]
 
 _NUMPY_OPS: dict[str, tuple[Activation, MemberOp]] = {}  # members without a torch op: their NumPy path
@@ -51,9 +51,9 @@ def member_op(name: str | Activation) -> tuple[Activation, MemberOp]:
     return activation, per_member(_NUMPY_OPS, activation, numpy_op)
 
 
-def torch_params(activation: Activation) -> tuple[Param, ...]:
-    """The member's family Params that its torch op takes, in torch's order (the spec's ``Param(torch=True)``)."""
-    return activation.torch_params
+def param_doc(param: Param) -> str:
+    """The docstring line of a torch parameter, for a module's and a function's Args alike."""
+    return f"{param.name}: {param.doc} Default: ``{param.default!r}``; {param.allowed}."
 
 
 def validate_params(activation: Activation, owner: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def validate_params(activation: Activation, owner: str, values: Mapping[str, Any
     Returns the normalised values (ints become floats where the parameter is real). Raises ValueError/TypeError
     naming ``owner``, the parameter, the value and the allowed range.
     """
-    checked = {p.name: p.check(values[p.name], owner) for p in torch_params(activation)}
+    checked = {p.name: p.check(values[p.name], owner) for p in activation.torch_params}
     activation.properties_for(**checked)  # cross-parameter rules, e.g. rrelu's lower <= upper
     return checked
 

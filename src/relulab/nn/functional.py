@@ -29,7 +29,7 @@ import torch
 from relulab.family import Activation, get
 
 from ._ops import OPS, check_input
-from ._params import built_in_or_made, member_op, resolve_at_zero, torch_params, validate_params
+from ._params import built_in_or_made, member_op, param_doc, resolve_at_zero, validate_params
 
 
 Tensor = torch.Tensor
@@ -38,7 +38,7 @@ Tensor = torch.Tensor
 @functools.lru_cache(maxsize=512)
 def _validated(name: str, args: tuple, at_zero: Any) -> tuple[tuple, float | None]:
     activation = get(name)
-    names = [p.name for p in torch_params(activation)]
+    names = [p.name for p in activation.torch_params]
     checked = validate_params(activation, name, dict(zip(names, args)))
     return tuple(checked.values()), resolve_at_zero(activation, at_zero, checked)
 
@@ -77,7 +77,7 @@ def _generate(activation: Activation) -> Callable[..., Tensor]:
     name = activation.name
     function_name = name if name.isidentifier() and not keyword.iskeyword(name) else "activation_function"
     inplace = member_op(activation)[1].inplace
-    params = torch_params(activation)
+    params = activation.torch_params
     declared = [f"{p.name}: {_ANNOTATIONS.get(p.kind, 'Any')}{' | None' if p.allow_none else ''} = _default_{p.name}"
                 for p in params]
     head = ["input: Tensor"] + [d for d, p in zip(declared, params) if not p.keyword_only]
@@ -187,7 +187,7 @@ def _function_doc(name: str, function: Callable[..., Tensor]) -> str:
     lines = [activation.summary, "", ".. math::", "", f"    f(x) = {activation.formula}", "",
              f"    f'(x) = {activation.derivative_formula}", "", "Args:",
              "    input: a float16/bfloat16/float32/float64 tensor."]
-    lines += [f"    {p.name}: {p.doc} Default: ``{p.default!r}``; {p.allowed}." for p in torch_params(activation)]
+    lines += ["    " + param_doc(p) for p in activation.torch_params]
     if name == "prelu":
         lines.append("    weight: the slopes, 1 or one per channel (dim 1 of input).")
     if name == "rrelu":

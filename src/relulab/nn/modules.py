@@ -28,7 +28,7 @@ from torch import nn
 from relulab.family import Activation, get, names
 
 from ._ops import OPS, check_input
-from ._params import built_in_or_made, member_op, resolve_at_zero, torch_params, validate_params
+from ._params import built_in_or_made, member_op, param_doc, resolve_at_zero, validate_params
 
 __all__ = ["ActivationModule", "MODULES", "make", "module_for"]
 
@@ -141,7 +141,7 @@ def _docstring(activation: Activation, arg_lines: list[str], example: tuple[str,
 
 
 def _arg_lines(activation: Activation, op_inplace: bool, lean_saves: str) -> list[str]:
-    lines = [f"{p.name}: {p.doc} Default: ``{p.default!r}``; {p.allowed}." for p in torch_params(activation)]
+    lines = [param_doc(p) for p in activation.torch_params]
     if op_inplace:
         lines.append("inplace: overwrite the input with the result. Default: ``False``.")
     if activation.has_kink_at_zero:
@@ -164,11 +164,11 @@ def _build_class(cls: type, member: str | Activation) -> None:
     activation, op = member_op(member)
     class_name = cls.__name__
     parameters = [inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default)
-                  for p in torch_params(activation) if not p.keyword_only]
+                  for p in activation.torch_params if not p.keyword_only]
     if op.inplace:
         parameters.append(inspect.Parameter("inplace", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=False))
     parameters += [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default)
-                   for p in torch_params(activation) if p.keyword_only]
+                   for p in activation.torch_params if p.keyword_only]
     if activation.has_kink_at_zero:
         parameters.append(inspect.Parameter("at_zero", inspect.Parameter.KEYWORD_ONLY, default=None))
     parameters.append(inspect.Parameter("lean", inspect.Parameter.KEYWORD_ONLY, default=False))
@@ -193,7 +193,7 @@ def _build_class(cls: type, member: str | Activation) -> None:
     cls.activation = activation
     cls.torch_counterpart = getattr(nn, activation.torch_class) if activation.torch_class else None
     cls._fn = staticmethod(op.fn)
-    cls.param_names = tuple(p.name for p in torch_params(activation))
+    cls.param_names = tuple(p.name for p in activation.torch_params)
     cls._signature = signature
     cls.__doc__ = _docstring(activation, _arg_lines(activation, op.inplace, op.lean_saves), _example(cls, activation))
 
