@@ -64,21 +64,17 @@ def out_dir(value: str | Path, option: str = "--out") -> Path:
     path = Path(value)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option} must be a directory; {str(path)!r} is a file")
+    missing = []  # the folders the probe below creates, deepest first
     existing = path
-    while not existing.exists():  # the nearest ancestor that exists decides whether path can be created
-        if existing.parent == existing:
-            break
+    while not existing.exists() and existing.parent != existing:
+        missing.append(existing)
         existing = existing.parent
+    # the nearest ancestor that exists decides whether path can be created
     if existing != path and not existing.is_dir():
         raise ConfigError(f"{option} {str(path)!r} cannot be created: {str(existing)!r} is a file, not a directory")
     # The only sure test is to write: create the folder and a probe file in it (a read-only mount, /proc, a full
     # quota all fail here, before any training), then remove what the probe made, so that an error found later in
     # the validation still leaves nothing behind (the run creates the folder again when it writes).
-    missing = []
-    parent = path
-    while not parent.exists() and parent.parent != parent:
-        missing.append(parent)
-        parent = parent.parent
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".relulab-probe-", dir=path)
