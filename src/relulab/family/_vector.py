@@ -41,7 +41,9 @@ __all__ = ["sigmoid_forward", "sigmoid_derivative", "silu_forward", "silu_deriva
            "gelu_tanh_derivative", "gelu_forward", "gelu_derivative", "tanh_forward", "tanh_derivative",
            "elu_forward", "elu_derivative", "mish_forward", "mish_derivative", "hardswish_forward",
            "hardswish_derivative", "clip_forward", "clip_derivative", "squared_relu_forward",
-           "squared_relu_derivative", "exp_and_expm1"]
+           "squared_relu_derivative", "softplus_forward", "softplus_derivative", "celu_forward", "celu_derivative",
+           "squareplus_forward", "squareplus_derivative", "sparse_plus_forward", "sparse_plus_derivative",
+           "exp_and_expm1", "log1p_unit"]
 
 _OPTIONS = dict(nogil=True, cache=True, fastmath={"contract"}, error_model="numpy")
 _INLINE = dict(inline="always", fastmath={"contract"}, error_model="numpy")
@@ -104,6 +106,14 @@ _CLIP = 1e5  # beyond |x| = 1e5 every sigmoid here has saturated (its slope is 0
 _K2 = 2.0 * SQRT_2_OVER_PI
 _CUBIC3 = 3.0 * GELU_CUBIC
 _INF = math.inf
+# log1p: 2 atanh(s) = 2s + s R(s^2), R(z) = sum_k 2 z^k / (2k + 1), its Taylor series (see _log1p_unit).
+_ATANH = tuple(2.0 / (2 * k + 1) for k in range(1, 12))
+_LN2 = 0.6931471805599453
+# squareplus: sqrt(x^2 + b) is computed as sqrt((sx)^2 + s^2 b) / s with s a power of two chosen per element so that
+# neither the square overflows nor a small one underflows (hypot's job, without its division).
+# Above big, x and sqrt(b) scaled down; below small, up (far enough that the smallest subnormal's square is normal).
+_SQ_BIG_64, _SQ_SMALL_64, _SQ_DOWN_64, _SQ_UP_64 = 2.0 ** 500, 2.0 ** -500, 2.0 ** -600, 2.0 ** 600
+_SQ_BIG_32, _SQ_SMALL_32, _SQ_DOWN_32, _SQ_UP_32 = 2.0 ** 60, 2.0 ** -60, 2.0 ** -80, 2.0 ** 100
 
 
 @njit(**_INLINE)
@@ -385,6 +395,131 @@ def _squared_relu_slope(v, scalars):
     return _as(v, 2.0) * p if v == v else v
 
 
+@njit(**_INLINE)
+def _log1p_unit(t):
+    """log1p(t) for 0 <= t <= 1 (softplus's log1p(exp(-|x|)); -0.0 gives -0.0). See the module docstring."""
+    one, two, half = _as(t, 1.0), _as(t, 2.0), _as(t, 0.5)
+    upper = t >= half
+    # 1 + t = 2 (1 + u), u = (t - 1) / 2 in [-1/4, 0] for t >= 1/2 (t - 1 exact there: Sterbenz), else u = t.
+    u = (t - one) * half if upper else t
+    s = u / (two + u)  # |s| <= 1/5
+    z = s * s
+    if _double(t):  # R(z) to z^10
+        q = _as(z, _ATANH[5]) + z * (_as(z, _ATANH[6]) + z * (_as(z, _ATANH[7]) + z * (
+            _as(z, _ATANH[8]) + z * _as(z, _ATANH[9]))))
+        q = _as(z, _ATANH[0]) + z * (_as(z, _ATANH[1]) + z * (_as(z, _ATANH[2]) + z * (
+            _as(z, _ATANH[3]) + z * (_as(z, _ATANH[4]) + z * q))))
+        hi, lo = _as(t, _LN2_HI_64), _as(t, _LN2_LO_64)
+    else:  # R(z) to z^4
+        q = _as(z, _ATANH[0]) + z * (_as(z, _ATANH[1]) + z * (_as(z, _ATANH[2]) + z * _as(z, _ATANH[3])))
+        hi, lo = _as(t, _LN2_HI_32), _as(t, _LN2_LO_32)
+    r = z * q
+    # 2s + s R = u - (u^2/2 - s (u^2/2 + R)): u exact, the correction below u^2/2 (fdlibm's arrangement).
+    hfsq = half * u * u
+    v = u - (hfsq - s * (hfsq + r))
+    return (v + lo) + hi if upper else v
+
+
+@njit(**_INLINE)
+def _softplus(v, scalars):
+    # max(x, 0) + log1p(exp(-|bx|)) / b, and x itself where bx > threshold (PyTorch's switch).
+    beta, threshold = scalars
+    bx = beta * v
+    smooth = (v if v > _as(v, 0.0) else _as(v, 0.0)) + _log1p_unit(_exp_neg(-abs(bx))) / beta
+    r = v if bx > threshold else smooth
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _softplus_slope(v, scalars):
+    beta, threshold = scalars
+    bx = beta * v
+    s, e, q = _sigmoid_parts(bx)
+    r = _as(v, 1.0) if bx > threshold else s
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _celu(v, scalars):
+    # alpha expm1(x / divisor) for x < 0 (divisor: alpha, at least the smallest subnormal), x itself from -0.0 on.
+    # Where x / divisor is below the smallest normal, f = x (1 + x / 2 alpha) rounds to x: x itself, not the few
+    # bits a subnormal quotient keeps.
+    alpha, divisor = scalars
+    zero = _as(v, 0.0)
+    z = (v if v < zero else zero) / divisor
+    tiny = _as(v, 2.2250738585072014e-308) if _double(v) else _as(v, 1.1754943508222875e-38)
+    negative = v if abs(z) < tiny else alpha * _expm1_neg(z)
+    r = v if v >= zero else negative
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _celu_slope(v, scalars):
+    # exp(x / divisor) for x <= 0 (1 at 0: alpha / alpha is exactly 1), 1 above.
+    (divisor,) = scalars
+    zero = _as(v, 0.0)
+    r = _as(v, 1.0) if v > zero else _exp_neg((v if v < zero else zero) / divisor)
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _squareplus_parts(v, scalars):
+    """(h, d): h = sqrt(x^2 + b), d = h/2 + |x|/2, with x and b scaled by a power of two where x^2 would overflow
+    or lose bits below the normals (so h is within an ulp, as hypot)."""
+    b, quarter_b, root_b, b_down, b_up = scalars
+    if _double(v):
+        big, small, down, up = _as(v, _SQ_BIG_64), _as(v, _SQ_SMALL_64), _as(v, _SQ_DOWN_64), _as(v, _SQ_UP_64)
+    else:
+        big, small, down, up = _as(v, _SQ_BIG_32), _as(v, _SQ_SMALL_32), _as(v, _SQ_DOWN_32), _as(v, _SQ_UP_32)
+    one, half = _as(v, 1.0), _as(v, 0.5)
+    a = abs(v)
+    m = a if a > root_b else root_b
+    large, tiny = m > big, m < small
+    scale = down if large else (up if tiny else one)
+    inverse = up if large else (down if tiny else one)
+    w = v * scale
+    h = math.sqrt(w * w + (b_down if large else (b_up if tiny else b))) * inverse
+    return h, half * h + half * a
+
+
+@njit(**_INLINE)
+def _squareplus(v, scalars):
+    # d for x >= 0; the same value as (b / 4) / d for x < 0, without the cancellation of (x + h) / 2.
+    h, d = _squareplus_parts(v, scalars)
+    quarter_b = scalars[1]
+    r = quarter_b / d if v < _as(v, 0.0) else d
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _squareplus_slope(v, scalars):
+    # (1 + x / h) / 2; for x < 0, (b / 4) / (h d) without cancellation. 1 at +inf (inf / inf there).
+    h, d = _squareplus_parts(v, scalars)
+    quarter_b = scalars[1]
+    negative = v < _as(v, 0.0)
+    q = (quarter_b if negative else v) / h
+    r = q / d if negative else _as(v, 0.5) + _as(v, 0.5) * q
+    r = _as(v, 1.0) if v == _as(v, _INF) else r
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _sparse_plus(v, scalars):
+    # 0 for x <= -1, x from 1 on, (c + 1)^2 / 4 between (c: x clipped to [-1, 1]); JAX's branches.
+    one = _as(v, 1.0)
+    c = -one if v < -one else (one if v > one else v)
+    r = _as(v, 0.0) if v <= -one else (v if v >= one else _as(v, 0.25) * ((c + one) * (c + one)))
+    return r if v == v else v
+
+
+@njit(**_INLINE)
+def _sparse_plus_slope(v, scalars):
+    one = _as(v, 1.0)
+    c = -one if v < -one else (one if v > one else v)
+    r = (c + one) * _as(v, 0.5)
+    return r if v == v else v
+
+
 # -- the kernels: y[start:stop] = f(x[start:stop]) ----------------------------------------------------------------
 @njit(**_INLINE)
 def _apply(element, x, y, start, stop, scalars):
@@ -504,3 +639,61 @@ def exp_and_expm1(x, e, m):
     for i in range(x.size):
         e[i] = _exp_neg(x[i])
         m[i] = _expm1_neg(x[i])
+
+
+@njit(**_OPTIONS)
+def softplus_forward(x, y, start, stop, streaming, beta, threshold):
+    _apply(_softplus, x, y, start, stop, (beta, threshold))
+
+
+@njit(**_OPTIONS)
+def softplus_derivative(x, y, start, stop, streaming, beta, threshold):
+    _apply(_softplus_slope, x, y, start, stop, (beta, threshold))
+
+
+@njit(**_OPTIONS)
+def celu_forward(x, y, start, stop, streaming, alpha, divisor):
+    _apply(_celu, x, y, start, stop, (alpha, divisor))
+
+
+@njit(**_OPTIONS)
+def celu_derivative(x, y, start, stop, streaming, divisor):
+    _apply(_celu_slope, x, y, start, stop, (divisor,))
+
+
+@njit(**_INLINE)
+def _squareplus_scalars(b):
+    """(b, b / 4, sqrt(b), b times the squares of _squareplus_parts's down and up factors) for b > 0 (b clamped
+    first where the scaled-up value is never used: there it would overflow)."""
+    if _double(b):
+        small, down, up = _as(b, _SQ_SMALL_64), _as(b, _SQ_DOWN_64), _as(b, _SQ_UP_64)
+    else:
+        small, down, up = _as(b, _SQ_SMALL_32), _as(b, _SQ_DOWN_32), _as(b, _SQ_UP_32)
+    return b, _as(b, 0.25) * b, math.sqrt(b), (b * down) * down, (min(b, small * small) * up) * up
+
+
+@njit(**_OPTIONS)
+def squareplus_forward(x, y, start, stop, streaming, b):
+    _apply(_squareplus, x, y, start, stop, _squareplus_scalars(b))
+
+
+@njit(**_OPTIONS)
+def squareplus_derivative(x, y, start, stop, streaming, b):
+    _apply(_squareplus_slope, x, y, start, stop, _squareplus_scalars(b))
+
+
+@njit(**_OPTIONS)
+def sparse_plus_forward(x, y, start, stop, streaming):
+    _apply(_sparse_plus, x, y, start, stop, ())
+
+
+@njit(**_OPTIONS)
+def sparse_plus_derivative(x, y, start, stop, streaming):
+    _apply(_sparse_plus_slope, x, y, start, stop, ())
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def log1p_unit(t, y):
+    """log1p of 0 <= t <= 1, elementwise (what softplus uses), for the error tests."""
+    for i in range(t.size):
+        y[i] = _log1p_unit(t[i])

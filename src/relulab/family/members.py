@@ -387,6 +387,10 @@ prelu = register(Activation(
     elementwise=lambda p: np.ndim(p["weight"]) == 0,
     forward=lambda x, out, channel_axis, weight: _leaky(x, out, weight),
     derivative=lambda x, out, channel_axis, weight, at_zero: _leaky_grad(x, out, weight, at_zero),
+    # One slope for all: leaky_relu's compiled twins (asked only for elementwise calls, so a 0-d weight).
+    stream=lambda p, dtype: _leaky_stream({"negative_slope": float(p["weight"])}, dtype),
+    stream_derivative=lambda p, dtype: _leaky_grad_stream(
+        {"negative_slope": float(p["weight"]), "at_zero": p["at_zero"]}, dtype),
     gain=lambda p: leaky_gain(float(p.get("init", 0.25))),  # relulab.nn.PReLU's initial slope
     nn_class="PReLU", torch_class="PReLU", torch_function="prelu",
     nn_example=("rnn.PReLU()", "tensor([-0.5000,  0.0000,  3.0000], grad_fn=<PreluKernelBackward0>)"),
@@ -419,10 +423,15 @@ prelu.grad_weight = _prelu_grad_weight
 
 
 def _rrelu_slopes(x: np.ndarray, p: Mapping[str, Any]):
-    if not p["training"]:
+    if not p["training"]:  # (x unused: None from _rrelu_eval)
         return 0.5 * (p["lower"] + p["upper"])  # eval: the deterministic mean slope, as in PyTorch
     rng = p["rng"] if p["rng"] is not None else np.random.default_rng(p["seed"])
     return rng.uniform(p["lower"], p["upper"], size=x.shape).astype(x.dtype)
+
+
+def _rrelu_eval(p: Mapping[str, Any]) -> dict[str, Any]:
+    """rrelu's eval-mode parameters as leaky_relu's."""
+    return {"negative_slope": _rrelu_slopes(None, p), "at_zero": p.get("at_zero")}
 
 
 def _check_rrelu(p: Mapping[str, Any], owner: str) -> None:
@@ -468,6 +477,9 @@ rrelu = register(Activation(
     forward=lambda x, out, lower, upper, training, seed, rng: _leaky(x, out, _rrelu_slopes(x, locals())),
     derivative=lambda x, out, lower, upper, training, seed, rng, at_zero: _leaky_grad(
         x, out, _rrelu_slopes(x, locals()), at_zero),
+    # Eval mode is leaky_relu with the mean slope: leaky_relu's compiled twins (training is not elementwise).
+    stream=lambda p, dtype: None if p["training"] else _leaky_stream(_rrelu_eval(p), dtype),
+    stream_derivative=lambda p, dtype: None if p["training"] else _leaky_grad_stream(_rrelu_eval(p), dtype),
     gain=_rrelu_gain,
     nn_class="RReLU", torch_class="RReLU", torch_function="rrelu", inplace=True,
     nn_example=("rnn.RReLU().eval()", "tensor([-0.4583,  0.0000,  3.0000])"),
@@ -601,6 +613,11 @@ selu = register(Activation(
     example=">>> rl.selu([-1.0, 1.0])\narray([-1.11133074,  1.05070099])",
 ))
 
+def _celu_divisor(p: Mapping[str, Any], dtype: np.dtype):
+    """celu's divisor alpha in ``dtype``, at least the smallest subnormal (as _elu_exponent)."""
+    return dtype.type(max(p["alpha"], float(np.finfo(dtype).smallest_subnormal)))
+
+
 celu = register(Activation(
     "celu",
     summary="Continuously differentiable ELU: max(0, x) + min(0, alpha * (exp(x / alpha) - 1)).",
@@ -613,6 +630,8 @@ celu = register(Activation(
     elementwise=True,
     forward=lambda x, out, alpha: _elu(x, out, alpha, divisor=alpha),
     derivative=lambda x, out, alpha: _elu_grad(x, out, alpha, divisor=alpha),
+    stream=vector(lambda p, dtype: ("celu_forward", (dtype.type(p["alpha"]), _celu_divisor(p, dtype)))),
+    stream_derivative=vector(lambda p, dtype: ("celu_derivative", (_celu_divisor(p, dtype),))),
     nn_class="CELU", torch_class="CELU", torch_function="celu", inplace=True,
     nn_example=("rnn.CELU(alpha=2.0)", "tensor([-1.2642,  0.0000,  3.0000])"),
     conventions="Differentiable at 0 for every alpha (f'(0) = 1), so at_zero does not apply.",
@@ -1051,6 +1070,9 @@ softplus = register(Activation(
     elementwise=True,
     forward=_softplus,
     derivative=_softplus_grad,
+    stream=vector(lambda p, dtype: ("softplus_forward", (dtype.type(p["beta"]), dtype.type(p["threshold"])))),
+    stream_derivative=vector(
+        lambda p, dtype: ("softplus_derivative", (dtype.type(p["beta"]), dtype.type(p["threshold"])))),
     gain=_softplus_gain,
     nn_class="Softplus", torch_class="Softplus", torch_function="softplus",
     nn_example=("rnn.Softplus(beta=1.0)", "tensor([0.1269, 0.6931, 3.0486])"),
@@ -1103,6 +1125,11 @@ squareplus = register(Activation(
     elementwise=True,
     forward=_squareplus,
     derivative=_squareplus_grad,
+    # b = 0 is relu: relu's twins (f'(0) = 1/2).
+    stream=vector(lambda p, dtype: ("squareplus_forward", (dtype.type(p["b"]),)) if p["b"] > 0
+                  else ("relu_forward", ())),
+    stream_derivative=vector(lambda p, dtype: ("squareplus_derivative", (dtype.type(p["b"]),))
+                             if p["b"] > 0 else ("relu_derivative", (dtype.type(0.5),))),
     # E[f(z)^2] = (E[2 z^2 + b] + 2 E[z sqrt(z^2 + b)]) / 4 = (2 + b) / 4: the second expectation is odd in z.
     gain=lambda p: 2.0 / math.sqrt(2.0 + p.get("b", 4.0)),
     nn_class="Squareplus",
@@ -1143,6 +1170,8 @@ sparse_plus = register(Activation(
     elementwise=True,
     forward=_sparse_plus,
     derivative=_sparse_plus_grad,
+    stream=vector(lambda p, dtype: ("sparse_plus_forward", ())),
+    stream_derivative=vector(lambda p, dtype: ("sparse_plus_derivative", ())),
     nn_class="SparsePlus",
     nn_example=("rnn.SparsePlus()", "tensor([0.0000, 0.2500, 3.0000])"),
     conventions="Continuously differentiable (f'(-1) = 0, f'(1) = 1 from both sides), so no kinks and no at_zero; "
