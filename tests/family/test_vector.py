@@ -8,6 +8,10 @@ the exponential the kernels are built on is checked against mpmath over its whol
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import mpmath
 import numpy as np
 import pytest
@@ -39,7 +43,11 @@ from .test_reference import (  # noqa: F401
 TWINS = [("sigmoid", {}), ("silu", {}), ("quick_gelu", {}), ("gelu", {"approximate": "tanh"}), ("gelu", {}),
          ("tanh", {}), ("elu", {}), ("elu", {"alpha": 0.5}), ("selu", {}), ("mish", {}), ("hardswish", {}),
          ("relu6", {}), ("hard_sigmoid", {}), ("hard_tanh", {}), ("hard_tanh", {"min_val": -0.5, "max_val": 2.0}),
-         ("squared_relu", {})]
+         ("squared_relu", {}), ("softplus", {}), ("softplus", {"beta": 2.0, "threshold": 10.0}),
+         ("softplus", {"beta": 0.7, "threshold": float("inf")}), ("celu", {}), ("celu", {"alpha": 0.3}),
+         ("celu", {"alpha": 49.0}), ("squareplus", {}), ("squareplus", {"b": 1e-6}), ("squareplus", {"b": 0.0}),
+         ("sparse_plus", {}), ("rrelu", {}), ("rrelu", {"lower": 0.0, "upper": 0.0}),
+         ("rrelu", {"lower": 0.25, "upper": 0.5})]
 TWIN_IDS = [name + "".join(f"-{k}={v}" for k, v in params.items()) for name, params in TWINS]
 
 
@@ -178,7 +186,8 @@ def test_out_in_place_views_and_shapes_give_the_same_bits(name, params, dtype):
         assert_exact(call(x[:4096].reshape(64, 64).T, **params), want[:4096].reshape(64, 64).T)
         overlapping = np.concatenate([x, np.zeros(8, dtype)])
         call(overlapping[:-8], out=overlapping[8:], **params)  # a partial overlap: the NumPy kernel, buffered
-        assert_close(overlapping[8:], want, scale, f"{name} with a partially overlapping out", condition(name, x))
+        assert_close(overlapping[8:], want, scale, f"{name} with a partially overlapping out",
+                     condition(name, x))
 
 
 @pytest.mark.parametrize("size", [3000, 1 << 17])
@@ -235,3 +244,167 @@ def test_relu_away_from_its_defaults_takes_no_compiled_kernel(size, dtype):
         np.testing.assert_array_equal(y, want)
     np.testing.assert_array_equal(rl.relu(x), np.maximum(x, 0))  # and the defaults compiled again
     assert _parallel.stream_function(rl.relu.forward_kernel, rl.relu.bind({}), np.dtype(dtype)) is not None
+
+
+# -- softplus, celu, squareplus, sparse_plus (and the log1p softplus is built on) against mpmath -----------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log1p_is_within_an_ulp_of_mpmath_on_zero_to_one(dtype):
+    from relulab.family import _vector
+
+    info = np.finfo(dtype)
+    rng = np.random.default_rng(8)
+    half = float(dtype(0.5))
+    t = np.concatenate([
+        rng.random(20000),
+        np.logspace(np.log10(float(info.smallest_subnormal)), 0, 2000),  # tiny t: log1p(t) = t
+        half + (rng.random(2000) - 0.5) * 1e-3,  # where the reduction switches
+        [0.0, 1.0, half, float(np.nextafter(dtype(half), dtype(0))), float(info.tiny), float(info.smallest_subnormal)],
+    ]).astype(dtype)
+    y = np.empty_like(t)
+    _vector.log1p_unit(t, y)
+    ctx = mpmath.MPContext()
+    ctx.dps = 40
+    with np.errstate(under="ignore"):
+        want = np.array([float(ctx.log1p(ctx.mpf(float(v)))) for v in t]).astype(dtype)
+    spacing = np.maximum(np.spacing(np.abs(want)), info.smallest_subnormal).astype(np.float64)
+    assert np.max(np.abs(y.astype(np.float64) - want) / spacing) <= 1.0
+    minus_zero = np.array([-0.0], dtype)
+    _vector.log1p_unit(minus_zero, minus_zero)
+    assert minus_zero[0] == 0 and np.signbit(minus_zero[0])
+
+
+def whole_range(dtype) -> np.ndarray:
+    """Both signs from the smallest subnormal to the largest finite value, a fine grid where the members bend,
+    and the specials."""
+    info = np.finfo(dtype)
+    exponents = np.linspace(np.log10(float(info.smallest_subnormal)), np.log10(float(info.max)), 600)[:-1]
+    magnitudes = np.append(10.0 ** exponents, float(info.max))
+    rng = np.random.default_rng(9)
+    with np.errstate(over="ignore"):
+        return np.concatenate([-magnitudes, magnitudes, np.linspace(-60, 60, 1201), rng.uniform(-3, 3, 300),
+                               [0.0, -0.0, 1.0, -1.0, 5.0, 10.0, 20.0, np.inf, -np.inf, np.nan]]).astype(dtype)
+
+
+def _smooth_relus():
+    from . import reference as ref
+
+    return [("softplus", {}, ref.softplus(1.0, 20.0)),
+            ("softplus", {"beta": 2.0, "threshold": 10.0}, ref.softplus(2.0, 10.0)),
+            ("softplus", {"beta": 0.7, "threshold": float("inf")}, ref.softplus(0.7, float("inf"))),
+            ("celu", {}, ref.celu(1.0)), ("celu", {"alpha": 0.3}, ref.celu(0.3)), ("celu", {"alpha": 2.0}, ref.celu(2.0)),
+            ("squareplus", {}, ref.squareplus(4.0)), ("squareplus", {"b": 1e-6}, ref.squareplus(1e-6)),
+            ("squareplus", {"b": 1e30}, ref.squareplus(1e30)),
+            ("sparse_plus", {}, (ref.sparse_plus, ref.sparse_plus_grad))]
+
+
+SMOOTH_RELUS = _smooth_relus()
+
+
+def rounding_of_the_argument(name: str, params: dict, x: np.ndarray) -> np.ndarray:
+    """|z| where a rounded argument z (softplus's beta x, celu's x / alpha; exact for powers of two) feeds an
+    exponential in the left tail (softplus's value and slope ~ exp(z), celu's slope exp(z)): its rounding, a
+    relative half ulp, becomes a relative error |z| times that in the result, up to |z| ulps of it, in any
+    evaluation that forms z in the dtype (NumPy's and PyTorch's too); 0 elsewhere."""
+    factor = params.get({"softplus": "beta", "celu": "alpha"}.get(name, ""), 1.0)
+    if np.frexp(factor)[0] == 0.5:
+        return np.zeros(x.shape)
+    v = np.nan_to_num(x.astype(np.float64))
+    with np.errstate(over="ignore"):
+        z = v * factor if name == "softplus" else v / factor
+    return np.where(z < 0, -z, 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "params", "formulas"), SMOOTH_RELUS,
+                         ids=[n + "".join(f"-{k}={v}" for k, v in p.items()) for n, p, _ in SMOOTH_RELUS])
+def test_softplus_celu_squareplus_sparse_plus_are_within_a_few_ulps_of_mpmath(name, params, formulas, dtype):
+    # Measured: at most 2 ulps for the values and 4 for the derivatives (squareplus's, float32: b itself is rounded),
+    # 1 for celu in both; beyond that only the rounding of the argument (see rounding_of_the_argument).
+    from . import reference as ref
+
+    act = rl.get(name)
+    x = whole_range(dtype)
+    finite = np.isfinite(x)
+    for (call, formula, bound) in ((act, formulas[0], 3), (act.grad, formulas[1], 4)):
+        got = call(x, **params)
+        with np.errstate(under="ignore", over="ignore"):
+            want = np.array([float(formula(ref.mpf(float(v)))) if np.isfinite(v) else np.nan for v in x]).astype(dtype)
+        assert np.isnan(got[np.isnan(x)]).all()
+        np.testing.assert_array_equal(np.isinf(got[finite]), np.isinf(want[finite]))
+        ok = finite & np.isfinite(want)
+        info = np.finfo(dtype)  # an ulp of want (2^(e - 1 - mantissa bits); the largest value's too)
+        spacing = np.maximum(np.ldexp(1.0, np.frexp(want[ok].astype(np.float64))[1] - 1 - info.nmant),
+                             float(info.smallest_subnormal))
+        far = np.abs(got[ok].astype(np.float64) - want[ok]) / spacing
+        far = far / (1 + rounding_of_the_argument(name, params, x[ok]))
+        worst = int(np.argmax(far))
+        assert far[worst] <= bound, f"{name} {call}: {far[worst]} ulps at x = {x[ok][worst]!r}"
+    # The limits at +-inf and the signed zeros (f(-0.0) = f(+0.0) = f(0) for these smooth members; celu keeps x).
+    inf_value, minus_inf_value = act(np.array([np.inf, -np.inf], dtype), **params)
+    assert inf_value == np.inf and minus_inf_value == (-params.get("alpha", 1.0) if name == "celu" else 0.0)
+    np.testing.assert_array_equal(act.grad(np.array([np.inf, -np.inf], dtype), **params), [1.0, 0.0])
+    zeros = act(np.array([0.0, -0.0], dtype), **params)
+    if name == "celu":
+        assert zeros.tolist() == [0.0, 0.0] and np.signbit(zeros).tolist() == [False, True]
+    else:
+        assert zeros[0] == zeros[1] and not np.signbit(zeros).any()
+
+
+def test_one_slope_prelu_and_eval_rrelu_take_leaky_relus_compiled_kernels():
+    x = edge_input(5003, np.float64, seed=13)
+    for dtype in (np.float32, np.float64):
+        xs = x.astype(dtype)
+        for slope in (0.25, 0.0, -0.5, 2.0):
+            with np.errstate(invalid="ignore"):  # (inf * 0: relu's limit 0 below)
+                direct = np.maximum(xs, 0) if slope == 0 else np.where(xs > 0, xs, xs * dtype(slope))
+            np.testing.assert_array_equal(rl.prelu(xs, slope), np.where(np.isnan(xs), xs, direct))
+            grad = np.where(xs > 0, 1.0, slope).astype(dtype)
+            np.testing.assert_array_equal(rl.prelu.grad(xs, slope), np.where(np.isnan(xs), xs, grad))
+            np.testing.assert_array_equal(rl.prelu.grad(xs, slope, at_zero=1.0)[xs == 0], 1.0)
+        mean = (1 / 8 + 1 / 3) / 2
+        np.testing.assert_array_equal(rl.rrelu(xs), np.where(xs > 0, xs, xs * dtype(mean)))
+    # The twins are chosen (and none for rrelu in training, which is not elementwise).
+    assert _parallel.stream_function(rl.prelu.forward_kernel, {"channel_axis": 1, "weight": np.array(0.25)},
+                                     np.dtype(np.float32)) is not None
+    bound = rl.rrelu.bind({})
+    assert _parallel.stream_function(rl.rrelu.forward_kernel, bound, np.dtype(np.float32)) is not None
+    assert _parallel.stream_function(rl.rrelu.forward_kernel, dict(bound, training=True),
+                                     np.dtype(np.float32)) is None
+
+
+_NUMBA_OFF_SCRIPT = """
+import sys
+from math import inf
+import numpy as np
+import relulab as rl
+from relulab.family import _parallel
+assert _parallel.stream_kernels() is None, _parallel.stream_status()
+x = np.load(sys.argv[1])
+calls = [(name, params) for name, params in {calls!r}]
+np.savez(sys.argv[2], **{{f"{{i}}-{{g}}-{{d}}": (rl.get(n).grad if g else rl.get(n))(x.astype(d), **p)
+                          for i, (n, p) in enumerate(calls) for g in (0, 1) for d in ("float32", "float64")}})
+"""
+
+
+def test_the_compiled_kernels_agree_with_relulab_numba_0_to_a_few_ulps(tmp_path):
+    # The member calls as users make them (the parallel path at 2^17 elements, the short way below it), with numba
+    # and in a process started with RELULAB_NUMBA=0.
+    calls = [(name, params) for name, params, _ in SMOOTH_RELUS] + [("rrelu", {})]
+    x = np.concatenate([edge_input(1 << 17, np.float64, seed=14), edge_input(3001, np.float64, seed=15)])
+    np.save(tmp_path / "x.npy", x)
+    env = dict(os.environ, RELULAB_NUMBA="0")
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(rl.__file__))] +
+                                        [p for p in [env.get("PYTHONPATH")] if p])
+    subprocess.run([sys.executable, "-c", _NUMBA_OFF_SCRIPT.format(calls=calls), str(tmp_path / "x.npy"),
+                    str(tmp_path / "off.npz")], check=True, env=env)
+    off = np.load(tmp_path / "off.npz")
+    for i, (name, params) in enumerate(calls):
+        act = rl.get(name)
+        for g, call in ((0, act), (1, act.grad)):
+            for dtype in ("float32", "float64"):
+                with np.errstate(over="ignore"):
+                    xs = x.astype(dtype)
+                got, want = call(xs, **params), off[f"{i}-{g}-{dtype}"]
+                assert got.dtype == want.dtype == np.dtype(dtype)
+                assert_close(got, want, np.zeros(x.shape), f"{name} {params} {'derivative' if g else 'value'} "
+                             f"{dtype}", condition(name, xs))

@@ -476,7 +476,7 @@ def _squareplus_parts(v, scalars):
     m = a if a > root_b else root_b
     large, tiny = m > big, m < small
     scale = down if large else (up if tiny else one)
-    inverse = up if large else (down if tiny else one)
+    inverse = one / down if large else (one / up if tiny else one)  # (constants: powers of two)
     w = v * scale
     h = math.sqrt(w * w + (b_down if large else (b_up if tiny else b))) * inverse
     return h, half * h + half * a
