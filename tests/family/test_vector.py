@@ -291,7 +291,8 @@ def _smooth_relus():
     return [("softplus", {}, ref.softplus(1.0, 20.0)),
             ("softplus", {"beta": 2.0, "threshold": 10.0}, ref.softplus(2.0, 10.0)),
             ("softplus", {"beta": 0.7, "threshold": float("inf")}, ref.softplus(0.7, float("inf"))),
-            ("celu", {}, ref.celu(1.0)), ("celu", {"alpha": 0.3}, ref.celu(0.3)), ("celu", {"alpha": 2.0}, ref.celu(2.0)),
+            ("celu", {}, ref.celu(1.0)), ("celu", {"alpha": 0.3}, ref.celu(0.3)),
+            ("celu", {"alpha": 2.0}, ref.celu(2.0)),
             ("squareplus", {}, ref.squareplus(4.0)), ("squareplus", {"b": 1e-6}, ref.squareplus(1e-6)),
             ("squareplus", {"b": 1e30}, ref.squareplus(1e30)),
             ("sparse_plus", {}, (ref.sparse_plus, ref.sparse_plus_grad))]
