@@ -12,8 +12,8 @@ with ``nogil`` so the thread pool of ``_parallel.py`` runs it on every core. ``y
 z = n ln2 + r with n = round(z / ln2) and |r| <= ln2 / 2 by Cody and Waite's two-constant reduction (ln 2 split so
 that n * ln2_hi is exact), expm1(r) by its Taylor polynomial (degree 7 in float32, 13 in float64: truncation error
 below 2e-8 and 5e-18 relative to r, under a quarter of an ulp), and 2^n built from its bits. 2^n is applied as two
-factors 2^h 2^(n-h), h = floor(n / 2), so results down into the subnormals are rounded once, correctly scaled, and
-z below the underflow point (-104 in float32, -746 in float64, and -inf) gives exactly 0. Then
+factors 2^(n+k) 2^-k (k = 32 in float32, 64 in float64: the first is normal for every n, the second a constant),
+so the scaling is exact for normal results and rounds subnormal ones (within an ulp, as measured), and z below the underflow point (-104 in float32, -746 in float64, and -inf) gives exactly 0. Then
 exp(z) = 2^n (1 + p) and expm1(z) = (2^n - 1) + 2^n p (2^n - 1 is exact for the n where it matters, and for n = 0
 the result is p itself: accurate near 0); expm1 clamps z at -40 (-18 in float32), below which it rounds to -1, so
 its 2^n is always normal and one factor (a fifth off tanh's, elu's and celu's time). Measured against mpmath (tests/family/test_vector.py): within 1 ulp
@@ -110,6 +110,7 @@ _LN2_HI_32, _LN2_LO_32 = 0.693145751953125, 1.428606765330187045e-06  # 16 bits 
 _SHIFT_64, _SHIFT_32 = 6755399441055744.0, 12582912.0  # 1.5 * 2^52, 1.5 * 2^23: adding one rounds to a whole number
 _LOWEST_64, _LOWEST_32 = -746.0, -104.0  # exp below these rounds to 0
 _EXPM1_LOWEST_64, _EXPM1_LOWEST_32 = -40.0, -18.0  # expm1 below these rounds to -1
+_UNSCALE_64, _UNSCALE_32 = 2.0 ** -64, 2.0 ** -32  # 2^n = 2^(n + k) 2^-k: the first factor normal for every n
 _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13 = (1.0 / math.factorial(k) for k in range(3, 14))
 _MAX_64, _MAX_32 = float(np.finfo(np.float64).max), float(np.finfo(np.float32).max)
 _CLIP = 1e5  # beyond |x| = 1e5 every sigmoid here has saturated (its slope is 0): clipping keeps x^3 and a x finite
@@ -139,8 +140,9 @@ def _in_place(xs, ys):
 def _parts(z):
     """(s1, s2, p) with exp(z) = s1 s2 (1 + p), 2^n = s1 s2, p = expm1(r), for z <= 0 (NaN gives exp 0)."""
     n, p = _reduced(z)
-    h = np.floor(n * _as(n, 0.5))
-    return _pow2(h), _pow2(n - h), p
+    if _double(z):
+        return _pow2(n + _as(n, 64.0)), _as(n, _UNSCALE_64), p
+    return _pow2(n + _as(n, 32.0)), _as(n, _UNSCALE_32), p
 
 
 @njit(**_INLINE)
