@@ -13,11 +13,12 @@ z = n ln2 + r with n = round(z / ln2) and |r| <= ln2 / 2 by Cody and Waite's two
 that n * ln2_hi is exact), expm1(r) by its Taylor polynomial (degree 7 in float32, 13 in float64: truncation error
 below 2e-8 and 5e-18 relative to r, under a quarter of an ulp), and 2^n built from its bits. 2^n is applied as two
 factors 2^(n+k) 2^-k (k = 32 in float32, 64 in float64: the first is normal for every n, the second a constant),
-so the scaling is exact for normal results and rounds subnormal ones (within an ulp, as measured), and z below the underflow point (-104 in float32, -746 in float64, and -inf) gives exactly 0. Then
-exp(z) = 2^n (1 + p) and expm1(z) = (2^n - 1) + 2^n p (2^n - 1 is exact for the n where it matters, and for n = 0
-the result is p itself: accurate near 0); expm1 clamps z at -40 (-18 in float32), below which it rounds to -1, so
-its 2^n is always normal and one factor (a fifth off tanh's, elu's and celu's time). Measured against mpmath (tests/family/test_vector.py): within 1 ulp
-for exp, 2 ulps for expm1, in both dtypes, over the whole range.
+so the scaling is exact for normal results and rounds subnormal ones (within an ulp, as measured), and z below the
+underflow point (-104 in float32, -746 in float64, and -inf) gives exactly 0. Then exp(z) = 2^n (1 + p) and
+expm1(z) = (2^n - 1) + 2^n p (2^n - 1 is exact for the n where it matters, and for n = 0 the result is p itself:
+accurate near 0); expm1 clamps z at -40 (-18 in float32), below which it rounds to -1, so its 2^n is always normal
+and one factor. Measured against mpmath (tests/family/test_vector.py): within 1 ulp for exp, 2 ulps for expm1, in
+both dtypes, over the whole range.
 
 **The logarithm.** softplus needs log1p(t) for t = exp(-|beta x|) in [0, 1] only. For t >= 1/2,
 1 + t = 2 (1 + u) with u = (t - 1) / 2 in [-1/4, 0] (t - 1 is exact there, by Sterbenz's lemma) and ln 2 added
