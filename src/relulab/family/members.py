@@ -613,6 +613,7 @@ selu = register(Activation(
     example=">>> rl.selu([-1.0, 1.0])\narray([-1.11133074,  1.05070099])",
 ))
 
+
 def _celu_divisor(p: Mapping[str, Any], dtype: np.dtype):
     """celu's divisor alpha in ``dtype``, at least the smallest subnormal (as _elu_exponent)."""
     return dtype.type(max(p["alpha"], float(np.finfo(dtype).smallest_subnormal)))
