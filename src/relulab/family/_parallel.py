@@ -54,6 +54,8 @@ MIN_ELEMENTS = 1 << 16
 #: The same for single-pass NumPy kernels without a compiled twin (tanh, relu6, identity), which NumPy runs near
 #: memory speed on one core for arrays that fit the caches.
 MIN_ELEMENTS_LIGHT = 1 << 20
+#: How many chunks per thread a compiled kernel's work is cut into (see :func:`compiled_chunk`).
+PIECES = 2
 #: Chunk boundaries fall on multiples of this many elements: whole cache lines, whole bytes of a packed mask.
 ALIGN_ELEMENTS = 64
 
@@ -106,46 +108,98 @@ def set_num_threads(n: int) -> None:
     _num_threads = int(n)
 
 
-class _Job:
-    """One parallel call: chunks of [0, n) handed out in order to whichever thread asks next."""
+try:  # NumPy >= 2: the error state is a context variable, read and set in ~0.1 us (np.errstate: ~1 us)
+    from numpy._core.umath import _extobj_contextvar as _errstate_var
+except ImportError:  # pragma: no cover  (other NumPy versions)
+    _errstate_var = None
 
-    def __init__(self, task: Callable[[int, int], None], n: int, chunk: int, errors: Mapping[str, str]):
-        self.task, self.n, self.chunk, self.errors = task, n, chunk, dict(errors)
-        self.next = 0
+
+def errstate() -> Any:
+    """The calling thread's floating-point error state, for :func:`_adopted_errstate` in another thread."""
+    return _errstate_var.get() if _errstate_var is not None else np.geterr()
+
+
+@contextlib.contextmanager
+def _adopted_errstate(state: Any):
+    """Run the block under ``state`` (from :func:`errstate`, in another thread)."""
+    if _errstate_var is None:  # pragma: no cover
+        with np.errstate(**state):
+            yield
+        return
+    token = _errstate_var.set(state)
+    try:
+        yield
+    finally:
+        _errstate_var.reset(token)
+
+
+class _Job:
+    """One parallel call: the chunks of [0, n), the caller taking them from the front, the helpers from the back.
+
+    Whoever is free takes the next chunk, so a helper that the OS starts late costs nothing: the caller takes its
+    chunks. When every thread is on time, the caller works through the first part of the array and the helpers
+    through the last on every call, so each core finds its part in its own cache from the call before.
+    """
+
+    __slots__ = ("task", "n", "chunk", "front", "back", "busy", "error", "lock", "done", "state")
+
+    def __init__(self, task: Callable[[int, int], None], n: int, chunk: int, state: Any):
+        self.task, self.n, self.chunk, self.state = task, n, chunk, state
+        self.front, self.back = 0, -(-n // chunk)  # the chunks not yet taken: [front, back)
         self.busy = 0
         self.error: BaseException | None = None
         self.lock = threading.Lock()
-        self.idle = threading.Condition(self.lock)
+        self.done: threading.Lock | None = None  # held while the caller waits for the helpers' last chunks
 
-    def work(self) -> None:
+    def _chunks(self, from_front: bool) -> None:
+        task, n, chunk, lock = self.task, self.n, self.chunk, self.lock
+        while True:
+            with lock:
+                if self.error is not None or self.front >= self.back:
+                    return
+                if from_front:
+                    index = self.front
+                    self.front += 1
+                else:
+                    self.back -= 1
+                    index = self.back
+                self.busy += 1
+            start = index * chunk
+            try:
+                task(start, min(n, start + chunk))
+            except BaseException as error:  # noqa: BLE001  (re-raised in the calling thread)
+                with lock:
+                    self.error = self.error or error
+            finally:
+                with lock:
+                    self.busy -= 1
+                    if self.busy == 0 and self.done is not None:
+                        self.done.release()
+
+    def help(self) -> None:
+        """A helper's share, under the caller's floating-point error state."""
         outer = getattr(_local, "inside", False)
         _local.inside = True  # a kernel that calls a member from here stays on this thread (no nested jobs)
         try:
-            with np.errstate(**self.errors):  # the caller's floating-point error settings, in this thread too
-                while True:
-                    with self.lock:
-                        if self.error is not None or self.next >= self.n:
-                            return
-                        start = self.next
-                        self.next = min(self.n, start + self.chunk)
-                        self.busy += 1
-                    try:
-                        self.task(start, min(self.n, start + self.chunk))
-                    except BaseException as error:  # noqa: BLE001  (re-raised in the calling thread)
-                        with self.lock:
-                            self.error = self.error or error
-                    finally:
-                        with self.lock:
-                            self.busy -= 1
-                            if self.busy == 0:
-                                self.idle.notify_all()
+            with _adopted_errstate(self.state):
+                self._chunks(False)
         finally:
             _local.inside = outer
 
-    def wait(self) -> None:
+    def run(self) -> None:
+        """The caller's share, then the wait for the chunks that helpers are still running."""
+        _local.inside = True
+        try:
+            self._chunks(True)
+        finally:
+            _local.inside = False
         with self.lock:
-            while self.busy:
-                self.idle.wait()
+            waiting = self.busy > 0
+            if waiting:
+                self.done = threading.Lock()
+                self.done.acquire()
+        if waiting:
+            self.done.acquire()
         if self.error is not None:
             raise self.error
 
@@ -166,7 +220,7 @@ class _Pool:
             job = q.get()
             if job is None:
                 return
-            job.work()
+            job.help()
 
     def close(self) -> None:
         for q in self.queues:
@@ -204,15 +258,17 @@ def parallel_for(task: Callable[[int, int], None], n: int, chunk: int, *, thread
     The calling thread takes chunks too. The calling thread's ``np.errstate`` applies in every thread; the first
     exception raised by a task is raised here after every running task has finished.
     """
-    threads = get_num_threads() if threads is None else threads
-    job = _Job(task, n, chunk, np.geterr())
+    threads = (_num_threads or get_num_threads()) if threads is None else threads
     helpers = min(threads, -(-n // chunk)) - 1
-    if helpers > 0 and not getattr(_local, "inside", False):
-        pool = _get_pool(threads - 1)
-        for q in pool.queues[:helpers]:
-            q.put(job)
-    job.work()
-    job.wait()
+    if helpers <= 0 or getattr(_local, "inside", False):  # one thread: no job to share, no one to wait for
+        for start in range(0, n, chunk):
+            task(start, min(n, start + chunk))
+        return
+    job = _Job(task, n, chunk, errstate())
+    pool = _pool if _pool is not None and len(_pool.queues) == threads - 1 else _get_pool(threads - 1)
+    for q in pool.queues[:helpers]:
+        q.put(job)
+    job.run()
 
 
 # -- streaming kernels (numba, optional) ----------------------------------------------------------------------------
@@ -236,6 +292,11 @@ def streamable(kernel: Callable[..., Any], choose: Callable[[Mapping[str, Any], 
     ``_stream.py`` and the extra scalar arguments it takes after ``streaming`` (None: no twin for these params)."""
     _STREAMABLE[kernel] = choose
     return kernel
+
+
+def has_twin(kernel: Callable[..., Any]) -> bool:
+    """Whether ``kernel`` was given a compiled twin (:func:`streamable`), for some parameters at least."""
+    return kernel in _STREAMABLE
 
 
 @dataclass
@@ -312,6 +373,11 @@ def fast_path(enabled: bool):
         _enabled = previous
 
 
+def fast_path_enabled() -> bool:
+    """Whether the fast path is on (see :func:`fast_path`)."""
+    return _enabled
+
+
 def eligible(array: np.ndarray, out: np.ndarray | None, compute: np.dtype, kernel: Callable[..., Any]) -> bool:
     """Whether a validated call may take the fast path (the caller has checked the member is elementwise)."""
     size = array.size
@@ -330,14 +396,17 @@ def eligible(array: np.ndarray, out: np.ndarray | None, compute: np.dtype, kerne
 
 
 def run(kernel: Callable[..., Any], array: np.ndarray, bound: Mapping[str, Any], out: np.ndarray | None,
-        dtype: np.dtype, compute: np.dtype) -> np.ndarray:
-    """The kernel's result on ``array`` (C-contiguous, size >= 1), computed in chunks on every core."""
+        dtype: np.dtype, compute: np.dtype, function: Callable[..., None] | None = None) -> np.ndarray:
+    """The kernel's result on ``array`` (C-contiguous, size >= 1), computed in chunks on every core.
+
+    ``function``: the kernel's compiled twin for these parameters (:func:`stream_function`), when the caller has
+    it already (family/_compiled.py's short way; array and out then have the compute dtype)."""
     result = np.empty(array.shape, dtype) if out is None else out
     source, target = array.reshape(-1), result.reshape(-1)
     n = source.size
-    stream = _stream_task(kernel, bound, source, target, compute)
+    stream = _stream_task(kernel, bound, source, target, compute, function)
     if stream is not None:
-        parallel_for(stream, n, chunk_elements(LIGHT_CHUNK_BYTES, target.itemsize))
+        parallel_for(stream, n, compiled_chunk(n, target.itemsize))
         return result
     direct = target.dtype == compute
     step = chunk_elements(LIGHT_CHUNK_BYTES if kernel in _SINGLE_PASS else CHUNK_BYTES, max(target.itemsize, 4))
@@ -355,6 +424,16 @@ def run(kernel: Callable[..., Any], array: np.ndarray, bound: Mapping[str, Any],
     with np.errstate(over="ignore"):
         parallel_for(task, n, step)
     return result
+
+
+def compiled_chunk(n: int, itemsize: int) -> int:
+    """The chunk of a compiled kernel on ``n`` elements: :data:`PIECES` per thread, at most LIGHT_CHUNK_BYTES.
+
+    A compiled kernel holds no GIL and keeps no temporaries, so its chunks are cut for the threads, not the cache:
+    a few per thread, so that a helper which starts late leaves its share to the others."""
+    threads = _num_threads or get_num_threads()
+    piece = -(-n // (threads * PIECES)) if threads > 1 else n
+    return min(chunk_elements(LIGHT_CHUNK_BYTES, itemsize), -(-piece // ALIGN_ELEMENTS) * ALIGN_ELEMENTS)
 
 
 def chunk_elements(nbytes: int, itemsize: int) -> int:
@@ -381,14 +460,15 @@ def stream_function(kernel, bound: Mapping[str, Any], dtype: np.dtype):
     return lambda source, target, start, stop, streaming: function(source, target, start, stop, streaming, *scalars)
 
 
-def _stream_task(kernel, bound, source: np.ndarray, target: np.ndarray, compute: np.dtype):
+def _stream_task(kernel, bound, source: np.ndarray, target: np.ndarray, compute: np.dtype, function=None):
     """The compiled twin's task for this call, or None (no twin, other dtypes, numba missing). It streams its
     stores past the cache when the arrays are larger than :func:`streaming_threshold_bytes`."""
-    if source.dtype != compute or target.dtype != compute:
-        return None
-    function = stream_function(kernel, bound, compute)
     if function is None:
-        return None
+        if source.dtype != compute or target.dtype != compute:
+            return None
+        function = stream_function(kernel, bound, compute)
+        if function is None:
+            return None
     # In place, each line is in cache when it is written (the kernel just read it): plain stores then cost nothing
     # extra, while a streaming store would first have to evict the line.
     in_place = source.ctypes.data == target.ctypes.data
