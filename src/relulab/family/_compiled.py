@@ -124,7 +124,7 @@ def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any
             return None
     if not underflow_ignored() or _parallel.stream_kernels() is None:
         return None
-    if n >= _parallel.MIN_ELEMENTS:
+    if n >= _parallel.twin_threshold(kernel):
         # The parallel path; off (fast_path(False)), the plain path as the caller asked (the tests' reference).
         return _parallel.run(kernel, x, None, out, dtype, dtype, function) if _parallel.fast_path_enabled() else None
     target = np.empty_like(x) if out is None else out
