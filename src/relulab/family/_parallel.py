@@ -16,8 +16,13 @@ Calling a member on a large contiguous array takes this path (``Activation._run`
   With numba installed (``pip install 'relulab[fast]'``) they run the kernels of ``_stream.py`` instead: whole
   cache lines at a time, and past :func:`streaming_threshold_bytes` with non-temporal stores, at copy speed.
   The smooth and clipped members have compiled twins too (``_vector.py``, named in their specs through
-  ``_compiled.vector``).
-  Without numba, the NumPy kernel in chunks.
+  ``_compiled.vector``). Without numba, the NumPy kernel in chunks.
+* **Gangs.** A compiled twin runs on several threads without the GIL (``_stream.gang``): the caller tells the
+  workers in compiled code, takes chunks from the front of the array while they take them from the back (so each
+  core keeps its part of an array that fits the caches from one call to the next), and waits for them in compiled
+  code. A worker watches for its next job for :data:`SPIN_S` after its last (a Python thread woken by the OS takes
+  longer than a whole call on a cache-sized array), then sleeps on its queue. Threads from :func:`twin_threshold`
+  elements: ``MIN_ELEMENTS`` for kernels of many operations per element, four times that for single-pass ones.
 
 Threads: :func:`set_num_threads` or the environment variable ``RELULAB_NUM_THREADS``; the default is the number
 of cores this process may run on. ``RELULAB_NUMBA=0`` keeps numba out even when installed. Small arrays, views
@@ -294,7 +299,9 @@ class _Pool:
                 left = self.spare
                 if now == seen:  # no job for a while: sleep until post() or offer() wakes this worker
                     self.sleeping[k] = True
-                    if self.seqs[k] == seen:  # (they read sleeping after changing seqs: no job is missed)
+                    # post() reads sleeping after changing seqs, so it misses no sleeper; a gang changes seqs after
+                    # offer() read it, so a worker falling asleep just then misses that job (its caller does it).
+                    if self.seqs[k] == seen:
                         q.get()
                     self.sleeping[k] = False
                     continue
