@@ -152,13 +152,17 @@ def _mask_select_block(typingctx, g, y, i, bits, streaming):
     return types.void(g, y, i, bits, streaming), codegen
 
 
+def _x86(builder, name: str) -> None:
+    """Call the x86 instruction ``name`` (an LLVM intrinsic without arguments or result)."""
+    builder.call(builder.module.declare_intrinsic(name, fnty=ir.FunctionType(ir.VoidType(), [])), [])
+
+
 @intrinsic
 def _store_fence(typingctx):
     # Streaming stores are weakly ordered: fence them before another thread may read the output.
     def codegen(context, builder, signature, args):
         if _X86:
-            sfence = builder.module.declare_intrinsic("llvm.x86.sse.sfence", fnty=ir.FunctionType(ir.VoidType(), []))
-            builder.call(sfence, [])
+            _x86(builder, "llvm.x86.sse.sfence")
         else:
             builder.fence("seq_cst")
 
@@ -349,8 +353,7 @@ def _pause(typingctx):
     # The spin-wait hint (x86's pause): the core slows the loop down and gives way to its sibling hyperthread.
     def codegen(context, builder, signature, args):
         if _X86:
-            pause = builder.module.declare_intrinsic("llvm.x86.sse2.pause", fnty=ir.FunctionType(ir.VoidType(), []))
-            builder.call(pause, [])
+            _x86(builder, "llvm.x86.sse2.pause")
         return context.get_dummy_value()
 
     return types.none(), codegen
@@ -432,13 +435,7 @@ def gang(kernel):
             kernel(x, y, start, min(n, start + chunk), streaming, *scalars)
         if not helper:
             return np.int64(_wait_done(cells, spins))
-        _fetch_add(cells, DONE, 1)
-        for _ in range(spins):
-            value = _load_acquire(seqs, role)
-            if value != seen:
-                return value
-            _pause()
-        return _load_acquire(seqs, role)
+        return wait_for_change(seqs, role, seen, spins, cells, DONE)
 
     return run
 
