@@ -129,9 +129,9 @@ def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any
         return _parallel.run(kernel, x, None, out, dtype, dtype, function) if _parallel.fast_path_enabled() else None
     target = np.empty_like(x) if out is None else out
     if x.ndim == 1:
-        function(x, target, 0, n, False)
+        function.kernel(x, target, 0, n, False, *function.scalars)
     else:
-        function(x.reshape(-1), target.reshape(-1), 0, n, False)
+        function.kernel(x.reshape(-1), target.reshape(-1), 0, n, False, *function.scalars)
     return target
 
 
