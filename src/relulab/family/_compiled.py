@@ -6,9 +6,10 @@ The compiled kernels (``_stream.py`` for relu and leaky_relu, ``_vector.py`` for
 * large C-contiguous arrays go through ``_parallel.run``, which runs them on every core in chunks;
 * smaller ones (and views, which are copied to a contiguous array first) run here, on the calling thread
   (:func:`run`, called from ``Activation._run``);
-* :func:`quick` is the short way for the commonest call -- a C-contiguous float32/float64 ndarray below the
-  threshold of the parallel path, ``out`` absent or a matching C-contiguous buffer, parameters seen before: it
-  checks just that (about a microsecond) and calls the kernel, where the general validation costs several.
+* :func:`quick` is the short way for the commonest call -- a C-contiguous float32/float64 ndarray, ``out`` absent
+  or a matching C-contiguous buffer, parameters seen before: it checks just that (about a microsecond) and calls
+  the kernel (below the parallel path's threshold) or ``_parallel.run`` with the kernel already chosen, where the
+  general validation costs several.
 
 The rules are the same on every path, so a call gives the same bits whichever path takes it: a compiled kernel is
 used only where the input already has the dtype the kernel computes in (float32, float64; float16 and integer
@@ -84,7 +85,7 @@ def run(kernel: Callable[..., Any], work: np.ndarray, direct: np.ndarray | None,
 
 
 _MISSING = object()
-_quick: dict[Any, Any] = {}  # (kernel, dtype char, parameters) -> the compiled function, or None
+_quick: dict[Any, Any] = {}  # (kernel, dtype, parameters) -> the compiled function, or None
 
 
 def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any], grad: bool,
@@ -92,44 +93,52 @@ def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any
     """The result of a member's call (``grad``: its derivative's) on ``x`` with ``out`` and ``params`` by the
     compiled kernel, or None when the call is not the simple kind this handles (then the caller validates it in
     full). ``bound_for(params, dtype, grad)`` gives the parameters as ``kernel`` takes them, or None where the
-    compiled kernel does not apply (the member's ``Activation._compiled_bound``)."""
+    compiled kernel does not apply (the member's ``Activation._compiled_bound``). Arrays from the parallel
+    path's threshold on go to ``_parallel.run`` with the kernel already chosen."""
     if type(x) is not np.ndarray:
         return None
     n = x.size
+    if n < MIN_ELEMENTS:  # (small calls never load numba)
+        return None
     dtype = x.dtype
-    if n < MIN_ELEMENTS or n >= _parallel.MIN_ELEMENTS or dtype.char not in "fd" or not dtype.isnative \
-            or not x.flags.c_contiguous:
-        return None  # (a byte-swapped float array is refused by the full path, naming its dtype)
+    try:  # the cache is keyed by the dtype object: a byte-swapped float32 is another key (and has no kernel here)
+        key = (kernel, dtype, tuple((k, type(v), v) for k, v in params.items())) if params else (kernel, dtype)
+        function = _quick.get(key, _MISSING)
+    except TypeError:  # an unhashable parameter value
+        return None
+    if function is _MISSING:
+        if not _parallel.has_twin(kernel):  # a kernel without a twin never loads numba
+            return None
+        if _parallel.stream_kernels() is None or not underflow_ignored():
+            return None  # nothing to remember: either may change
+        if len(_quick) >= 1024:  # a sweep over many parameter values: start afresh rather than grow without end
+            _quick.clear()
+        function = _quick[key] = _choose(kernel, dtype, params, grad, bound_for)
+    if function is None or not x.flags.c_contiguous:
+        return None
     if out is not None:
         if type(out) is not np.ndarray or out.dtype is not dtype and out.dtype != dtype or out.shape != x.shape:
             return None
         flags = out.flags
         if not (flags.c_contiguous and flags.writeable and _overlap_ok(x, out)):
             return None
-    if _parallel.stream_kernels() is None or not underflow_ignored():
+    if not underflow_ignored() or _parallel.stream_kernels() is None:
         return None
-    try:
-        key = (kernel, dtype.char, tuple((k, type(v), v) for k, v in params.items())) if params \
-            else (kernel, dtype.char)
-        function = _quick.get(key, _MISSING)
-    except TypeError:  # an unhashable parameter value
-        return None
-    if function is _MISSING:
-        if len(_quick) >= 1024:  # a sweep over many parameter values: start afresh rather than grow without end
-            _quick.clear()
-        function = _quick[key] = _choose(kernel, dtype, params, grad, bound_for)
-    if function is None:
-        return None
+    if n >= _parallel.twin_threshold(kernel):
+        # The parallel path; off (fast_path(False)), the plain path as the caller asked (the tests' reference).
+        return _parallel.run(kernel, x, None, out, dtype, dtype, function) if _parallel.fast_path_enabled() else None
     target = np.empty_like(x) if out is None else out
     if x.ndim == 1:
-        function(x, target, 0, n, False)
+        function.kernel(x, target, 0, n, False, *function.scalars)
     else:
-        function(x.reshape(-1), target.reshape(-1), 0, n, False)
+        function.kernel(x.reshape(-1), target.reshape(-1), 0, n, False, *function.scalars)
     return target
 
 
 def _choose(kernel: Callable[..., Any], dtype: np.dtype, params: Mapping[str, Any], grad: bool,
             bound_for: Callable[[Mapping[str, Any], np.dtype, bool], dict[str, Any] | None]):
-    """The compiled function for these parameters, or None."""
+    """The compiled function for these parameters, or None (also for dtypes other than native float32/64)."""
+    if dtype.char not in "fd" or not dtype.isnative:
+        return None
     bound = bound_for(params, dtype, grad)
     return None if bound is None else _parallel.stream_function(kernel, bound, dtype)

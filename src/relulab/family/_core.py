@@ -472,7 +472,7 @@ class Activation:
         """f(x), elementwise. ``out=`` receives the result (same shape and dtype as the result) and is returned.
 
         Dask, JAX and other array-API inputs come back as their own kind (family/_arrays.py says how)."""
-        library = _arrays.library_of(x)
+        library = None if type(x) is np.ndarray else _arrays.library_of(x)
         if library is not None:
             return _arrays.apply_foreign(self, library, x, args, params, out, grad=False, at_zero=None)
         if not args:  # the short way for a plain float array (family/_compiled.py); None: validate in full
@@ -488,7 +488,7 @@ class Activation:
 
         Integer inputs give float64 derivatives; float inputs keep their dtype.
         """
-        library = _arrays.library_of(x)
+        library = None if type(x) is np.ndarray else _arrays.library_of(x)
         if library is not None:
             return _arrays.apply_foreign(self, library, x, args, params, out, grad=True, at_zero=at_zero)
         if not args and at_zero is None:  # the short way for a plain float array (family/_compiled.py)

@@ -16,8 +16,13 @@ Calling a member on a large contiguous array takes this path (``Activation._run`
   With numba installed (``pip install 'relulab[fast]'``) they run the kernels of ``_stream.py`` instead: whole
   cache lines at a time, and past :func:`streaming_threshold_bytes` with non-temporal stores, at copy speed.
   The smooth and clipped members have compiled twins too (``_vector.py``, named in their specs through
-  ``_compiled.vector``).
-  Without numba, the NumPy kernel in chunks.
+  ``_compiled.vector``). Without numba, the NumPy kernel in chunks.
+* **Gangs.** A compiled twin runs on several threads without the GIL (``_stream.gang``): the caller tells the
+  workers in compiled code, takes chunks from the front of the array while they take them from the back (so each
+  core keeps its part of an array that fits the caches from one call to the next), and waits for them in compiled
+  code. A worker watches for its next job for :data:`SPIN_S` after its last (a Python thread woken by the OS takes
+  longer than a whole call on a cache-sized array), then sleeps on its queue. Threads from :func:`twin_threshold`
+  elements: ``MIN_ELEMENTS`` for kernels of many operations per element, four times that for single-pass ones.
 
 Threads: :func:`set_num_threads` or the environment variable ``RELULAB_NUM_THREADS``; the default is the number
 of cores this process may run on. ``RELULAB_NUMBA=0`` keeps numba out even when installed. Small arrays, views
@@ -30,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from queue import SimpleQueue
 from typing import Any, Callable, Mapping
@@ -54,6 +60,8 @@ MIN_ELEMENTS = 1 << 16
 #: The same for single-pass NumPy kernels without a compiled twin (tanh, relu6, identity), which NumPy runs near
 #: memory speed on one core for arrays that fit the caches.
 MIN_ELEMENTS_LIGHT = 1 << 20
+#: How many chunks per thread a compiled kernel's work is cut into (see :func:`compiled_chunk`).
+PIECES = 2
 #: Chunk boundaries fall on multiples of this many elements: whole cache lines, whole bytes of a packed mask.
 ALIGN_ELEMENTS = 64
 
@@ -106,71 +114,208 @@ def set_num_threads(n: int) -> None:
     _num_threads = int(n)
 
 
-class _Job:
-    """One parallel call: chunks of [0, n) handed out in order to whichever thread asks next."""
+try:  # NumPy >= 2: the error state is a context variable, read and set in ~0.1 us (np.errstate: ~1 us)
+    from numpy._core.umath import _extobj_contextvar as _errstate_var
+except ImportError:  # pragma: no cover  (other NumPy versions)
+    _errstate_var = None
 
-    def __init__(self, task: Callable[[int, int], None], n: int, chunk: int, errors: Mapping[str, str]):
-        self.task, self.n, self.chunk, self.errors = task, n, chunk, dict(errors)
-        self.next = 0
-        self.busy = 0
+
+def errstate() -> Any:
+    """The calling thread's floating-point error state, for :func:`_adopted_errstate` in another thread."""
+    return _errstate_var.get() if _errstate_var is not None else np.geterr()
+
+
+@contextlib.contextmanager
+def _adopted_errstate(state: Any):
+    """Run the block under ``state`` (from :func:`errstate`, in another thread)."""
+    if _errstate_var is None:  # pragma: no cover
+        with np.errstate(**state):
+            yield
+        return
+    token = _errstate_var.set(state)
+    try:
+        yield
+    finally:
+        _errstate_var.reset(token)
+
+
+class _Job:
+    """One parallel call: the chunks of [0, n), the caller taking them from the front, the helpers from the back.
+
+    Whoever is free takes the next chunk, so a helper that the OS starts late costs nothing: the caller takes its
+    chunks. When every thread is on time, the caller works through the first part of the array and the helpers
+    through the last on every call, so each core finds its part in its own cache from the call before.
+    """
+
+    __slots__ = ("task", "n", "chunk", "front", "back", "joined", "error", "lock", "left", "done", "state")
+
+    def __init__(self, task: Callable[[int, int], None], n: int, chunk: int, state: Any):
+        self.task, self.n, self.chunk, self.state = task, n, chunk, state
+        self.front, self.back = 0, -(-n // chunk)  # the chunks not yet taken: [front, back)
+        self.joined = 0  # helpers that took a chunk
         self.error: BaseException | None = None
         self.lock = threading.Lock()
-        self.idle = threading.Condition(self.lock)
+        self.left = np.zeros(1, np.int64)  # helpers that are done with this job (counted without the GIL, _Pool)
+        self.done: threading.Lock | None = None  # without numba: held while the caller waits for the helpers
 
-    def work(self) -> None:
+    def _chunks(self, helper: bool) -> bool:
+        """Run chunks until none is left (or a task failed); whether this thread took any."""
+        task, n, chunk, lock = self.task, self.n, self.chunk, self.lock
+        took = False
+        while True:
+            with lock:
+                if self.error is not None or self.front >= self.back:
+                    return took
+                if helper:
+                    self.back -= 1
+                    index = self.back
+                    self.joined += not took
+                else:
+                    index = self.front
+                    self.front += 1
+            took = True
+            start = index * chunk
+            try:
+                task(start, min(n, start + chunk))
+            except BaseException as error:  # noqa: BLE001  (re-raised in the calling thread)
+                with lock:
+                    self.error = self.error or error
+
+    def help(self) -> bool:
+        """A helper's share, under the caller's floating-point error state; whether it took any chunk."""
         outer = getattr(_local, "inside", False)
         _local.inside = True  # a kernel that calls a member from here stays on this thread (no nested jobs)
         try:
-            with np.errstate(**self.errors):  # the caller's floating-point error settings, in this thread too
-                while True:
-                    with self.lock:
-                        if self.error is not None or self.next >= self.n:
-                            return
-                        start = self.next
-                        self.next = min(self.n, start + self.chunk)
-                        self.busy += 1
-                    try:
-                        self.task(start, min(self.n, start + self.chunk))
-                    except BaseException as error:  # noqa: BLE001  (re-raised in the calling thread)
-                        with self.lock:
-                            self.error = self.error or error
-                    finally:
-                        with self.lock:
-                            self.busy -= 1
-                            if self.busy == 0:
-                                self.idle.notify_all()
+            with _adopted_errstate(self.state):
+                return self._chunks(True)
         finally:
             _local.inside = outer
 
-    def wait(self) -> None:
+    def serve(self, pool: "_Pool", k: int, seen: int) -> tuple[int, np.ndarray]:
+        """A worker's part: help, and say which cell its next wait counts into (this job's when it took chunks)."""
+        if not self.help():
+            return seen, pool.spare
+        if pool.stream is not None:
+            return seen, self.left  # counted by the next wait, once this thread holds no GIL
+        self.leave()
+        return seen, pool.spare
+
+    def leave(self) -> None:
+        """A helper that took chunks is done (the pool without numba; with it, ``left`` is counted in compiled
+        code, after the helper has let go of the GIL)."""
         with self.lock:
-            while self.busy:
-                self.idle.wait()
+            self.left[0] += 1
+            if self.done is not None and self.left[0] >= self.joined:
+                self.done.release()
+
+    def run(self, stream: Any) -> None:
+        """The caller's share, then the wait for the helpers that took chunks."""
+        _local.inside = True
+        try:
+            self._chunks(False)
+        finally:
+            _local.inside = False
+        if stream is not None:
+            joined = self.joined  # final: no chunk is left to take
+            while not stream.wait_for_count(self.left, 0, joined, _spins(stream)):
+                time.sleep(SLEEP_S)  # a helper the OS has stopped mid-chunk
+        else:
+            with self.lock:
+                waiting = self.left[0] < self.joined
+                if waiting:
+                    self.done = threading.Lock()
+                    self.done.acquire()
+            if waiting:
+                self.done.acquire()
         if self.error is not None:
             raise self.error
 
 
+#: How long a worker keeps watching for its next job after finishing one, and a caller for its helpers, before
+#: they sleep: longer than the gap between back-to-back calls, short enough not to hold a core that others need.
+SPIN_S = 100e-6
+#: How long a caller sleeps between checks once its spin is over (a helper the OS stopped mid-chunk).
+SLEEP_S = 20e-6
+_spin_rounds: list[int] = []
+
+
+def _spins(module: Any) -> int:
+    """Rounds of ``module.wait_for_change`` that take about SPIN_S (measured once)."""
+    if not _spin_rounds:
+        cells, rounds = np.zeros(2, np.int64), 20000
+        module.wait_for_change(cells, 0, 0, 1, cells, 1)  # compile or load first
+        began = time.perf_counter()
+        module.wait_for_change(cells, 0, 0, rounds, cells, 1)  # cells[0] stays 0: all the rounds
+        elapsed = time.perf_counter() - began
+        _spin_rounds.append(max(100, int(rounds * SPIN_S / max(elapsed, 1e-9))))
+    return _spin_rounds[0]
+
+
 class _Pool:
-    """Daemon worker threads, each waiting on its own queue for jobs."""
+    """Daemon worker threads. Each watches its cell of ``seqs`` for a new job in ``slots`` (in compiled code that
+    holds no GIL, see family/_stream.py), for :data:`SPIN_S` after its last job; then it sleeps on its queue until
+    the next :meth:`post` wakes it. Without numba the workers always wait on their queues."""
 
     def __init__(self, workers: int):
+        self.stream = stream_kernels()
+        self.spins = _spins(self.stream) if self.stream is not None else 0
+        self.seqs = np.zeros(workers, np.int64)
+        self.sleeping = [False] * workers
+        self.slots: list[_Job | None] = [None] * workers
+        self.spare = np.zeros(1, np.int64)  # counts a worker's waits that follow no job of its own
         self.queues: list[SimpleQueue] = []
         for k in range(workers):
             q: SimpleQueue = SimpleQueue()
-            threading.Thread(target=self._loop, args=(q,), name=f"relulab-worker-{k}", daemon=True).start()
             self.queues.append(q)
+            threading.Thread(target=self._loop, args=(k,), name=f"relulab-worker-{k}", daemon=True).start()
 
-    @staticmethod
-    def _loop(q: SimpleQueue) -> None:
+    def post(self, job: Any, helpers: int) -> None:
+        """Offer ``job`` to the first ``helpers`` workers (None: stop them)."""
+        stream = self.stream
+        for k in range(helpers):
+            self.slots[k] = job
+            if stream is None:
+                self.queues[k].put(True)
+                continue
+            stream.post(self.seqs, k, 1)
+            if self.sleeping[k]:
+                self.queues[k].put(True)
+
+    def offer(self, job: _Gang, helpers: int) -> None:
+        """Put a gang job in the first ``helpers`` slots and wake the workers that sleep; the job's runner
+        itself then tells them, without the GIL (so they find it free when they look)."""
+        for k in range(helpers):
+            self.slots[k] = job
+            if self.sleeping[k]:
+                self.queues[k].put(True)
+
+    def _loop(self, k: int) -> None:
+        stream, q, seen, left, pending = self.stream, self.queues[k], 0, self.spare, False
         while True:
-            job = q.get()
+            if pending:  # a job came while this worker finished the last one
+                pending = False
+            elif stream is not None:
+                now = stream.wait_for_change(self.seqs, k, seen, self.spins, left, 0)
+                left = self.spare
+                if now == seen:  # no job for a while: sleep until post() or offer() wakes this worker
+                    self.sleeping[k] = True
+                    # post() reads sleeping after changing seqs, so it misses no sleeper; a gang changes seqs after
+                    # offer() read it, so a worker falling asleep just then misses that job (its caller does it).
+                    if self.seqs[k] == seen:
+                        q.get()
+                    self.sleeping[k] = False
+                    continue
+                seen = now
+            else:
+                q.get()
+            job = self.slots[k]
             if job is None:
                 return
-            job.work()
+            after, left = job.serve(self, k, seen)  # (a _Job keeps its tasks' errors for its caller)
+            pending, seen = after != seen, after
 
     def close(self) -> None:
-        for q in self.queues:
-            q.put(None)
+        self.post(None, len(self.queues))
 
 
 _local = threading.local()
@@ -204,15 +349,16 @@ def parallel_for(task: Callable[[int, int], None], n: int, chunk: int, *, thread
     The calling thread takes chunks too. The calling thread's ``np.errstate`` applies in every thread; the first
     exception raised by a task is raised here after every running task has finished.
     """
-    threads = get_num_threads() if threads is None else threads
-    job = _Job(task, n, chunk, np.geterr())
+    threads = (_num_threads or get_num_threads()) if threads is None else threads
     helpers = min(threads, -(-n // chunk)) - 1
-    if helpers > 0 and not getattr(_local, "inside", False):
-        pool = _get_pool(threads - 1)
-        for q in pool.queues[:helpers]:
-            q.put(job)
-    job.work()
-    job.wait()
+    if helpers <= 0 or getattr(_local, "inside", False):  # one thread: no job to share, no one to wait for
+        for start in range(0, n, chunk):
+            task(start, min(n, start + chunk))
+        return
+    job = _Job(task, n, chunk, errstate())
+    pool = _pool if _pool is not None and len(_pool.queues) == threads - 1 else _get_pool(threads - 1)
+    pool.post(job, helpers)
+    job.run(pool.stream)
 
 
 # -- streaming kernels (numba, optional) ----------------------------------------------------------------------------
@@ -236,6 +382,11 @@ def streamable(kernel: Callable[..., Any], choose: Callable[[Mapping[str, Any], 
     ``_stream.py`` and the extra scalar arguments it takes after ``streaming`` (None: no twin for these params)."""
     _STREAMABLE[kernel] = choose
     return kernel
+
+
+def has_twin(kernel: Callable[..., Any]) -> bool:
+    """Whether ``kernel`` was given a compiled twin (:func:`streamable`), for some parameters at least."""
+    return kernel in _STREAMABLE
 
 
 @dataclass
@@ -312,6 +463,18 @@ def fast_path(enabled: bool):
         _enabled = previous
 
 
+def twin_threshold(kernel: Callable[..., Any]) -> int:
+    """The size from which the compiled twin of ``kernel`` runs on several threads: :data:`MIN_ELEMENTS` for a
+    kernel of many operations per element (exp, erf, tanh: compute-bound), four times that for a single-pass one
+    (memory-bound: below that a second core gains less than handing it work costs)."""
+    return MIN_ELEMENTS << 2 if kernel in _SINGLE_PASS else MIN_ELEMENTS
+
+
+def fast_path_enabled() -> bool:
+    """Whether the fast path is on (see :func:`fast_path`)."""
+    return _enabled
+
+
 def eligible(array: np.ndarray, out: np.ndarray | None, compute: np.dtype, kernel: Callable[..., Any]) -> bool:
     """Whether a validated call may take the fast path (the caller has checked the member is elementwise)."""
     size = array.size
@@ -330,14 +493,18 @@ def eligible(array: np.ndarray, out: np.ndarray | None, compute: np.dtype, kerne
 
 
 def run(kernel: Callable[..., Any], array: np.ndarray, bound: Mapping[str, Any], out: np.ndarray | None,
-        dtype: np.dtype, compute: np.dtype) -> np.ndarray:
-    """The kernel's result on ``array`` (C-contiguous, size >= 1), computed in chunks on every core."""
+        dtype: np.dtype, compute: np.dtype, function: Callable[..., None] | None = None) -> np.ndarray:
+    """The kernel's result on ``array`` (C-contiguous, size >= 1), computed in chunks on every core.
+
+    ``function``: the kernel's compiled twin for these parameters (:func:`stream_function`), when the caller has
+    it already (family/_compiled.py's short way; array and out then have the compute dtype)."""
     result = np.empty(array.shape, dtype) if out is None else out
     source, target = array.reshape(-1), result.reshape(-1)
     n = source.size
-    stream = _stream_task(kernel, bound, source, target, compute)
-    if stream is not None:
-        parallel_for(stream, n, chunk_elements(LIGHT_CHUNK_BYTES, target.itemsize))
+    if function is None and source.dtype == compute and target.dtype == compute:
+        function = stream_function(kernel, bound, compute)
+    if function is not None:
+        _run_twin(function, source, target, n >= twin_threshold(kernel))
         return result
     direct = target.dtype == compute
     step = chunk_elements(LIGHT_CHUNK_BYTES if kernel in _SINGLE_PASS else CHUNK_BYTES, max(target.itemsize, 4))
@@ -355,6 +522,16 @@ def run(kernel: Callable[..., Any], array: np.ndarray, bound: Mapping[str, Any],
     with np.errstate(over="ignore"):
         parallel_for(task, n, step)
     return result
+
+
+def compiled_chunk(n: int, itemsize: int) -> int:
+    """The chunk of a compiled kernel on ``n`` elements: :data:`PIECES` per thread, at most LIGHT_CHUNK_BYTES.
+
+    A compiled kernel holds no GIL and keeps no temporaries, so its chunks are cut for the threads, not the cache:
+    a few per thread, so that a helper which starts late leaves its share to the others."""
+    threads = _num_threads or get_num_threads()
+    piece = -(-n // (threads * PIECES)) if threads > 1 else n
+    return min(chunk_elements(LIGHT_CHUNK_BYTES, itemsize), -(-piece // ALIGN_ELEMENTS) * ALIGN_ELEMENTS)
 
 
 def chunk_elements(nbytes: int, itemsize: int) -> int:
@@ -378,20 +555,53 @@ def stream_function(kernel, bound: Mapping[str, Any], dtype: np.dtype):
         from . import _vector
 
         function = getattr(_vector, name)
-    return lambda source, target, start, stop, streaming: function(source, target, start, stop, streaming, *scalars)
+    twin = lambda source, target, start, stop, streaming: function(source, target, start, stop, streaming, *scalars)
+    twin.kernel, twin.scalars = function, scalars  # for a gang call (_gang)
+    return twin
 
 
-def _stream_task(kernel, bound, source: np.ndarray, target: np.ndarray, compute: np.dtype):
-    """The compiled twin's task for this call, or None (no twin, other dtypes, numba missing). It streams its
-    stores past the cache when the arrays are larger than :func:`streaming_threshold_bytes`."""
-    if source.dtype != compute or target.dtype != compute:
-        return None
-    function = stream_function(kernel, bound, compute)
-    if function is None:
-        return None
+def _run_twin(function, source: np.ndarray, target: np.ndarray, threaded: bool) -> None:
+    """``target = f(source)`` by the compiled twin ``function`` (:func:`stream_function`), on every core if
+    ``threaded``. It streams its stores past the cache when the arrays are larger than
+    :func:`streaming_threshold_bytes`."""
+    n = source.size
     # In place, each line is in cache when it is written (the kernel just read it): plain stores then cost nothing
-    # extra, while a streaming store would first have to evict the line.
-    in_place = source.ctypes.data == target.ctypes.data
-    streaming = source.nbytes + target.nbytes >= _STREAM_MIN_BYTES and not in_place
-    function(source, target, 0, 0, streaming)  # compile, or load from numba's cache, here: not in the workers
-    return lambda start, stop: function(source, target, start, stop, streaming)
+    # extra, while a streaming store would first have to evict the line. (Callers exclude partial overlaps.)
+    streaming = source.nbytes + target.nbytes >= _STREAM_MIN_BYTES and not np.may_share_memory(source, target)
+    threads = _num_threads or get_num_threads()
+    chunk = compiled_chunk(n, target.itemsize)
+    helpers = min(threads, -(-n // chunk)) - 1
+    if helpers <= 0 or not threaded or getattr(_local, "inside", False):
+        function(source, target, 0, n, streaming)
+        return
+    pool = _pool if _pool is not None and len(_pool.queues) == threads - 1 else _get_pool(threads - 1)
+    if pool.stream is None:  # pragma: no cover  (a pool started while numba was unavailable: no gangs)
+        parallel_for(lambda start, stop: function(source, target, start, stop, streaming), n, chunk)
+        return
+    runner = _gangs.get(function.kernel)
+    if runner is None:
+        runner = _gangs[function.kernel] = pool.stream.gang(function.kernel)
+    cells = np.zeros(4, np.int64)
+    cells[0] = -(-n // chunk) << 32  # chunks [0, count) not yet taken
+    args = (source, target, n, chunk, streaming, function.scalars, cells, pool.seqs)
+    # (numba compiles the runner for these types in this call, before it tells the workers)
+    pool.offer(_Gang(runner, args), helpers)
+    spins = pool.spins
+    if not runner(*args, -1, helpers, 0, spins):
+        while not pool.stream.wait_for_gang(cells, spins):
+            time.sleep(SLEEP_S)  # a helper the OS has stopped mid-chunk
+
+
+_gangs: dict[Any, Any] = {}  # compiled kernel -> its gang runner (family/_stream.py)
+
+
+class _Gang:
+    """A compiled kernel's job for the pool (:func:`_run_twin`): the helpers run it without the GIL."""
+
+    __slots__ = ("runner", "args")
+
+    def __init__(self, runner, args):
+        self.runner, self.args = runner, args
+
+    def serve(self, pool: "_Pool", k: int, seen: int) -> tuple[int, np.ndarray]:
+        return self.runner(*self.args, k, 0, seen, pool.spins), pool.spare

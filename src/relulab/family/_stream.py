@@ -27,7 +27,7 @@ from numba import errors, njit, types
 from numba.extending import intrinsic
 
 __all__ = ["relu_forward", "relu_derivative", "leaky_forward", "leaky_derivative", "relu_forward_mask",
-           "mask_backward", "LINE_BYTES"]
+           "mask_backward", "LINE_BYTES", "post", "wait_for_change", "wait_for_count", "gang"]
 
 LINE_BYTES = 64  # one cache line, and one 512-bit vector: a block of 16 float32 or 8 float64
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
@@ -152,13 +152,17 @@ def _mask_select_block(typingctx, g, y, i, bits, streaming):
     return types.void(g, y, i, bits, streaming), codegen
 
 
+def _x86(builder, name: str) -> None:
+    """Call the x86 instruction ``name`` (an LLVM intrinsic without arguments or result)."""
+    builder.call(builder.module.declare_intrinsic(name, fnty=ir.FunctionType(ir.VoidType(), [])), [])
+
+
 @intrinsic
 def _store_fence(typingctx):
     # Streaming stores are weakly ordered: fence them before another thread may read the output.
     def codegen(context, builder, signature, args):
         if _X86:
-            sfence = builder.module.declare_intrinsic("llvm.x86.sse.sfence", fnty=ir.FunctionType(ir.VoidType(), []))
-            builder.call(sfence, [])
+            _x86(builder, "llvm.x86.sse.sfence")
         else:
             builder.fence("seq_cst")
 
@@ -309,3 +313,143 @@ def mask_backward(g, mask, y, start, stop, streaming):
             i += lanes
     if streaming:
         _store_fence()
+
+
+# -- waiting without the GIL: the thread pool's signals (family/_parallel.py) ----------------------------------------
+# A worker thread waits for its next job, and a caller for its helpers, by watching an int64 cell here, in compiled
+# code that holds no GIL: a Python thread that waits on a lock or queue instead needs the OS to wake it, which
+# costs more (tens of microseconds on a virtual machine) than a whole call on an array that fits the cache.
+@intrinsic
+def _load_acquire(typingctx, cells, i):
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.load_atomic(builder.gep(array.data, [args[1]]), "acquire", 8)
+
+    return types.int64(cells, i), codegen
+
+
+@intrinsic
+def _fetch_add(typingctx, cells, i, value):
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.atomic_rmw("add", builder.gep(array.data, [args[1]]), args[2], "acq_rel")
+
+    return types.int64(cells, i, value), codegen
+
+
+@intrinsic
+def _compare_exchange(typingctx, cells, i, expected, new):
+    # cells[i] = new if cells[i] == expected; the value cells[i] had.
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        pair = builder.cmpxchg(builder.gep(array.data, [args[1]]), args[2], args[3], "acq_rel", "acquire")
+        return builder.extract_value(pair, 0)
+
+    return types.int64(cells, i, expected, new), codegen
+
+
+@intrinsic
+def _pause(typingctx):
+    # The spin-wait hint (x86's pause): the core slows the loop down and gives way to its sibling hyperthread.
+    def codegen(context, builder, signature, args):
+        if _X86:
+            _x86(builder, "llvm.x86.sse2.pause")
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@njit(cache=True)
+def post(cells, i, value):
+    """Atomically add ``value`` to ``cells[i]`` (int64); the value before."""
+    return _fetch_add(cells, i, value)
+
+
+@njit(nogil=True, cache=True)
+def wait_for_change(cells, i, seen, spins, done, j):
+    """First ``done[j] += 1`` (atomically, without the GIL: whoever waits for it may take the GIL at once), then
+    wait up to ``spins`` rounds for ``cells[i] != seen``; ``cells[i]`` at the end."""
+    _fetch_add(done, j, 1)
+    for _ in range(spins):
+        value = _load_acquire(cells, i)
+        if value != seen:
+            return value
+        _pause()
+    return _load_acquire(cells, i)
+
+
+@njit(nogil=True, cache=True)
+def wait_for_count(cells, i, count, spins):
+    """Wait up to ``spins`` rounds for ``cells[i] >= count``; whether it is."""
+    for _ in range(spins):
+        if _load_acquire(cells, i) >= count:
+            return True
+        _pause()
+    return _load_acquire(cells, i) >= count
+
+
+# -- a gang: one compiled kernel on several threads, none of which holds the GIL while it works or waits ----------
+_HALF = np.int64(1) << 32
+# The cells of a gang call (an int64 array of 4): [0] the chunks not yet taken, as front + back << 32 (the caller
+# takes from the front, the helpers from the back); [1] helpers that joined; [2] helpers that are done.
+TAKEN, JOINED, DONE = 0, 1, 2
+
+
+@njit(inline="always")
+def _take(cells, from_front):
+    """The index of the next chunk (from the front or the back), or -1 when none is left."""
+    while True:
+        state = _load_acquire(cells, TAKEN)
+        front, back = state & (_HALF - 1), state >> 32
+        if front >= back:
+            return -1
+        new = state + 1 if from_front else state - _HALF
+        if _compare_exchange(cells, TAKEN, state, new) == state:
+            return front if from_front else back - 1
+
+
+def gang(kernel):
+    """``run(x, y, n, chunk, streaming, scalars, cells, seqs, role, helpers, seen, spins)``: ``kernel`` over
+    ``[0, n)`` in chunks, compiled without the GIL (numba compiles it per kernel, on first use, in ~0.2 s).
+
+    The caller (``role < 0``) first adds 1 to ``seqs[0:helpers]`` (the pool's workers watch these), takes chunks
+    from the front, then waits up to ``spins`` rounds for the helpers that joined; it returns 1 when they are done
+    (0: not yet, wait with :func:`wait_for_gang`). A helper (``role = k``) takes chunks from the back, says it is
+    done, then watches ``seqs[k]`` for up to ``spins`` rounds while it is still ``seen``; it returns ``seqs[k]``.
+    ``cells`` starts as ``[number of chunks << 32, 0, 0, 0]``.
+    """
+
+    @njit(nogil=True)  # not cached: numba's cache would keep an old kernel inlined after its file changes
+    def run(x, y, n, chunk, streaming, scalars, cells, seqs, role, helpers, seen, spins):
+        helper = role >= 0
+        if helper:
+            _fetch_add(cells, JOINED, 1)  # before taking a chunk: the caller waits for every helper that may have
+        else:
+            for k in range(helpers):
+                _fetch_add(seqs, k, 1)
+        while True:
+            index = _take(cells, not helper)
+            if index < 0:
+                break
+            start = index * chunk
+            kernel(x, y, start, min(n, start + chunk), streaming, *scalars)
+        if not helper:
+            return np.int64(_wait_done(cells, spins))
+        return wait_for_change(seqs, role, seen, spins, cells, DONE)
+
+    return run
+
+
+@njit(inline="always")
+def _wait_done(cells, spins):
+    for _ in range(spins):
+        if _load_acquire(cells, DONE) >= _load_acquire(cells, JOINED):
+            return True
+        _pause()
+    return _load_acquire(cells, DONE) >= _load_acquire(cells, JOINED)
+
+
+@njit(nogil=True, cache=True)
+def wait_for_gang(cells, spins):
+    """Wait up to ``spins`` rounds for every helper that joined a gang call to be done; whether they are."""
+    return _wait_done(cells, spins)

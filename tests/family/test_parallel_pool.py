@@ -1,0 +1,170 @@
+"""The thread pool of family/_parallel.py and its compiled gangs (family/_stream.py) give the same bits as one thread.
+
+The references: the same call on one thread and with the fast path off (the member's NumPy kernel), bit for bit,
+and for relu and leaky_relu NumPy's own expressions written out here (what the compiled kernels reproduce).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import relulab as rl
+from relulab.family import _compiled, _parallel
+
+from .test_fast import assert_exact, edge_input, reference
+
+pytestmark = pytest.mark.skipif(_parallel.stream_kernels() is None, reason="needs numba (the compiled kernels)")
+
+
+@pytest.fixture
+def threads():
+    """Restore the thread count after a test that changes it."""
+    previous = _parallel.get_num_threads()
+    yield
+    _parallel.set_num_threads(previous)
+
+
+@pytest.fixture
+def gang_sizes(monkeypatch):
+    """Gangs from 1024 elements on (light kernels from 4096), chunks of 4 KiB: a few thousand elements take them."""
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1024)
+    monkeypatch.setattr(_parallel, "LIGHT_CHUNK_BYTES", 4096)
+
+
+def numpy_reference(name: str, x: np.ndarray, grad: bool) -> np.ndarray:
+    """What the compiled relu and leaky_relu kernels reproduce, written directly with NumPy."""
+    if name == "relu":
+        return np.heaviside(x, x.dtype.type(0)) if grad else np.maximum(x, x.dtype.type(0))
+    slope = x.dtype.type(0.01)
+    if grad:  # at 0 the slope, as torch's leaky_relu_backward (x > 0 ? 1 : slope); NaN stays NaN
+        return np.where(np.isnan(x), x, np.where(x > 0, x.dtype.type(1), slope)).astype(x.dtype)
+    return np.where(x > 0, x, x * slope)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "silu", "sigmoid"])
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_any_thread_count_gives_the_same_bits(gang_sizes, threads, name, dtype, count):
+    act = rl.get(name)
+    x = edge_input(20_011, dtype, seed=count)  # odd length: unaligned tail; 20 000 elements: many chunks
+    _parallel.set_num_threads(1)
+    one = act(x), act.grad(x)
+    _parallel.set_num_threads(count)
+    many = act(x), act.grad(x)
+    assert_exact(many[0], one[0])
+    assert_exact(many[1], one[1])
+    assert_exact(many[0], reference(act, x))
+    assert_exact(many[1], reference(act.grad, x))
+    if name in ("relu", "leaky_relu"):  # the same bits as NumPy's own expressions
+        assert_exact(many[0], numpy_reference(name, x, False))
+        assert_exact(many[1], numpy_reference(name, x, True))
+
+
+@pytest.mark.parametrize("name", ["relu", "silu"])
+def test_views_out_and_in_place_through_the_gang(gang_sizes, threads, name):
+    _parallel.set_num_threads(3)
+    act = rl.get(name)
+    x = edge_input(9001, np.float32, seed=7)
+    want = reference(act, x)
+    shifted = x[5:]  # neither input nor output on a cache-line boundary
+    assert_exact(act(shifted), reference(act, shifted))
+    y = np.full_like(x, 3)
+    assert act(x, out=y) is y
+    assert_exact(y, want)
+    in_place = x.copy()
+    assert act(in_place, out=in_place) is in_place
+    assert_exact(in_place, want)
+    matrix = x[:9000].reshape(90, 100)
+    assert_exact(act(matrix), want[:9000].reshape(90, 100))
+    read_only = x.copy()
+    read_only.flags.writeable = False  # another array type for numba: its own compiled runner
+    assert_exact(act(read_only), want)
+
+
+def test_heavy_kernels_take_the_gang_from_min_elements_and_light_ones_from_four_times(monkeypatch, threads):
+    _parallel.set_num_threads(2)
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 4096)
+    assert _parallel.twin_threshold(rl.silu.forward_kernel) == 4096
+    assert _parallel.twin_threshold(rl.relu.forward_kernel) == 4 * 4096
+    gangs = []
+    real = _parallel._run_twin
+    monkeypatch.setattr(_parallel, "_run_twin", lambda f, s, t, threaded: gangs.append(threaded) or real(f, s, t, threaded))
+    x = edge_input(8192, np.float32)
+    assert_exact(rl.silu(x), reference(rl.silu, x))
+    assert_exact(rl.relu(x), reference(rl.relu, x))  # below the light threshold: on the calling thread
+    assert gangs == [True]
+    assert_exact(rl.relu(np.tile(x, 2)), reference(rl.relu, np.tile(x, 2)))
+    assert gangs == [True, True]
+
+
+def test_callers_in_several_threads_at_once(gang_sizes, threads):
+    _parallel.set_num_threads(2)
+    inputs = [edge_input(6000 + 97 * k, np.float32, seed=k) for k in range(4)]
+    wants = [(reference(rl.silu, x), reference(rl.relu.grad, x)) for x in inputs]
+    failures = []
+
+    def work(k):
+        for _ in range(30):
+            got = rl.silu(inputs[k]), rl.relu.grad(inputs[k])
+            for fast, want in zip(got, wants[k]):
+                if not (np.array_equal(fast, want, equal_nan=True)):
+                    failures.append(k)
+
+    callers = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert failures == []
+
+
+def test_a_worker_that_fell_asleep_is_woken(gang_sizes, threads, monkeypatch):
+    _parallel.set_num_threads(2)
+    x = edge_input(10_000, np.float32)
+    want = reference(rl.silu, x)
+    assert_exact(rl.silu(x), want)  # the pool is running
+    pool = _parallel._pool
+    deadline = 200
+    while not all(pool.sleeping) and deadline:  # its spin (SPIN_S) is over: it sleeps on its queue
+        threading.Event().wait(0.005)
+        deadline -= 1
+    assert all(pool.sleeping)
+    for _ in range(20):
+        assert_exact(rl.silu(x), want)
+        assert_exact(rl.gelu(x), reference(rl.gelu, x))  # a NumPy job (gelu's erf) through the same workers
+
+
+def test_the_pool_without_numba_waits_on_queues(threads, monkeypatch):
+    monkeypatch.setattr(_parallel, "stream_kernels", lambda: None)
+    monkeypatch.setattr(_parallel, "_pool", None)
+    _parallel.set_num_threads(3)
+    try:
+        counts = np.zeros(10_000, np.int64)
+        _parallel.parallel_for(lambda a, b: np.add.at(counts, np.arange(a, b), 1), counts.size, 64)
+        assert np.all(counts == 1)
+        assert _parallel._pool.stream is None
+        def task(start, stop):
+            if start == 640:
+                raise ZeroDivisionError("chunk 640")
+
+        with pytest.raises(ZeroDivisionError, match="chunk 640"):
+            _parallel.parallel_for(task, 10_000, 64)
+    finally:
+        if _parallel._pool is not None:
+            _parallel._pool.close()
+
+
+def test_the_short_way_remembers_kernels_per_dtype_and_parameters():
+    _compiled._quick.clear()
+    x = edge_input(4096, np.float32)
+    rl.leaky_relu(x, negative_slope=0.2)
+    rl.leaky_relu(x.astype(np.float64), negative_slope=0.2)
+    with pytest.raises(TypeError, match=">f4"):  # byte-swapped: no compiled kernel; the full path refuses it
+        rl.leaky_relu(x.astype(">f4"))
+    keys = [(key[1], key[2] if len(key) > 2 else ()) for key in _compiled._quick]
+    assert (np.dtype(np.float32), (("negative_slope", float, 0.2),)) in keys
+    assert (np.dtype(np.float64), (("negative_slope", float, 0.2),)) in keys
+    assert _compiled._quick[next(k for k in _compiled._quick if k[1] == np.dtype(">f4"))] is None
