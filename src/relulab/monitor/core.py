@@ -229,7 +229,7 @@ class _Layer:
         self.unit_dim, self.units = None, 1
         self.active = self.active.sum().reshape(1)
         self.moments = self.moments.sum(dim=1, keepdim=True)
-        self._views = self._scratch = self._dims_cache = self._plan = None
+        self._views = self._scratch = self._dims_cache = self._plan = self._sum_squares = None
         self.how += "; its width varies, so it is reported as one unit"
 
     def add_input(self, x: torch.Tensor) -> None:
@@ -294,14 +294,14 @@ class _Layer:
         return self._scratch
 
     def add_grad(self, grad: torch.Tensor) -> None:
-        views = self._views
-        if self._sum_squares is not None and views is not None and grad.dtype in _FUSED_DTYPES \
-                and grad.is_contiguous() and not grad.requires_grad:
-            # CPU accumulators (views exist) and a CPU float gradient (.numpy() raises otherwise): one compiled pass.
-            if grad.device.type == "cpu":
-                views[4][0] += self._sum_squares(grad.numpy().reshape(-1))
-                self.grad_batches += 1
-                return
+        kernel = self._sum_squares
+        if kernel is not None and grad.is_cpu and not grad.requires_grad and grad.is_contiguous() \
+                and grad.dtype in _FUSED_DTYPES:
+            # Set once a gradient took the compiled path (CPU accumulators, their NumPy views made): a CPU float
+            # gradient that needs no graph (.numpy() raises otherwise) takes it again, with no other check.
+            self._views[4][0] += kernel(grad.numpy().reshape(-1))
+            self.grad_batches += 1
+            return
         g = grad.detach()
         if self.grad_sq is None:  # the call's output was never seen (its forward raised, or returned no tensor)
             self._check_units(g)
