@@ -40,11 +40,13 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from . import family
+from ._io import write_atomic
 from .family import fused
 
 __all__ = ["MEMBERS", "SKIPPED", "DTYPES", "OPS", "FULL_SIZES", "QUICK_SIZES", "BenchConfig", "run_bench",
@@ -624,8 +626,9 @@ def time_case(case: Case, repeats: int, min_sample_s: float) -> None:
     """Fill each implementation's ``times`` with ``repeats`` medians-to-be, interleaving the implementations."""
     numbers = []
     for impl in case.impls:
-        _time_calls(impl, 1)  # warm-up: compiles or loads compiled code, faults pages in, loads caches
-        first = _time_calls(impl, 1)  # how many calls make a sample: from a warm call (a cold one may take 0.5 s)
+        first = _time_calls(impl, 1)  # warm-up: compiles or loads compiled code, faults pages in, loads caches
+        if first < 10 * min_sample_s:  # a cold call may take 0.5 s: count the calls a sample needs from a warm one
+            first = _time_calls(impl, 1)  # (a call as long as 10 samples is warm enough to count from)
         numbers.append(max(1, min(1000, math.ceil(min_sample_s / max(first, 1e-7)))))
     for r in range(repeats):
         order = list(range(len(case.impls)))
@@ -683,6 +686,14 @@ def machine_info() -> dict[str, Any]:
             "streaming_threshold_bytes": family.streaming_threshold_bytes()}
 
 
+def _load() -> float | None:
+    """The 1-minute load average (None where the system has none): how busy the machine was."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time every case of ``config``; returns ``{"rows": [...], "summary": [...], "claim": [...], ...}``."""
     dtypes = []
@@ -704,6 +715,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
     torch, torch_note = _import_torch(config.torch)
     info = machine_info()
     info["torch"] = torch_note
+    info["load_before"] = _load()
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for dtype in dtypes:
@@ -726,6 +738,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
                 "min_sample_s": config.min_sample_s, "quick": config.quick}
     if len(dtypes) == 1:
         settings["dtype"] = dtypes[0].name  # the one-dtype contract of earlier versions
+    info["load_after"] = _load()
     return {"rows": rows, "summary": summarize(rows), "claim": claim(rows), "machine": info, "config": settings,
             "seconds": time.perf_counter() - started}
 
@@ -846,15 +859,139 @@ def format_report(result: dict[str, Any]) -> str:
                          f"{_num(e, 'relulab_sigmoid_per_relu', 'x'):>12}{_num(e, 'relulab_tanh_per_relu', 'x'):>13}")
         lines.append("  In cache the difference is arithmetic (exp, division); once arrays outgrow the caches every "
                      "member waits on memory and the gap closes.")
-    notes = sorted({f"{r['op'].split('.')[0]}: {r['note']}" for r in rows if r["note"] and r["op"].startswith("gelu")})
-    lines += [""] + notes if notes else []
+    for dtype in dict.fromkeys(e["dtype"] for e in summary):
+        sizes, matrix = ratio_matrix(summary, dtype)
+        lines += ["", f"time of the faster peer (NumPy or torch) / time of relulab, {dtype}, every size "
+                      "(>= 1: relulab is as fast or faster)"]
+        lines.append(f"  {'op':<26}" + "".join(f"{_size_text(n, dtype):>10}" for n in sizes))
+        for op, ratios in matrix:
+            lines.append(f"  {op:<26}" + "".join(f"{_fmt(v):>10}" for v in ratios))
+    notes = sorted({f"{r['member']}: {r['note']}" for r in rows if r["note"] and not r["op"].startswith("fused.")})
+    lines += ["", "Peers:"] + [f"  {note}" for note in notes] if notes else []
+    lines += [f"  {why}" for why in result["config"].get("skipped", {}).values()]
     lines.append(f"\n{len(rows)} timings in {result['seconds']:.1f} s")
     return "\n".join(lines)
 
 
-def _num(entry: dict[str, Any], key: str, suffix: str = "") -> str:
-    value = entry.get(key)
+def ratio_matrix(summary: list[dict[str, Any]], dtype: str) -> tuple[list[int], list[tuple[str, list]]]:
+    """(sizes, [(op, [time of the faster peer / time of relulab, per size (None: no peer)])]) for one dtype: the
+    goal of the family's speed work is >= 1.0 in every cell. The fused operations are left out (their peer is
+    their unfused composition)."""
+    entries = [e for e in summary if e["dtype"] == dtype and not e["op"].startswith("fused.")]
+    sizes = sorted({e["n"] for e in entries})
+    cell = {(e["op"], e["n"]): e.get("vs_peer") for e in entries}
+    ops = list(dict.fromkeys(e["op"] for e in entries))
+    return sizes, [(op, [cell.get((op, n)) for n in sizes]) for op in ops]
+
+
+def _fmt(value: float | None, suffix: str = "") -> str:
     return "-" if value is None else f"{value:.2f}{suffix}"
+
+
+MARKDOWN_BEGIN = "<!-- relulab bench: begin -->"
+MARKDOWN_END = "<!-- relulab bench: end -->"
+
+
+def format_markdown(result: dict[str, Any]) -> str:
+    """The README's tables, between MARKDOWN_BEGIN and MARKDOWN_END: per dtype, (a) every size, time of the faster
+    peer / time of relulab, one row per member.op (below 1.0 in bold), and (b) GB/s at the largest size; then the
+    fused operations, the claim, and what each row's peers are."""
+    info, config, summary = result["machine"], result["config"], result["summary"]
+    dtypes = list(dict.fromkeys(e["dtype"] for e in summary))
+    sizes = " ".join(elements_text(n) for n in config["sizes"])
+    lines = [MARKDOWN_BEGIN,
+             f"Generated by `relulab bench --sizes {sizes} --repeats {config['repeats']} --dtype {' '.join(dtypes)} "
+             f"--markdown FILE` in {result['seconds'] / 60:.1f} min: {info['cpu']}, {info['cores']} cores, "
+             f"{info['threads']} threads, load average {_load_text(info)}; {info['date']}; Python {info['python']}, "
+             f"NumPy {info['numpy']}, {info['torch']}. Ratios are time(peer) / time(relulab), medians of "
+             f"{config['repeats']} interleaved repeats: > 1 means relulab is faster."]
+    for dtype in dtypes:
+        ratio_sizes, matrix = ratio_matrix(summary, dtype)
+        lines += ["", f"Every size, {dtype}: time of the faster peer (the best NumPy idiom or torch) / time of relulab "
+                      "(below 1.0 in bold):", "",
+                  "| op | " + " | ".join(_size_text(n, dtype) for n in ratio_sizes) + " |",
+                  "| --- |" + " ---: |" * len(ratio_sizes)]
+        for op, ratios in matrix:
+            cells = [f"**{_fmt(v)}**" if v is not None and v < 1 else _fmt(v) for v in ratios]
+            lines.append(f"| {op} | " + " | ".join(cells) + " |")
+        largest = max(ratio_sizes)
+        size = _size_text(largest, dtype)
+        lines += ["", f"| {size} {dtype} | relulab GB/s | best NumPy | torch | copy | vs NumPy | vs torch | vs copy |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for e in summary:
+            if e["dtype"] == dtype and e["n"] == largest and not e["op"].startswith("fused."):
+                lines.append(f"| {e['op']} | {e['relulab_gbps']:.2f} | {_num(e, 'numpy_gbps')} | "
+                             f"{_num(e, 'torch_gbps')} | {_num(e, 'copy_gbps')} | {_num(e, 'vs_numpy', '×')} | "
+                             f"{_num(e, 'vs_torch', '×')} | {_num(e, 'vs_copy')} |")
+        fused_rows = [e for e in summary if e["dtype"] == dtype and e["n"] == largest and e["op"].startswith("fused.")]
+        if fused_rows:
+            lines += ["", f"| fused, {size} {dtype} | fused GB/s | unfused | NumPy | torch | vs unfused | vs NumPy | "
+                          "vs torch |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            for e in fused_rows:
+                lines.append(f"| {e['op'].split('.', 1)[1]} | {e['relulab_gbps']:.2f} | {_num(e, 'unfused_gbps')} | "
+                             f"{_num(e, 'numpy_gbps')} | {_num(e, 'torch_gbps')} | {_num(e, 'vs_unfused', '×')} | "
+                             f"{_num(e, 'vs_numpy', '×')} | {_num(e, 'vs_torch', '×')} |")
+    claims = result["claim"]
+    if claims:
+        lines += ["", "The claim, measured -- time of sigmoid and of tanh per time of relu (forward into a buffer):", "",
+                  "| size | NumPy sigmoid | NumPy tanh | torch sigmoid | torch tanh | relulab sigmoid | relulab tanh |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for e in claims:
+            lines.append(f"| {_size_text(e['n'], e['dtype'])} {e['dtype']} | " + " | ".join(
+                _num(e, f"{impl}_{other}_per_relu", "x") for impl in ("numpy", "torch", "relulab")
+                for other in ("sigmoid", "tanh")) + " |")
+    notes = {r["member"]: r["note"] for r in result["rows"] if r["note"] and not r["op"].startswith("fused.")}
+    lines += ["", "Peers: the NumPy one-liners (into a buffer: `y[...] = <one-liner>` unless a ufunc's `out=` does "
+                  "better) and torch on the CPU (its `out=` and in-place forms where it has them, else its allocating "
+                  "call; derivatives: the aten `*_backward` kernels). " +
+              " ".join(f"{member}: {note}." for member, note in notes.items()) +
+              "".join(f" {why}." for why in config.get("skipped", {}).values()), MARKDOWN_END]
+    return "\n".join(lines) + "\n"
+
+
+def _load_text(info: dict[str, Any]) -> str:
+    loads = [info.get(key) for key in ("load_before", "load_after")]
+    return " -> ".join(f"{load:.2f}" for load in loads if load is not None) or "unknown"
+
+
+def elements_text(n: int) -> str:
+    """A count of elements as ``relulab bench --sizes`` takes it: 16K, 4M."""
+    for suffix, scale in (("M", 1 << 20), ("K", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale}{suffix}"
+    return str(n)
+
+
+def check_markdown_target(path: str | os.PathLike) -> str | None:
+    """The text around the tables in ``path`` (None: a new file); a ValueError naming the path where it exists
+    without both markers (rather than overwriting a file that holds more than the tables)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        if not Path(path).parent.is_dir():
+            raise ValueError(f"markdown file {str(path)!r}: its folder does not exist") from None
+        return None
+    begin, end = text.find(MARKDOWN_BEGIN), text.find(MARKDOWN_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"markdown file {str(path)!r} exists without the lines {MARKDOWN_BEGIN} and "
+                         f"{MARKDOWN_END} (in that order) that mark where the tables go; add them, or name a new file")
+    return text
+
+
+def write_markdown(result: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write format_markdown(result) to ``path`` atomically: a new file holds just the tables; an existing one keeps
+    everything outside its markers (``relulab bench --markdown README.md`` regenerates the README's tables)."""
+    text = check_markdown_target(path)
+    tables = format_markdown(result)
+    if text is not None:
+        begin, end = text.find(MARKDOWN_BEGIN), text.find(MARKDOWN_END)
+        tables = text[:begin] + tables.rstrip("\n") + text[end + len(MARKDOWN_END):]
+    return write_atomic(path, tables)
+
+
+def _num(entry: dict[str, Any], key: str, suffix: str = "") -> str:
+    return _fmt(entry.get(key), suffix)
 
 
 def main_rows_for(result: dict[str, Any], n: int | None = None) -> list[dict[str, Any]]:
