@@ -202,3 +202,21 @@ def test_cli_markdown_is_checked_before_the_run(tmp_path, capsys):
     assert main(["bench", "--quick", "--sizes", "1K", "--members", "relu", "--repeats", "1", "--no-torch", "--quiet",
                  "--dtype", "float32", "float64", "--markdown", str(out)]) == 0
     assert "| relu.grad_out |" in out.read_text() and "relu.grad_out" in capsys.readouterr().out
+
+
+def test_a_slow_peer_is_timed_once_the_others_interleaved(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+
+    def takes(seconds):
+        return lambda: clock.__setitem__(0, clock[0] + seconds)
+
+    impls = [bench.Impl("relulab", "fast", takes(0.02)), bench.Impl("numpy", "slow", takes(0.1)),
+             bench.Impl("torch", "close", takes(0.05)), bench.Impl("copy", "copy", takes(0.2))]
+    case = bench.Case("relu.forward", "relu", 1 << 20, "float32", 8 << 20, impls)
+    bench.time_case(case, repeats=3, min_sample_s=0.01)
+    # numpy: 5x relulab's time and over 5 samples' time (0.05 s): its warm-up call is its only sample
+    assert [len(impl.times) for impl in impls] == [3, 1, 3, 3]
+    assert impls[1].times == [pytest.approx(0.1)] and impls[2].times == [pytest.approx(0.05)] * 3
+    rows = bench._rows(case)
+    assert [row["samples"] for row in rows] == [3, 1, 3, 3]

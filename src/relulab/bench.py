@@ -593,19 +593,36 @@ def _time_calls(impl: Impl, number: int) -> float:
     return total / number
 
 
+SLOW_PEER = 3.0  # a peer this many times slower than relulab on its warm-up call ...
+SLOW_PEER_SAMPLES = 5  # ... and longer than this many samples (0.05 s by default) is timed once: see time_case
+
+
 def time_case(case: Case, repeats: int, min_sample_s: float) -> None:
-    """Fill each implementation's ``times`` with ``repeats`` medians-to-be, interleaving the implementations."""
+    """Fill each implementation's ``times`` with ``repeats`` medians-to-be, interleaving the implementations.
+
+    A peer (NumPy or torch) that takes more than SLOW_PEER times relulab's time and more than SLOW_PEER_SAMPLES
+    samples' time on its warm-up call keeps that call as its only sample: it cannot be the faster peer, and at the
+    large sizes these slow idioms (an allocation and page faults per temporary) are most of a full run's time."""
     numbers = []
+    reference = None
     for impl in case.impls:
         first = _time_calls(impl, 1)  # warm-up: compiles or loads compiled code, faults pages in, loads caches
         if first < 10 * min_sample_s:  # a cold call may take 0.5 s: count the calls a sample needs from a warm one
             first = _time_calls(impl, 1)  # (a call as long as 10 samples is warm enough to count from)
-        numbers.append(max(1, min(1000, math.ceil(min_sample_s / max(first, 1e-7)))))
+        if impl.impl == "relulab" and reference is None:
+            reference = first
+        if (repeats > 1 and reference is not None and impl.impl in ("numpy", "torch")
+                and first > max(SLOW_PEER * reference, SLOW_PEER_SAMPLES * min_sample_s)):
+            impl.times.append(first)
+            numbers.append(0)  # no more samples
+        else:
+            numbers.append(max(1, min(1000, math.ceil(min_sample_s / max(first, 1e-7)))))
     for r in range(repeats):
         order = list(range(len(case.impls)))
         order = order[r % len(order):] + order[:r % len(order)]  # rotate: no implementation always goes first
         for i in order:
-            case.impls[i].times.append(_time_calls(case.impls[i], numbers[i]))
+            if numbers[i]:
+                case.impls[i].times.append(_time_calls(case.impls[i], numbers[i]))
 
 
 def _rows(case: Case) -> list[dict[str, Any]]:
@@ -614,7 +631,8 @@ def _rows(case: Case) -> list[dict[str, Any]]:
         seconds = statistics.median(impl.times)
         rows.append({"op": case.op, "member": case.member, "impl": impl.impl, "label": impl.label,
                      "variant": impl.variant, "n": case.n, "dtype": case.dtype, "bytes": case.nbytes,
-                     "seconds": seconds, "gbps": case.nbytes / seconds / 1e9, "note": case.note})
+                     "seconds": seconds, "gbps": case.nbytes / seconds / 1e9, "samples": len(impl.times),
+                     "note": case.note})
     return rows
 
 
