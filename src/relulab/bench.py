@@ -191,8 +191,10 @@ def _numpy_forms(d: np.dtype) -> dict[str, tuple[str, Callable, str, Callable]]:
                   "np.where(x > 0, 1, a)", lambda x: np.where(x > 0, one, a)),
         "elu": ("np.where(x > 0, x, np.expm1(x))", lambda x: np.where(x > 0, x, np.expm1(x)),
                 "np.where(x > 0, 1, np.exp(x))", lambda x: np.where(x > 0, one, np.exp(x))),
-        "selu": ("lam * np.where(x > 0, x, alpha * np.expm1(x))", lambda x: lam * np.where(x > 0, x, alpha * np.expm1(x)),
-                 "lam * np.where(x > 0, 1, alpha * np.exp(x))", lambda x: lam * np.where(x > 0, one, alpha * np.exp(x))),
+        "selu": ("lam * np.where(x > 0, x, alpha * np.expm1(x))",
+                 lambda x: lam * np.where(x > 0, x, alpha * np.expm1(x)),
+                 "lam * np.where(x > 0, 1, alpha * np.exp(x))",
+                 lambda x: lam * np.where(x > 0, one, alpha * np.exp(x))),
         "celu": ("np.where(x > 0, x, np.expm1(x / 1.0))", lambda x: np.where(x > 0, x, np.expm1(x / one)),
                  "np.where(x > 0, 1, np.exp(x / 1.0))", lambda x: np.where(x > 0, one, np.exp(x / one))),
         "relu6": ("np.clip(x, 0, 6)", lambda x: np.clip(x, 0, 6),
@@ -221,7 +223,8 @@ def _numpy_forms(d: np.dtype) -> dict[str, tuple[str, Callable, str, Callable]]:
         "sparse_plus": ("np.where(x <= -1, 0, np.where(x >= 1, x, (x + 1)**2 / 4))",
                         lambda x: np.where(x <= -1, zero, np.where(x >= 1, x, (x + 1) ** 2 / 4)),
                         "np.clip((x + 1) / 2, 0, 1)", lambda x: np.clip((x + 1) / 2, 0, 1)),
-        "sigmoid": ("1 / (1 + np.exp(-x))", sigmoid, "s = 1 / (1 + np.exp(-x)); s * (1 - s)", lambda x: _sigmoid_grad(x, one)),
+        "sigmoid": ("1 / (1 + np.exp(-x))", sigmoid,
+                    "s = 1 / (1 + np.exp(-x)); s * (1 - s)", lambda x: _sigmoid_grad(x, one)),
         "tanh": ("np.tanh(x)", np.tanh, "1 - np.tanh(x)**2", lambda x: one - np.tanh(x) ** 2),
     }
 
@@ -329,7 +332,8 @@ def _sigmoid_grad(x, one):
 def _torch_table(member: str, op: str, t, ty, torch) -> dict[str, tuple[str, Callable[[], Any]]]:
     """op -> (label, callable) for PyTorch on the CPU, on tensors sharing x's and y's memory. An op left out is
     filled in by _torch_calls (the allocating call where torch has no out= or in-place form). Every member torch
-    has comes with an aten backward kernel, so none needs autograd. Derivatives: the aten backward kernels with a scalar upstream gradient of 1, which then give f'(x)."""
+    has comes with an aten backward kernel, so none needs autograd. Derivatives: the aten backward kernels with a
+    scalar upstream gradient of 1, which then give f'(x)."""
     F = torch.nn.functional
     aten = torch.ops.aten
     g = torch.ones((), dtype=t.dtype)
@@ -367,13 +371,16 @@ def _torch_table(member: str, op: str, t, ty, torch) -> dict[str, tuple[str, Cal
         "rrelu": kernels(("F.rrelu(x, training=False)", lambda: F.rrelu(t, lo, hi, training=False)),
                          ("leaky_relu(x, (l + u) / 2)", aten.leaky_relu, (t, RRELU_SLOPE)),
                          ("F.rrelu_(x, training=False)", lambda: F.rrelu_(t, lo, hi, training=False)),
-                         ("leaky_relu_backward(1, x, (l + u) / 2)", aten.leaky_relu_backward, (g, t, RRELU_SLOPE, False))),
+                         ("leaky_relu_backward(1, x, (l + u) / 2)", aten.leaky_relu_backward,
+                          (g, t, RRELU_SLOPE, False))),
         "elu": kernels(("F.elu(x)", lambda: F.elu(t)), ("elu(x)", aten.elu, (t,)),
-                       ("F.elu_(x)", lambda: F.elu_(t)), ("elu_backward(1, x)", aten.elu_backward, (g, 1.0, 1, 1, False, t))),
+                       ("F.elu_(x)", lambda: F.elu_(t)),
+                       ("elu_backward(1, x)", aten.elu_backward, (g, 1.0, 1, 1, False, t))),
         "selu": kernels(("F.selu(x)", lambda: F.selu(t)),
                         ("elu(x, alpha, scale)", aten.elu, (t, SELU_ALPHA, SELU_SCALE, 1)),
                         ("F.selu(x, inplace=True)", lambda: F.selu(t, inplace=True)),
-                        ("elu_backward(1, alpha, scale, 1, x)", aten.elu_backward, (g, SELU_ALPHA, SELU_SCALE, 1, False, t))),
+                        ("elu_backward(1, alpha, scale, 1, x)", aten.elu_backward,
+                         (g, SELU_ALPHA, SELU_SCALE, 1, False, t))),
         "celu": kernels(("F.celu(x)", lambda: F.celu(t)), ("celu(x)", aten.celu, (t, 1.0)),
                         ("F.celu(x, inplace=True)", lambda: F.celu(t, inplace=True)),
                         ("elu_backward(1, 1, 1, 1 / alpha, x)", aten.elu_backward, (g, 1.0, 1, 1.0, False, t))),
@@ -389,7 +396,8 @@ def _torch_table(member: str, op: str, t, ty, torch) -> dict[str, tuple[str, Cal
                                 ("hardsigmoid_backward(1, x)", aten.hardsigmoid_backward, (g, t))),
         "hard_tanh": kernels(("F.hardtanh(x)", lambda: F.hardtanh(t)),
                              ("hardtanh(x, -1, 1)", aten.hardtanh, (t, -1, 1)),
-                             ("F.hardtanh_(x)", lambda: F.hardtanh_(t)), ("hardtanh_backward(1, x, -1, 1)", aten.hardtanh_backward, (g, t, -1, 1))),
+                             ("F.hardtanh_(x)", lambda: F.hardtanh_(t)),
+                             ("hardtanh_backward(1, x, -1, 1)", aten.hardtanh_backward, (g, t, -1, 1))),
         "squared_relu": {"forward": ("torch composition: torch.square(F.relu(x))", lambda: torch.square(F.relu(t))),
                          "forward_out": ("torch composition: clamp_min(x, 0, out=y).square_()",
                                          lambda: torch.clamp_min(t, 0, out=ty).square_()),
@@ -433,7 +441,8 @@ def _torch_table(member: str, op: str, t, ty, torch) -> dict[str, tuple[str, Cal
                                 lambda: (1 + t * torch.rsqrt(t * t + 4)) / 2),
                        "grad_out": ("torch composition: torch.mul(x, torch.rsqrt(x * x + 4), out=y).add_(1).mul_(0.5)",
                                     lambda: torch.mul(t, torch.rsqrt(t * t + 4), out=ty).add_(1).mul_(0.5))},
-        "sparse_plus": {"forward": ("torch composition: torch.where(x <= -1, 0, torch.where(x >= 1, x, (x + 1)**2 / 4))",
+        "sparse_plus": {"forward": ("torch composition: "
+                                    "torch.where(x <= -1, 0, torch.where(x >= 1, x, (x + 1)**2 / 4))",
                                     lambda: _torch_sparse_plus(torch, t)),
                         "forward_out": ("torch composition: the same with out=y",
                                         lambda: _torch_sparse_plus(torch, t, out=ty)),
@@ -451,7 +460,8 @@ def _torch_table(member: str, op: str, t, ty, torch) -> dict[str, tuple[str, Cal
                  "forward_inplace": ("x.tanh_()", lambda: t.tanh_())},
     }
     table = tables[member]
-    if member in ("sigmoid", "tanh") and op.startswith("grad"):  # their backward kernels take the forward's output, computed before the timing
+    if member in ("sigmoid", "tanh") and op.startswith("grad"):
+        # their backward kernels take the forward's output, computed here, before the timing
         result = getattr(torch, member)(t)
         backward = getattr(aten, f"{member}_backward")
         table["grad"] = (f"{member}_backward(1, {member}(x))", lambda: backward.default(g, result))
@@ -922,7 +932,8 @@ def format_markdown(result: dict[str, Any]) -> str:
                              f"{_num(e, 'vs_numpy', '×')} | {_num(e, 'vs_torch', '×')} |")
     claims = result["claim"]
     if claims:
-        lines += ["", "The claim, measured -- time of sigmoid and of tanh per time of relu (forward into a buffer):", "",
+        lines += ["", "The claim, measured -- time of sigmoid and of tanh per time of relu (forward into a buffer):",
+                  "",
                   "| size | NumPy sigmoid | NumPy tanh | torch sigmoid | torch tanh | relulab sigmoid | relulab tanh |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for e in claims:

@@ -611,8 +611,8 @@ def _add_bench(sub) -> None:
         "bench", help="speed against NumPy, PyTorch and a memory copy, in one run, as GB/s and ratios",
         description=f"Time {_or(bench.MEMBERS, 'and')} (forward allocating, into a buffer, "
                     "in place, derivative allocating and into a buffer) for relulab, the plain NumPy idioms, "
-                    "PyTorch on the CPU and a copy of the same bytes, interleaved in one process; then the fused operations against their unfused "
-                    "compositions and what relu costs relative to sigmoid and tanh.")
+                    "PyTorch on the CPU and a copy of the same bytes, interleaved in one process; then the fused "
+                    "operations against their unfused compositions and what relu costs relative to sigmoid and tanh.")
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats: under a minute")
     p.add_argument("--json", action="store_true", help='print {"rows": [...], "summary": [...], ...} as JSON')
     full, quick = bench.BenchConfig(), bench.BenchConfig.quick_config()
