@@ -102,8 +102,16 @@ def test_cli_quick_json(capsys):
 def test_cli_errors_exit_2(capsys):
     assert main(["bench", "--sizes", "lots"]) == 2
     assert "size must be an element count such as 65536, 64K, 4M or 2^20; got 'lots'" in capsys.readouterr().err
-    assert main(["bench", "--members", "mish"]) == 2
-    assert "members must be among relu, leaky_relu" in capsys.readouterr().err
+    assert main(["bench", "--members", "identity"]) == 2  # every member but identity is timed (mish since issue 15)
+    err = capsys.readouterr().err
+    assert "members must be among relu, leaky_relu" in err and "identity is not timed" in err
+    assert main(["bench", "--members", "no_such_member"]) == 2
+    assert "no_such_member" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's choices
+        main(["bench", "--dtype", "float32", "int8"])
+    assert exit_info.value.code == 2 and "invalid choice: 'int8'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="dtype must be float16, float32 or float64; got 'int8'"):
+        bench.run_bench(tiny(dtype=["float32", "int8"]))
     assert main(["bench", "--repeats", "0"]) == 2
 
 
@@ -123,3 +131,92 @@ def test_the_benchmark_script_calls_the_same_engine(monkeypatch, capsys):
         runpy.run_path(str(ROOT / "benchmarks" / "bench_family.py"), run_name="__main__")
     assert exit_info.value.code == 0
     assert json.loads(capsys.readouterr().out)["config"]["members"] == ["tanh"]
+
+
+def test_default_members_are_every_member_but_identity():
+    from relulab import family
+
+    assert bench.BenchConfig().members == bench.MEMBERS
+    assert list(bench.MEMBERS) == [name for name in family.names() if name != "identity"]
+    assert set(bench.SKIPPED) == {"identity"}
+    assert bench.OPS == ("forward", "forward_out", "forward_inplace", "grad", "grad_out")
+
+
+def test_several_dtypes_in_one_run_and_the_ratio_table():
+    result = bench.run_bench(tiny(members=["relu", "mish"], dtype=["float32", "float64"], fused=False))
+    assert result["config"]["dtypes"] == ["float32", "float64"] and "dtype" not in result["config"]
+    assert {(r["dtype"], r["n"]) for r in result["rows"]} == {("float32", 4096), ("float64", 4096)}
+    for entry in result["summary"]:
+        best = min(entry["vs_numpy"], entry["vs_torch"])  # the faster peer: the smaller time(peer) / time(relulab)
+        assert entry["vs_peer"] == pytest.approx(best)
+        # the copies are timed once per member and size, with its forward into a buffer, and serve all its ops
+        assert entry["copy_gbps"] > 0
+    sizes, matrix = bench.ratio_matrix(result["summary"], "float64")
+    assert sizes == [4096]
+    assert [op for op, _ in matrix] == [f"{m}.{op}" for m in ("relu", "mish") for op in bench.OPS]
+    mish_grad = next(e for e in result["summary"] if e["op"] == "mish.grad" and e["dtype"] == "float64")
+    assert dict(matrix)["mish.grad"] == [mish_grad["vs_peer"]]
+    text = bench.format_report(result)
+    assert "n = 4,096 float64 (32 KiB per array)" in text and "every size" in text
+    single = bench.run_bench(tiny(members=["relu"], fused=False, torch=False))
+    assert single["config"]["dtype"] == "float32" and single["config"]["dtypes"] == ["float32"]
+
+
+def test_markdown_tables_written_atomically_between_the_markers(tmp_path):
+    result = bench.run_bench(tiny(members=["relu", "tanh"], dtype=["float32", "float64"]))
+    new = tmp_path / "tables.md"
+    bench.write_markdown(result, new)
+    text = new.read_text()
+    assert text.startswith(bench.MARKDOWN_BEGIN) and text.rstrip().endswith(bench.MARKDOWN_END)
+    assert "| op | 16 KiB |" in text and "| op | 32 KiB |" in text  # the every-size tables, one per dtype
+    assert "| 16 KiB float32 | relulab GB/s |" in text and "| 32 KiB float64 | relulab GB/s |" in text
+    entry = next(e for e in result["summary"] if e["op"] == "tanh.grad_out" and e["dtype"] == "float32")
+    cell = f"{entry['vs_peer']:.2f}"
+    assert f"| tanh.grad_out | {'**' + cell + '**' if entry['vs_peer'] < 1 else cell} |" in text
+    assert "fused, 16 KiB float32" in text and "identity is not timed" in text
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\nbefore\n{bench.MARKDOWN_BEGIN}\nold tables\n{bench.MARKDOWN_END}\nafter\n")
+    bench.write_markdown(result, readme)
+    regenerated = readme.read_text()
+    assert regenerated.startswith("# title\nbefore\n" + bench.MARKDOWN_BEGIN) and regenerated.endswith(
+        bench.MARKDOWN_END + "\nafter\n")
+    assert "old tables" not in regenerated and regenerated.count(bench.MARKDOWN_BEGIN) == 1
+
+    plain = tmp_path / "notes.md"
+    plain.write_text("my notes\n")
+    with pytest.raises(ValueError, match="exists without the lines"):
+        bench.write_markdown(result, plain)
+    assert plain.read_text() == "my notes\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_cli_markdown_is_checked_before_the_run(tmp_path, capsys):
+    plain = tmp_path / "notes.md"
+    plain.write_text("my notes\n")
+    assert main(["bench", "--markdown", str(plain), "--members", "relu"]) == 2
+    assert "exists without the lines <!-- relulab bench: begin -->" in capsys.readouterr().err
+    assert main(["bench", "--markdown", str(tmp_path / "missing" / "t.md")]) == 2
+    assert "its folder does not exist" in capsys.readouterr().err
+    out = tmp_path / "t.md"
+    assert main(["bench", "--quick", "--sizes", "1K", "--members", "relu", "--repeats", "1", "--no-torch", "--quiet",
+                 "--dtype", "float32", "float64", "--markdown", str(out)]) == 0
+    assert "| relu.grad_out |" in out.read_text() and "relu.grad_out" in capsys.readouterr().out
+
+
+def test_a_slow_peer_is_timed_once_the_others_interleaved(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+
+    def takes(seconds):
+        return lambda: clock.__setitem__(0, clock[0] + seconds)
+
+    impls = [bench.Impl("relulab", "fast", takes(0.02)), bench.Impl("numpy", "slow", takes(0.1)),
+             bench.Impl("torch", "close", takes(0.05)), bench.Impl("copy", "copy", takes(0.2))]
+    case = bench.Case("relu.forward", "relu", 1 << 20, "float32", 8 << 20, impls)
+    bench.time_case(case, repeats=3, min_sample_s=0.01)
+    # numpy: 5x relulab's time and over 5 samples' time (0.05 s): its warm-up call is its only sample
+    assert [len(impl.times) for impl in impls] == [3, 1, 3, 3]
+    assert impls[1].times == [pytest.approx(0.1)] and impls[2].times == [pytest.approx(0.05)] * 3
+    rows = bench._rows(case)
+    assert [row["samples"] for row in rows] == [3, 1, 3, 3]

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import family
-from ._io import save_figure
+from ._io import check_path, save_figure
 
 EXIT_USAGE = 2
 
@@ -384,6 +384,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         sizes = [bench.parse_size(text) for text in args.sizes] if args.sizes else None
         members = [family.get(name).name for name in args.members] if args.members else None
+        if args.markdown is not None:  # before a run of minutes, not after it
+            bench.check_markdown_target(check_path(args.markdown, "--markdown"))
+    except OSError as error:
+        raise UsageError(f"--markdown: cannot read {args.markdown!r}: {error.strerror or error}") from None
     except ValueError as error:
         raise UsageError(str(error)) from None
     overrides = {"dtype": args.dtype, "torch": not args.no_torch}
@@ -398,6 +402,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         result = bench.run_bench(config, progress=progress)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    if args.markdown is not None:
+        try:
+            bench.write_markdown(result, args.markdown)
+        except OSError as error:
+            raise UsageError(f"--markdown: cannot write {args.markdown!r}: {error.strerror or error}") from None
     print(json.dumps(result, indent=1) if args.json else bench.format_report(result))
     return 0
 
@@ -425,14 +434,6 @@ def _or(names: Sequence[str], conjunction: str = "or") -> str:
     """'a, b or c'."""
     names = list(names)
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
-
-
-def _elements(n: int) -> str:
-    """A count of elements as ``relulab bench --sizes`` takes it: 16K, 4M."""
-    for suffix, scale in (("M", 1 << 20), ("K", 1 << 10)):
-        if n >= scale and n % scale == 0:
-            return f"{n // scale}{suffix}"
-    return str(n)
 
 
 def _data_help(default: str | None) -> str:
@@ -609,23 +610,29 @@ def _add_bench(sub) -> None:
     p = sub.add_parser(
         "bench", help="speed against NumPy, PyTorch and a memory copy, in one run, as GB/s and ratios",
         description=f"Time {_or(bench.MEMBERS, 'and')} (forward allocating, into a buffer, "
-                    "in place, derivative) for relulab, the plain NumPy idioms, PyTorch on the CPU and a copy of "
-                    "the same bytes, interleaved in one process; then the fused operations against their unfused "
-                    "compositions and what relu costs relative to sigmoid and tanh.")
+                    "in place, derivative allocating and into a buffer) for relulab, the plain NumPy idioms, "
+                    "PyTorch on the CPU and a copy of the same bytes, interleaved in one process; then the fused "
+                    "operations against their unfused compositions and what relu costs relative to sigmoid and tanh.")
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats: under a minute")
     p.add_argument("--json", action="store_true", help='print {"rows": [...], "summary": [...], ...} as JSON')
     full, quick = bench.BenchConfig(), bench.BenchConfig.quick_config()
-    sizes = lambda config: " ".join(_elements(n) for n in config.sizes)
+    sizes = lambda config: " ".join(bench.elements_text(n) for n in config.sizes)
     p.add_argument("--sizes", nargs="+", default=None, metavar="N",
                    help=f"elements per array, e.g. 16K 1M 2^26 (default {sizes(full)}; --quick: {sizes(quick)})")
-    p.add_argument("--dtype", default=full.dtype, choices=bench.DTYPES, help=f"element type (default {full.dtype})")
+    p.add_argument("--dtype", nargs="+", default=full.dtype, choices=bench.DTYPES, metavar="DTYPE",
+                   help=f"element types, each timed in turn: {' '.join(bench.DTYPES)} (default {full.dtype})")
     p.add_argument("--members", nargs="+", default=None, metavar="NAME",
-                   help=f"a subset of {' '.join(bench.MEMBERS)}")
+                   help=f"a subset of {' '.join(bench.MEMBERS)} (default all; "
+                        f"{'; '.join(bench.SKIPPED.values())})")
     p.add_argument("--repeats", type=int, default=None, metavar="R",
                    help=f"interleaved repeats per case; the median is reported (default {full.repeats}, --quick "
                         f"{quick.repeats})")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--markdown", default=None, metavar="FILE",
+                   help=f"also write the tables as Markdown to FILE, atomically; a FILE with the lines "
+                        f"{bench.MARKDOWN_BEGIN} and {bench.MARKDOWN_END} (README.md) keeps all but what lies between "
+                        "them")
     p.set_defaults(func=_cmd_bench)
 
 
