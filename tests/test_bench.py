@@ -10,6 +10,7 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from relulab import bench
@@ -101,7 +102,8 @@ def test_cli_quick_json(capsys):
 
 def test_cli_errors_exit_2(capsys):
     assert main(["bench", "--sizes", "lots"]) == 2
-    assert "size must be an element count such as 65536, 64K, 4M or 2^20; got 'lots'" in capsys.readouterr().err
+    assert ("size must be an element count such as 65536, 64K, 4M or 2^20, or bytes per array such as 64KiB or "
+            "256MiB; got 'lots'") in capsys.readouterr().err
     assert main(["bench", "--members", "identity"]) == 2  # every member but identity is timed (mish since issue 15)
     err = capsys.readouterr().err
     assert "members must be among relu, leaky_relu" in err and "identity is not timed" in err
@@ -122,6 +124,26 @@ def test_parse_size():
     assert bench.parse_size("2^20") == bench.parse_size("2**20") == 1 << 20
     with pytest.raises(ValueError, match="at least 64"):
         bench.parse_size("8")
+    # Bytes per array: the same memory for every dtype.
+    assert bench.parse_size("64KiB") == 65536 and isinstance(bench.parse_size("64KiB"), bench.ByteSize)
+    assert bench.parse_size("256MiB") == 256 << 20 and str(bench.parse_size("256MiB")) == "256MiB"
+    assert bench.parse_size("4096B") == 4096 and str(bench.parse_size("4096B")) == "4KiB"
+    assert bench.elements_for(bench.parse_size("64KiB"), np.dtype("float64")) == 8192
+    assert bench.elements_for(bench.parse_size("64KiB"), np.dtype("float32")) == 16384
+    assert bench.elements_for(65536, np.dtype("float64")) == 65536  # an element count stays one
+    with pytest.raises(ValueError, match="bytes per array such as 64KiB"):
+        bench.parse_size("64XiB")
+
+
+def test_byte_sizes_time_the_same_memory_in_every_dtype():
+    result = bench.run_bench(tiny(sizes=[bench.parse_size("8KiB")], members=["relu"], dtype=["float32", "float64"],
+                                  fused=False, torch=False))
+    sizes = {(row["dtype"], row["n"]) for row in result["rows"]}
+    assert sizes == {("float32", 2048), ("float64", 1024)}
+    assert result["config"]["sizes"] == ["8KiB"]
+    assert "--sizes 8KiB " in bench.format_markdown(result)
+    with pytest.raises(ValueError, match="at least 64 elements; got 256B .float64."):
+        bench.run_bench(tiny(sizes=[bench.parse_size("256B")], members=["relu"], dtype=["float32", "float64"]))
 
 
 def test_the_benchmark_script_calls_the_same_engine(monkeypatch, capsys):

@@ -618,7 +618,8 @@ def _add_bench(sub) -> None:
     full, quick = bench.BenchConfig(), bench.BenchConfig.quick_config()
     sizes = lambda config: " ".join(bench.elements_text(n) for n in config.sizes)
     p.add_argument("--sizes", nargs="+", default=None, metavar="N",
-                   help=f"elements per array, e.g. 16K 1M 2^26 (default {sizes(full)}; --quick: {sizes(quick)})")
+                   help=f"elements per array, e.g. 16K 1M 2^26, or bytes per array, the same for every dtype, e.g. "
+                        f"64KiB 256MiB (default {sizes(full)}; --quick: {sizes(quick)})")
     p.add_argument("--dtype", nargs="+", default=full.dtype, choices=bench.DTYPES, metavar="DTYPE",
                    help=f"element types, each timed in turn: {' '.join(bench.DTYPES)} (default {full.dtype})")
     p.add_argument("--members", nargs="+", default=None, metavar="NAME",
