@@ -168,3 +168,57 @@ def test_the_short_way_remembers_kernels_per_dtype_and_parameters():
     assert (np.dtype(np.float32), (("negative_slope", float, 0.2),)) in keys
     assert (np.dtype(np.float64), (("negative_slope", float, 0.2),)) in keys
     assert _compiled._quick[next(k for k in _compiled._quick if k[1] == np.dtype(">f4"))] is None
+
+
+def _workers_alive() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("relulab-worker-") and t.is_alive()]
+
+
+def test_a_pool_closed_while_a_caller_still_holds_it_stops_its_workers(threads):
+    # set_num_threads in one thread closes the pool that a call in another thread has just picked: that call's job
+    # overwrites the None that close() left in the workers' slots; the workers must stop all the same.
+    before = set(_workers_alive())
+    pool = _parallel._Pool(2)
+    mine = [t for t in _workers_alive() if t not in before]
+    assert len(mine) == 2
+    pool.close()
+    counts = np.zeros(10_000, np.int64)
+    job = _parallel._Job(lambda a, b: np.add.at(counts, np.arange(a, b), 1), counts.size, 64, _parallel.errstate())
+    pool.post(job, 2)
+    job.run(pool.stream)
+    assert np.all(counts == 1)
+    for worker in mine:
+        worker.join(10)
+    assert [t.name for t in mine if t.is_alive()] == []
+
+
+def test_changing_the_thread_count_while_other_threads_call_leaves_one_pool(gang_sizes, threads):
+    _parallel.set_num_threads(2)
+    x = edge_input(20_000, np.float32)
+    want = reference(rl.relu, x)
+    before = set(_workers_alive())  # (other tests' pools: this one's workers are the new ones)
+    stop = threading.Event()
+    failures = []
+
+    def call():
+        while not stop.is_set():
+            if not np.array_equal(rl.relu(x), want, equal_nan=True):
+                failures.append(1)
+
+    callers = [threading.Thread(target=call) for _ in range(4)]
+    for caller in callers:
+        caller.start()
+    for k in range(300):
+        _parallel.set_num_threads(2 + k % 3)
+        threading.Event().wait(0.0005)
+    stop.set()
+    for caller in callers:
+        caller.join()
+    _parallel.set_num_threads(2)
+    rl.relu(x)  # the last pool: one worker
+    deadline = 200
+    while len(set(_workers_alive()) - before) > 1 and deadline:
+        threading.Event().wait(0.01)
+        deadline -= 1
+    assert failures == []
+    assert len(set(_workers_alive()) - before) <= 1
