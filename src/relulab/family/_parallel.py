@@ -335,6 +335,13 @@ def _get_pool(workers: int) -> _Pool:
         return _pool
 
 
+def _pool_for(workers: int) -> _Pool:
+    """The pool of ``workers`` workers, the current one when it has that many (read once: another thread's
+    set_num_threads may replace it meanwhile with a pool of another size)."""
+    pool = _pool
+    return pool if pool is not None and len(pool.queues) == workers else _get_pool(workers)
+
+
 def _forget_pool_after_fork() -> None:
     # The worker threads do not exist in a forked child (the lab's worker processes): start new ones on demand.
     global _pool, _pool_lock
@@ -358,9 +365,7 @@ def parallel_for(task: Callable[[int, int], None], n: int, chunk: int, *, thread
             task(start, min(n, start + chunk))
         return
     job = _Job(task, n, chunk, errstate())
-    pool = _pool  # read once: another thread's set_num_threads may replace it with a pool of another size
-    if pool is None or len(pool.queues) != threads - 1:
-        pool = _get_pool(threads - 1)
+    pool = _pool_for(threads - 1)
     pool.post(job, helpers)
     job.run(pool.stream)
 
@@ -578,9 +583,7 @@ def _run_twin(function, source: np.ndarray, target: np.ndarray, threaded: bool) 
     if helpers <= 0 or not threaded or getattr(_local, "inside", False):
         function(source, target, 0, n, streaming)
         return
-    pool = _pool  # read once: another thread's set_num_threads may replace it with a pool of another size
-    if pool is None or len(pool.queues) != threads - 1:
-        pool = _get_pool(threads - 1)
+    pool = _pool_for(threads - 1)
     if pool.stream is None:  # pragma: no cover  (a pool started while numba was unavailable: no gangs)
         parallel_for(lambda start, stop: function(source, target, start, stop, streaming), n, chunk)
         return
