@@ -168,3 +168,104 @@ def test_the_short_way_remembers_kernels_per_dtype_and_parameters():
     assert (np.dtype(np.float32), (("negative_slope", float, 0.2),)) in keys
     assert (np.dtype(np.float64), (("negative_slope", float, 0.2),)) in keys
     assert _compiled._quick[next(k for k in _compiled._quick if k[1] == np.dtype(">f4"))] is None
+
+
+def _workers_alive() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("relulab-worker-") and t.is_alive()]
+
+
+def test_a_pool_closed_while_a_caller_still_holds_it_stops_its_workers(threads):
+    # set_num_threads in one thread closes the pool that a call in another thread has just picked: that call's job
+    # overwrites the None that close() left in the workers' slots; the workers must stop all the same.
+    before = set(_workers_alive())
+    pool = _parallel._Pool(2)
+    mine = [t for t in _workers_alive() if t not in before]
+    assert len(mine) == 2
+    pool.close()
+    counts = np.zeros(10_000, np.int64)
+    job = _parallel._Job(lambda a, b: np.add.at(counts, np.arange(a, b), 1), counts.size, 64, _parallel.errstate())
+    pool.post(job, 2)
+    job.run(pool.stream)
+    assert np.all(counts == 1)
+    for worker in mine:
+        worker.join(10)
+    assert [t.name for t in mine if t.is_alive()] == []
+
+
+def test_changing_the_thread_count_while_other_threads_call_leaves_one_pool(gang_sizes, threads):
+    _parallel.set_num_threads(2)
+    x = edge_input(20_000, np.float32)
+    want = reference(rl.relu, x)
+    before = set(_workers_alive())  # (other tests' pools: this one's workers are the new ones)
+    stop = threading.Event()
+    failures = []
+
+    def call():
+        while not stop.is_set():
+            if not np.array_equal(rl.relu(x), want, equal_nan=True):
+                failures.append(1)
+
+    callers = [threading.Thread(target=call) for _ in range(4)]
+    for caller in callers:
+        caller.start()
+    for k in range(300):
+        _parallel.set_num_threads(2 + k % 3)
+        threading.Event().wait(0.0005)
+    stop.set()
+    for caller in callers:
+        caller.join()
+    _parallel.set_num_threads(2)
+    rl.relu(x)  # the last pool: one worker
+    deadline = 200
+    while len(set(_workers_alive()) - before) > 1 and deadline:
+        threading.Event().wait(0.01)
+        deadline -= 1
+    assert failures == []
+    assert len(set(_workers_alive()) - before) <= 1
+
+
+_MISALIGNED = """
+import numpy as np
+import relulab as rl
+from relulab.family import fused
+
+def misaligned(n):  # float32 elements one byte off their natural alignment
+    return np.ndarray((n,), np.float32, np.zeros(4 * n + 1, np.uint8), 1)
+
+for n in (5000, 70_000, 300_000):
+    x = np.linspace(-3, 3, n, dtype=np.float32)
+    odd = misaligned(n)
+    odd[:] = x
+    checks = {
+        "relu(odd)": (rl.relu(odd), np.maximum(x, 0)),
+        "leaky_relu(odd)": (rl.leaky_relu(odd, negative_slope=0.25), np.where(x > 0, x, x * np.float32(0.25))),
+    }
+    x64 = x.astype(np.float64)
+    assert np.allclose(rl.silu(odd), x64 / (1 + np.exp(-x64)), rtol=1e-6, atol=1e-30), n
+    for name, call, want in (("relu", lambda o: rl.relu(x, out=o), np.maximum(x, 0)),
+                             ("relu.grad", lambda o: rl.relu.grad(x, out=o), np.heaviside(x, 0).astype(np.float32)),
+                             ("leaky_relu", lambda o: rl.leaky_relu(x, negative_slope=0.25, out=o),
+                              np.where(x > 0, x, x * np.float32(0.25))),
+                             ("relu_mask", lambda o: fused.relu_mask(x, out=o)[0], np.maximum(x, 0))):
+        out = misaligned(n)
+        call(out)
+        checks[name + "(out=odd)"] = (out, want)
+    out = misaligned(n)
+    fused.relu_backward_mask(odd, fused.relu_mask(x)[1], out=out)
+    checks["relu_backward_mask(out=odd)"] = (out, np.where(x > 0, x, 0))
+    bad = [name for name, (got, want) in checks.items() if not np.array_equal(got, want)]
+    assert not bad, (n, bad)
+print("ok")
+"""
+
+
+def test_misaligned_arrays_and_out_buffers_are_computed_not_crashed_on():
+    # The compiled kernels store whole aligned vectors: a buffer one byte off (np.ndarray over a byte buffer at an
+    # odd offset) crashed the process (SIGSEGV) when it came in as out= or to the fused kernels.
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run([sys.executable, "-c", _MISALIGNED], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])

@@ -76,8 +76,8 @@ def run(kernel: Callable[..., Any], work: np.ndarray, direct: np.ndarray | None,
     if work.size >= MIN_ELEMENTS and work.dtype == source_dtype:
         function = _parallel.stream_function(kernel, bound, work.dtype)
         if function is not None and (direct is None or _overlap_ok(work, direct)):
-            source = np.ascontiguousarray(work)
-            contiguous = direct is not None and direct.flags.c_contiguous
+            source = np.require(work, requirements="CA")  # (the kernels' vector loads and stores need aligned data)
+            contiguous = direct is not None and direct.flags.c_contiguous and direct.flags.aligned
             target = direct if contiguous else np.empty(work.shape, work.dtype)
             function(source.reshape(-1), target.reshape(-1), 0, work.size, False)
             return target
@@ -114,13 +114,13 @@ def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any
         if len(_quick) >= 1024:  # a sweep over many parameter values: start afresh rather than grow without end
             _quick.clear()
         function = _quick[key] = _choose(kernel, dtype, params, grad, bound_for)
-    if function is None or not x.flags.c_contiguous:
+    if function is None or not (x.flags.c_contiguous and x.flags.aligned):  # (a misaligned buffer: the long way)
         return None
     if out is not None:
         if type(out) is not np.ndarray or out.dtype is not dtype and out.dtype != dtype or out.shape != x.shape:
             return None
         flags = out.flags
-        if not (flags.c_contiguous and flags.writeable and _overlap_ok(x, out)):
+        if not (flags.c_contiguous and flags.aligned and flags.writeable and _overlap_ok(x, out)):
             return None
     if not underflow_ignored() or _parallel.stream_kernels() is None:
         return None

@@ -263,6 +263,7 @@ class _Pool:
         self.sleeping = [False] * workers
         self.slots: list[_Job | None] = [None] * workers
         self.spare = np.zeros(1, np.int64)  # counts a worker's waits that follow no job of its own
+        self.closed = False  # set by close(): a caller still holding this pool may offer it a job after that
         self.queues: list[SimpleQueue] = []
         for k in range(workers):
             q: SimpleQueue = SimpleQueue()
@@ -309,12 +310,13 @@ class _Pool:
             else:
                 q.get()
             job = self.slots[k]
-            if job is None:
+            if job is None or self.closed:  # (a job offered after close() overwrote its None: its caller does it)
                 return
             after, left = job.serve(self, k, seen)  # (a _Job keeps its tasks' errors for its caller)
             pending, seen = after != seen, after
 
     def close(self) -> None:
+        self.closed = True
         self.post(None, len(self.queues))
 
 
@@ -331,6 +333,13 @@ def _get_pool(workers: int) -> _Pool:
                 _pool.close()
             _pool = _Pool(workers)
         return _pool
+
+
+def _pool_for(workers: int) -> _Pool:
+    """The pool of ``workers`` workers, the current one when it has that many (read once: another thread's
+    set_num_threads may replace it meanwhile with a pool of another size)."""
+    pool = _pool
+    return pool if pool is not None and len(pool.queues) == workers else _get_pool(workers)
 
 
 def _forget_pool_after_fork() -> None:
@@ -356,7 +365,7 @@ def parallel_for(task: Callable[[int, int], None], n: int, chunk: int, *, thread
             task(start, min(n, start + chunk))
         return
     job = _Job(task, n, chunk, errstate())
-    pool = _pool if _pool is not None and len(_pool.queues) == threads - 1 else _get_pool(threads - 1)
+    pool = _pool_for(threads - 1)
     pool.post(job, helpers)
     job.run(pool.stream)
 
@@ -574,7 +583,7 @@ def _run_twin(function, source: np.ndarray, target: np.ndarray, threaded: bool) 
     if helpers <= 0 or not threaded or getattr(_local, "inside", False):
         function(source, target, 0, n, streaming)
         return
-    pool = _pool if _pool is not None and len(_pool.queues) == threads - 1 else _get_pool(threads - 1)
+    pool = _pool_for(threads - 1)
     if pool.stream is None:  # pragma: no cover  (a pool started while numba was unavailable: no gangs)
         parallel_for(lambda start, stop: function(source, target, start, stop, streaming), n, chunk)
         return

@@ -63,6 +63,8 @@ def _compiled(source: np.ndarray, target: np.ndarray):
     """The numba kernels module when this call is worth them (large float32/float64 arrays), else None."""
     if source.dtype not in _FLOATS or target.dtype != source.dtype or source.size < _parallel.MIN_ELEMENTS:
         return None
+    if not (source.flags.aligned and target.flags.aligned):  # the kernels' vector loads and stores need alignment
+        return None
     return _parallel.stream_kernels()
 
 
