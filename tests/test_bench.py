@@ -242,3 +242,48 @@ def test_a_slow_peer_is_timed_once_the_others_interleaved(monkeypatch):
     assert impls[1].times == [pytest.approx(0.1)] and impls[2].times == [pytest.approx(0.05)] * 3
     rows = bench._rows(case)
     assert [row["samples"] for row in rows] == [3, 1, 3, 3]
+
+
+def test_a_cold_first_call_does_not_set_the_sample_size(monkeypatch):
+    # relulab's first call at a new size may compile its threaded kernel (0.2-0.3 s): a sample must still hold as
+    # many warm calls as min_sample_s needs, not one cold-sized call (which read 5-8x slow in the README table).
+    clock = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(bench.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def relulab_call():
+        clock[0] += 0.3 if not calls else 0.001  # cold, then warm
+        calls.append(1)
+
+    slow_peer_calls = []
+
+    def peer_call():
+        clock[0] += 0.5  # a peer as slow as 50 samples: its first call is counted from as it is
+        slow_peer_calls.append(1)
+
+    impls = [bench.Impl("relulab", "cold then warm", relulab_call), bench.Impl("numpy", "slow", peer_call)]
+    case = bench.Case("relu.forward", "relu", 1 << 18, "float32", 2 << 20, impls)
+    bench.time_case(case, repeats=2, min_sample_s=0.01)
+    assert impls[0].times == [pytest.approx(0.001)] * 2  # each sample: 10 warm calls of 1 ms
+    # warm-up: 0.3 s, 1 ms (under half: again), 1 ms (settled); then per sample one untimed call and 10 timed
+    assert len(calls) == 3 + 2 * (1 + 10)
+    assert len(slow_peer_calls) == 1 and impls[1].times == [pytest.approx(0.5)]  # the slow-peer rule
+
+
+def test_torch_runs_at_its_default_wait_policy_and_a_sample_after_it_waits(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    torch, note = bench._import_torch(True)
+    if torch is None:
+        pytest.skip(note)
+    assert "OMP_WAIT_POLICY" not in bench.os.environ and "OMP_WAIT_POLICY" not in note
+    clock = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    pauses = []
+    monkeypatch.setattr(bench.time, "sleep", pauses.append)
+    impls = [bench.Impl("relulab", "a", lambda: clock.__setitem__(0, clock[0] + 0.02)),
+             bench.Impl("torch", "b", lambda: clock.__setitem__(0, clock[0] + 0.02))]
+    bench.time_case(bench.Case("relu.forward", "relu", 1 << 18, "float32", 2 << 20, impls), repeats=3,
+                    min_sample_s=0.01)
+    # order per repeat: (relulab, torch), (torch, relulab), (relulab, torch): relulab follows torch twice
+    assert pauses == [bench.SETTLE_S] * 2

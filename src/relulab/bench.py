@@ -631,6 +631,39 @@ def _time_calls(impl: Impl, number: int) -> float:
     return total / number
 
 
+WARM_CALLS = 4  # at most this many warm-up calls after the first
+
+
+def _warm(impl: Impl, min_sample_s: float) -> float:
+    """Warm ``impl`` up and return the time of its last warm-up call, from which a sample's call count is taken.
+
+    The first call may compile (relulab's threaded kernels are compiled per process, on the first call large enough
+    to use threads: 0.2-0.3 s), load code, fault pages in or start threads. A call is repeated while it runs in
+    under half the time of the one before. A peer's first call as long as 10 samples is counted from as it is (its
+    cold start is a page fault per output page, not compilation, and at 256 MiB a second call of a slow idiom would
+    cost a second); relulab's is always repeated, since a sample of one cold call measured its compiler, not its
+    kernel (every allocating call at the first size past the threading threshold read 5-8x slow that way).
+    """
+    last = _time_calls(impl, 1)
+    if impl.impl != "relulab" and last >= 10 * min_sample_s:
+        return last
+    for _ in range(WARM_CALLS):
+        again = _time_calls(impl, 1)
+        settled = again > 0.5 * last
+        last = again
+        if settled:
+            break
+    return last
+
+
+# torch's OpenMP worker threads, at their default wait policy, spin for about 8 ms of CPU after torch's last
+# parallel call (measured: 8 ms of CPU time during a 5-50 ms sleep after clamp_min on 1 MiB) before they sleep.
+# Timed right after torch, another implementation's threads would share the cores with that spinning. Each sample
+# after torch's therefore starts after this untimed pause. (Setting OMP_WAIT_POLICY=PASSIVE instead, as earlier
+# versions did, stopped the spinning but made torch wake its threads on every call: relu on 1 MiB float32 took
+# 76 us instead of 20 us, so the ratios against torch read up to 3x in relulab's favour.)
+SETTLE_S = 0.015
+
 SLOW_PEER = 3.0  # a peer this many times slower than relulab on its warm-up call ...
 SLOW_PEER_SAMPLES = 5  # ... and longer than this many samples (0.05 s by default) is timed once: see time_case
 
@@ -644,9 +677,7 @@ def time_case(case: Case, repeats: int, min_sample_s: float) -> None:
     numbers = []
     reference = None
     for impl in case.impls:
-        first = _time_calls(impl, 1)  # warm-up: compiles or loads compiled code, faults pages in, loads caches
-        if first < 10 * min_sample_s:  # a cold call may take 0.5 s: count the calls a sample needs from a warm one
-            first = _time_calls(impl, 1)  # (a call as long as 10 samples is warm enough to count from)
+        first = _warm(impl, min_sample_s)
         if impl.impl == "relulab" and reference is None:
             reference = first
         if (repeats > 1 and reference is not None and impl.impl in ("numpy", "torch")
@@ -655,12 +686,18 @@ def time_case(case: Case, repeats: int, min_sample_s: float) -> None:
             numbers.append(0)  # no more samples
         else:
             numbers.append(max(1, min(1000, math.ceil(min_sample_s / max(first, 1e-7)))))
+    previous = None
     for r in range(repeats):
         order = list(range(len(case.impls)))
         order = order[r % len(order):] + order[:r % len(order)]  # rotate: no implementation always goes first
         for i in order:
             if numbers[i]:
-                case.impls[i].times.append(_time_calls(case.impls[i], numbers[i]))
+                impl = case.impls[i]
+                if previous is not None and previous.impl == "torch":
+                    time.sleep(SETTLE_S)  # torch's OpenMP threads spin after its calls: let them stop first
+                _time_calls(impl, 1)  # untimed: this implementation's own threads awake, as in a loop of calls
+                impl.times.append(_time_calls(impl, numbers[i]))
+                previous = impl
 
 
 def _rows(case: Case) -> list[dict[str, Any]]:
@@ -678,12 +715,9 @@ def _rows(case: Case) -> list[dict[str, Any]]:
 def _import_torch(wanted: bool):
     if not wanted:
         return None, "torch rows off (--no-torch)"
-    # torch's OpenMP threads otherwise spin for a while after every call, on the core that the implementation timed
-    # next needs; interleaved timing would charge torch's idle spinning to its neighbours (relu into a buffer measured
-    # 0.74 of copy speed with spinning, 0.85 without). It must be set before torch loads OpenMP.
+    # torch runs at its defaults, as its users run it (time_case pauses after its samples; see SETTLE_S). A wait
+    # policy set in the environment is reported with the results.
     policy_note = ""
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     policy = os.environ.get("OMP_WAIT_POLICY")
     if policy:
         policy_note = f", OMP_WAIT_POLICY={policy}"
