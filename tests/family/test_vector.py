@@ -409,3 +409,31 @@ def test_the_compiled_kernels_agree_with_relulab_numba_0_to_a_few_ulps(tmp_path)
                 assert got.dtype == want.dtype == np.dtype(dtype)
                 assert_close(got, want, np.zeros(x.shape), f"{name} {params} {'derivative' if g else 'value'} "
                              f"{dtype}", condition(name, xs))
+
+
+@pytest.mark.parametrize("size", [3000, 1 << 19])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prelu_with_one_float_slope_takes_the_short_way_and_matches_the_definition(size, dtype):
+    # One slope as a Python float is elementwise: the short way (leaky_relu's kernels) where the weight as an
+    # array takes the full path; both must equal the definition computed here, signed zeros and NaN included.
+    x = np.linspace(-3, 3, size).astype(dtype)
+    x[:4] = [0.0, -0.0, np.nan, -np.inf]
+    for slope in (0.25, 1.5, 0.0, -0.5):
+        s = dtype(slope)
+        with np.errstate(invalid="ignore"):  # 0 * -inf, discarded by the where
+            want = np.where(x > 0, x, np.where(s == 0, np.zeros_like(x), s * x))
+        want = np.where(np.isnan(x), x, want).astype(dtype)
+        want_grad = np.where(np.isnan(x), x, np.where(x > 0, dtype(1), s)).astype(dtype)
+        assert_exact(rl.prelu(x, slope), want)
+        key = (rl.prelu.forward_kernel, np.dtype(dtype), (("weight", float, slope),))
+        assert _compiled._quick.get(key) is not None  # the short way was taken, with a compiled kernel
+        assert_exact(rl.prelu(x, np.array([slope])), want)
+        out = np.empty_like(x)
+        assert rl.prelu(x, slope, out=out) is out
+        assert_exact(out, want)
+        assert_exact(rl.prelu.grad(x, slope), want_grad)
+        assert_exact(rl.prelu.grad(x, np.array([slope])), want_grad)
+    with pytest.raises(ValueError, match="weight must be finite"):
+        rl.prelu(x, float("nan"))
+    with pytest.raises(TypeError, match="relu takes x as positional arguments; got 2"):
+        rl.relu(x, 0.5)

@@ -436,9 +436,16 @@ class Activation:
         None where it does not apply (a weight, not elementwise, parameters that widen ``dtype``, invalid ones:
         the full path reports those)."""
         if self._weight is not None:
-            return None
+            # One slope given as a Python float (``__call__`` passes it as params["weight"]): elementwise, and
+            # checked here as the weight validator would (a finite real); anything else takes the full path.
+            weight = params.get("weight")
+            if type(weight) is not float or not math.isfinite(weight):
+                return None
+            params = {k: v for k, v in params.items() if k != "weight"}
         try:
             bound = self.bind(params)
+            if self._weight is not None:
+                bound["weight"] = np.asarray(weight, dtype=np.float64).reshape(())
             if grad and self._kink_at_zero is not None:
                 bound["at_zero"] = self._check_at_zero(None, bound)
         except (TypeError, ValueError):
@@ -475,8 +482,11 @@ class Activation:
         library = None if type(x) is np.ndarray else _arrays.library_of(x)
         if library is not None:
             return _arrays.apply_foreign(self, library, x, args, params, out, grad=False, at_zero=None)
-        if not args:  # the short way for a plain float array (family/_compiled.py); None: validate in full
-            value = _compiled.quick(self._forward, x, out, params, False, self._compiled_bound)
+        if not args or (type(args[0]) is float and len(args) == 1 and "weight" not in params):
+            # the short way for a plain float array (family/_compiled.py), one slope as a float included (prelu);
+            # None: validate in full
+            value = _compiled.quick(self._forward, x, out, {**params, "weight": args[0]} if args else params,
+                                    False, self._compiled_bound)
             if value is not None:
                 return value
         array, scalar, bound, dtype, compute, plain_out = self._validate(x, args, params, out, grad=False)
@@ -491,8 +501,10 @@ class Activation:
         library = None if type(x) is np.ndarray else _arrays.library_of(x)
         if library is not None:
             return _arrays.apply_foreign(self, library, x, args, params, out, grad=True, at_zero=at_zero)
-        if not args and at_zero is None:  # the short way for a plain float array (family/_compiled.py)
-            value = _compiled.quick(self._derivative, x, out, params, True, self._compiled_bound)
+        if at_zero is None and (not args or (type(args[0]) is float and len(args) == 1 and "weight" not in params)):
+            # the short way for a plain float array (family/_compiled.py), as in __call__
+            value = _compiled.quick(self._derivative, x, out, {**params, "weight": args[0]} if args else params,
+                                    True, self._compiled_bound)
             if value is not None:
                 return value
         array, scalar, bound, dtype, compute, plain_out = self._validate(x, args, params, out, grad=True)
