@@ -171,3 +171,37 @@ def test_bias_activation_checks_its_arguments():
 def test_docstring_examples_run():
     assert doctest.testmod(fused).failed == 0
     assert doctest.testmod(_parallel).failed == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, bias_shape", [((1100, 257), (257,)), ((8, 3, 31, 29), (3, 1, 1)),
+                                               ((2100,), ()), ((5000, 16), (1, 16))])
+def test_bias_relu_takes_one_compiled_pass_equal_to_the_sum(kernels, monkeypatch, small_thresholds, dtype, shape,
+                                                            bias_shape):
+    # finite inputs, so the compiled pass (not its NumPy redo for NaN/inf sums) gives the result; rows of odd
+    # lengths, so chunks (4 KiB here, on 3 threads) start and end inside rows
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(dtype)
+    bias = rng.standard_normal(bias_shape).astype(dtype)
+    x.reshape(-1)[:3] = [0.0, -0.0, 1e-30]
+    passes = []
+    real = _parallel.run_compiled
+    monkeypatch.setattr(_parallel, "run_compiled", lambda *a: passes.append(real(*a)) or passes[-1])
+    summed = (x.astype(np.float64) + bias.astype(np.float64)).astype(dtype)  # double rounding is exact for a sum
+    want = np.where(summed > 0, summed, dtype(0))  # relu: +0.0 for x <= 0
+    out = np.full(shape, np.nan, dtype)
+    assert bias_activation(x, bias, "relu", out=out) is out
+    assert_exact(out, want)
+    assert not np.signbit(out).any()
+    assert passes == [kernels == "compiled"]  # one compiled pass (or, without numba, none: NumPy's two passes)
+
+
+def test_bias_relu_warns_about_an_overflowing_sum_as_numpy_does(kernels):
+    x = np.full((64, 64), 3e38, np.float32)
+    with pytest.warns(RuntimeWarning, match="overflow encountered in add"):
+        y = bias_activation(x, np.full(64, 3e38, np.float32), "relu")
+    assert np.isposinf(y).all()
+    x[5, 7] = np.nan
+    with np.errstate(over="ignore"):
+        y = bias_activation(x, np.full(64, -3e38, np.float32), "relu")
+    assert np.isnan(y[5, 7]) and (np.delete(y.reshape(-1), 5 * 64 + 7) == 0).all()

@@ -569,6 +569,20 @@ def stream_function(kernel, bound: Mapping[str, Any], dtype: np.dtype):
     return twin
 
 
+def run_compiled(name: str, scalars: tuple, source: np.ndarray, target: np.ndarray) -> bool:
+    """``function(source, target, start, stop, streaming, *scalars)`` for the compiled function ``name`` of
+    ``_stream.py`` over 1-D ``source`` and ``target`` (C-contiguous, aligned, of one float dtype), on every core from
+    the single-pass threshold on; False (nothing done) where numba is unavailable."""
+    module = stream_kernels()
+    if module is None:
+        return False
+    function = getattr(module, name)
+    twin = lambda x, y, start, stop, streaming: function(x, y, start, stop, streaming, *scalars)
+    twin.kernel, twin.scalars = function, scalars
+    _run_twin(twin, source, target, source.size >= MIN_ELEMENTS << 2)
+    return True
+
+
 def _run_twin(function, source: np.ndarray, target: np.ndarray, threaded: bool) -> None:
     """``target = f(source)`` by the compiled twin ``function`` (:func:`stream_function`), on every core if
     ``threaded``. It streams its stores past the cache when the arrays are larger than

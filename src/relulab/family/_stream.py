@@ -199,6 +199,30 @@ def relu_forward(x, y, start, stop, streaming):
 
 
 @njit(nogil=True, cache=True)
+def bias_relu_forward(x, y, start, stop, streaming, bias, flagged):
+    """y[i] = relu(x[i] + bias[i % bias.size]) on [start, stop): x is rows of bias.size elements, each sum formed
+    in a register (``fused.bias_activation``). Sets ``flagged[0]`` when a sum is NaN or infinite (the caller then
+    redoes the sum with NumPy, which warns or raises about invalid values and overflow as its error state says).
+    Plain stores: ``streaming`` is taken for the gang's signature."""
+    row = bias.size
+    zero = y.dtype.type(0)
+    unusual = 0
+    i = start
+    j = start % row
+    while i < stop:
+        m = min(stop - i, row - j)
+        xs, ys, bs = x[i:i + m], y[i:i + m], bias[j:j + m]
+        for k in range(m):
+            v = xs[k] + bs[k]
+            ys[k] = zero if v <= zero else v  # one compare, so the loop vectorises: NaN is kept, -0.0 becomes +0.0
+            unusual += 1 if v - v != zero else 0  # NaN or +-inf (for finite v, v - v is 0 exactly)
+        i += m
+        j = 0
+    if unusual:
+        flagged[0] = 1
+
+
+@njit(nogil=True, cache=True)
 def relu_derivative(x, y, start, stop, streaming, at_zero):
     lanes = LINE_BYTES // y.itemsize
     i, head = start, _aligned_start(y, start, stop)
