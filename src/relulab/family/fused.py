@@ -42,7 +42,7 @@ from .members import relu
 __all__ = ["relu_mask", "relu_backward_mask", "bias_activation", "pack_mask", "unpack_mask"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-MIN_COMPILED = 2048  # bias_activation's compiled relu from this many elements (on every core from 2**18)
+MIN_COMPILED = 2048  # the compiled kernels run from this many elements (on every core from larger sizes)
 
 
 def pack_mask(mask: Any) -> np.ndarray:
@@ -62,7 +62,7 @@ def _chunk_elements(itemsize: int) -> int:
 
 def _compiled(source: np.ndarray, target: np.ndarray):
     """The numba kernels module when this call is worth them (large float32/float64 arrays), else None."""
-    if source.dtype not in _FLOATS or target.dtype != source.dtype or source.size < _parallel.MIN_ELEMENTS:
+    if source.dtype not in _FLOATS or target.dtype != source.dtype or source.size < MIN_COMPILED:
         return None
     if not (source.flags.aligned and target.flags.aligned):  # the kernels' vector loads and stores need alignment
         return None
