@@ -676,8 +676,10 @@ def time_case(case: Case, repeats: int, min_sample_s: float) -> None:
     large sizes these slow idioms (an allocation and page faults per temporary) are most of a full run's time."""
     numbers = []
     reference = None
+    short = []  # whether the implementation's warm call is short enough for thread wake-ups to show
     for impl in case.impls:
         first = _warm(impl, min_sample_s)
+        short.append(first < 10 * min_sample_s)
         if impl.impl == "relulab" and reference is None:
             reference = first
         if (repeats > 1 and reference is not None and impl.impl in ("numpy", "torch")
@@ -695,7 +697,8 @@ def time_case(case: Case, repeats: int, min_sample_s: float) -> None:
                 impl = case.impls[i]
                 if previous is not None and previous.impl == "torch":
                     time.sleep(SETTLE_S)  # torch's OpenMP threads spin after its calls: let them stop first
-                _time_calls(impl, 1)  # untimed: this implementation's own threads awake, as in a loop of calls
+                if short[i]:
+                    _time_calls(impl, 1)  # untimed: this implementation's threads awake, as in a loop of calls
                 impl.times.append(_time_calls(impl, numbers[i]))
                 previous = impl
 
