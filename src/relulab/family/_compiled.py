@@ -108,17 +108,25 @@ def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any
         if len(_quick) >= 1024:  # a sweep over many parameter values: start afresh rather than grow without end
             _quick.clear()
         function = _quick[key] = _choose(kernel, dtype, params, grad, bound_for)
-    if function is None or not (x.flags.c_contiguous and x.flags.aligned):  # (a misaligned buffer: the long way)
+    if function is None:
+        return None
+    flags = x.flags
+    if not (flags.c_contiguous and flags.aligned):  # (a misaligned buffer: the long way)
         return None
     if out is not None:
         if type(out) is not np.ndarray or out.dtype is not dtype and out.dtype != dtype or out.shape != x.shape:
             return None
         flags = out.flags
-        if not (flags.c_contiguous and flags.aligned and flags.writeable and _overlap_ok(x, out)):
+        if not (flags.c_contiguous and flags.aligned and flags.writeable):
             return None
-    if not underflow_ignored() or _parallel.stream_kernels() is None:
+        if out is not x and (out.base is not None or x.base is not None) and not _overlap_ok(x, out):
+            return None
+    seen = _errstate_seen  # underflow_ignored(), inline: this runs on every call
+    if not (seen[1] if _parallel.errstate() is seen[0] else underflow_ignored()):
         return None
-    if n >= _parallel.twin_threshold(kernel):
+    if _parallel.stream_kernels() is None:
+        return None
+    if n >= function.threshold:
         # The parallel path; off (fast_path(False)), the plain path as the caller asked (the tests' reference).
         return _parallel.run(kernel, x, None, out, dtype, dtype, function) if _parallel.fast_path_enabled() else None
     target = np.empty_like(x) if out is None else out
@@ -135,4 +143,7 @@ def _choose(kernel: Callable[..., Any], dtype: np.dtype, params: Mapping[str, An
     if dtype.char not in "fd" or not dtype.isnative:
         return None
     bound = bound_for(params, dtype, grad)
-    return None if bound is None else _parallel.stream_function(kernel, bound, dtype)
+    function = None if bound is None else _parallel.stream_function(kernel, bound, dtype)
+    if function is not None:
+        function.threshold = _parallel.twin_threshold(kernel)  # from this size on: every core
+    return function
