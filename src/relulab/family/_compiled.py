@@ -126,7 +126,7 @@ def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any
         return None
     if _parallel.stream_kernels() is None:
         return None
-    if n >= function.threshold:
+    if n >= _parallel.twin_threshold(kernel):
         # The parallel path; off (fast_path(False)), the plain path as the caller asked (the tests' reference).
         return _parallel.run(kernel, x, None, out, dtype, dtype, function) if _parallel.fast_path_enabled() else None
     target = np.empty_like(x) if out is None else out
@@ -143,7 +143,4 @@ def _choose(kernel: Callable[..., Any], dtype: np.dtype, params: Mapping[str, An
     if dtype.char not in "fd" or not dtype.isnative:
         return None
     bound = bound_for(params, dtype, grad)
-    function = None if bound is None else _parallel.stream_function(kernel, bound, dtype)
-    if function is not None:
-        function.threshold = _parallel.twin_threshold(kernel)  # from this size on: every core
-    return function
+    return None if bound is None else _parallel.stream_function(kernel, bound, dtype)

@@ -579,7 +579,7 @@ def run_compiled(name: str, scalars: tuple, source: np.ndarray, target: np.ndarr
     function = getattr(module, name)
     twin = lambda x, y, start, stop, streaming: function(x, y, start, stop, streaming, *scalars)
     twin.kernel, twin.scalars = function, scalars
-    _run_twin(twin, source, target, source.size >= MIN_ELEMENTS << 2)
+    _run_twin(twin, source, target, source.size >= MIN_ELEMENTS << 2)  # a single-pass kernel's twin_threshold
     return True
 
 
