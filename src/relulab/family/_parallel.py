@@ -564,8 +564,14 @@ def stream_function(kernel, bound: Mapping[str, Any], dtype: np.dtype):
         from . import _vector
 
         function = getattr(_vector, name)
+    return _twin(function, scalars)
+
+
+def _twin(function, scalars: tuple):
+    """``f(source, target, start, stop, streaming)`` calling the compiled ``function`` with ``scalars`` after those;
+    ``f.kernel`` and ``f.scalars`` are what a gang call (:func:`_run_twin`) passes its runner."""
     twin = lambda source, target, start, stop, streaming: function(source, target, start, stop, streaming, *scalars)
-    twin.kernel, twin.scalars = function, scalars  # for a gang call (_gang)
+    twin.kernel, twin.scalars = function, scalars
     return twin
 
 
@@ -576,10 +582,8 @@ def run_compiled(name: str, scalars: tuple, source: np.ndarray, target: np.ndarr
     module = stream_kernels()
     if module is None:
         return False
-    function = getattr(module, name)
-    twin = lambda x, y, start, stop, streaming: function(x, y, start, stop, streaming, *scalars)
-    twin.kernel, twin.scalars = function, scalars
-    _run_twin(twin, source, target, source.size >= MIN_ELEMENTS << 2)  # a single-pass kernel's twin_threshold
+    _run_twin(_twin(getattr(module, name), scalars), source, target,
+              source.size >= MIN_ELEMENTS << 2)  # a single-pass kernel's twin_threshold
     return True
 
 
