@@ -425,8 +425,9 @@ def test_prelu_with_one_float_slope_takes_the_short_way_and_matches_the_definiti
         want = np.where(np.isnan(x), x, want).astype(dtype)
         want_grad = np.where(np.isnan(x), x, np.where(x > 0, dtype(1), s)).astype(dtype)
         assert_exact(rl.prelu(x, slope), want)
-        key = (rl.prelu.forward_kernel, np.dtype(dtype), (("weight", float, slope),))
-        assert _compiled._quick.get(key) is not None  # the short way was taken, with a compiled kernel
+        compiled = [f for key, f in _compiled._quick.items() if key[:2] == (rl.prelu.forward_kernel, np.dtype(dtype))
+                    and any(v == slope for _, _, v, _ in key[2])]
+        assert compiled and compiled[0] is not None  # the short way was taken, with a compiled kernel
         assert_exact(rl.prelu(x, np.array([slope])), want)
         out = np.empty_like(x)
         assert rl.prelu(x, slope, out=out) is out
@@ -437,3 +438,21 @@ def test_prelu_with_one_float_slope_takes_the_short_way_and_matches_the_definiti
         rl.prelu(x, float("nan"))
     with pytest.raises(TypeError, match="relu takes x as positional arguments; got 2"):
         rl.relu(x, 0.5)
+    with pytest.raises(TypeError, match="prelu takes x and weight as positional arguments; got 1"):
+        rl.prelu(x, weight=0.5)  # as on small arrays: the weight is positional
+    with pytest.raises(TypeError, match="prelu takes x and weight as positional arguments; got 1"):
+        rl.prelu.grad(x, weight=0.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_zero_slope_keeps_its_sign_on_the_short_way(dtype):
+    # -0.0 == 0.0 and both hash alike: a cache keyed by the value alone gave the second zero the first one's kernel
+    x = np.array([-1.0, -0.0, 0.0, 2.0] * 1024, dtype)
+    for first, second in ((-0.0, 0.0), (0.0, -0.0)):
+        _compiled._quick.clear()
+        rl.prelu.grad(x, first)
+        for slope in (first, second):
+            want = np.where(x > 0, dtype(1), dtype(slope)).astype(dtype)
+            assert_exact(rl.prelu.grad(x, slope), want)
+            assert_exact(rl.leaky_relu.grad(x, negative_slope=slope), want)
+            assert_exact(rl.prelu.grad(x, np.array([slope])), want)

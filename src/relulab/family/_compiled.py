@@ -22,6 +22,7 @@ Below :data:`MIN_ELEMENTS` elements the NumPy kernels run, so small calls never 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -96,9 +97,11 @@ def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any
         return None
     dtype = x.dtype
     try:  # the cache is keyed by the dtype object: a byte-swapped float32 is another key (and has no kernel here)
-        key = (kernel, dtype, tuple((k, type(v), v) for k, v in params.items())) if params else (kernel, dtype)
+        # (-0.0 == 0.0 with one hash: the sign of a zero is part of the key, a zero slope's sign shows in results)
+        key = (kernel, dtype, tuple((k, type(v), v, v == 0 and math.copysign(1.0, v)) for k, v in params.items())) \
+            if params else (kernel, dtype)
         function = _quick.get(key, _MISSING)
-    except TypeError:  # an unhashable parameter value
+    except (TypeError, ValueError):  # an unhashable parameter value (or an array, whose == 0 has no truth value)
         return None
     if function is _MISSING:
         if not _parallel.has_twin(kernel):  # a kernel without a twin never loads numba

@@ -435,13 +435,15 @@ class Activation:
         """The parameters as the kernels take them, for the short way of family/_compiled.py on a ``dtype`` array;
         None where it does not apply (a weight, not elementwise, parameters that widen ``dtype``, invalid ones:
         the full path reports those)."""
-        if self._weight is not None:
-            # One slope given as a Python float (``__call__`` passes it as params["weight"]): elementwise, and
+        weight = params.get(_SLOPE)
+        if weight is not None:
+            # One slope given positionally as a Python float (``__call__`` passes it under _SLOPE): elementwise, and
             # checked here as the weight validator would (a finite real); anything else takes the full path.
-            weight = params.get("weight")
-            if type(weight) is not float or not math.isfinite(weight):
+            if self._weight is None or not math.isfinite(weight):
                 return None
-            params = {k: v for k, v in params.items() if k != "weight"}
+            params = {k: v for k, v in params.items() if k != _SLOPE}
+        elif self._weight is not None:
+            return None
         try:
             bound = self.bind(params)
             if self._weight is not None:
@@ -482,10 +484,10 @@ class Activation:
         library = None if type(x) is np.ndarray else _arrays.library_of(x)
         if library is not None:
             return _arrays.apply_foreign(self, library, x, args, params, out, grad=False, at_zero=None)
-        if not args or (type(args[0]) is float and len(args) == 1 and "weight" not in params):
+        if not args or (type(args[0]) is float and len(args) == 1):
             # the short way for a plain float array (family/_compiled.py), one slope as a float included (prelu);
             # None: validate in full
-            value = _compiled.quick(self._forward, x, out, {**params, "weight": args[0]} if args else params,
+            value = _compiled.quick(self._forward, x, out, {**params, _SLOPE: args[0]} if args else params,
                                     False, self._compiled_bound)
             if value is not None:
                 return value
@@ -501,9 +503,9 @@ class Activation:
         library = None if type(x) is np.ndarray else _arrays.library_of(x)
         if library is not None:
             return _arrays.apply_foreign(self, library, x, args, params, out, grad=True, at_zero=at_zero)
-        if at_zero is None and (not args or (type(args[0]) is float and len(args) == 1 and "weight" not in params)):
+        if at_zero is None and (not args or (type(args[0]) is float and len(args) == 1)):
             # the short way for a plain float array (family/_compiled.py), as in __call__
-            value = _compiled.quick(self._derivative, x, out, {**params, "weight": args[0]} if args else params,
+            value = _compiled.quick(self._derivative, x, out, {**params, _SLOPE: args[0]} if args else params,
                                     True, self._compiled_bound)
             if value is not None:
                 return value
@@ -531,6 +533,9 @@ class Activation:
                 f"{self.name}: at_zero must lie in the subdifferential at 0, {interval}; got {describe(at_zero)}"
             )
         return value
+
+
+_SLOPE = "(weight)"  # the short way's key for a weight given positionally (no keyword can spell it)
 
 
 def class_name(name: str) -> str:
