@@ -205,3 +205,37 @@ def test_bias_relu_warns_about_an_overflowing_sum_as_numpy_does(kernels):
     with np.errstate(over="ignore"):
         y = bias_activation(x, np.full(64, -3e38, np.float32), "relu")
     assert np.isnan(y[5, 7]) and (np.delete(y.reshape(-1), 5 * 64 + 7) == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_activation_with_a_bias_inside_out(kernels, dtype):
+    # out's first row is the bias: rows written first must not be read as the bias of the rows after them
+    for shape in ((32, 64), (4096, 64)):
+        out = np.zeros(shape, dtype)
+        bias = out[0]
+        bias[:] = -1.0
+        x = np.ones(shape, dtype)
+        want = np.maximum(x.astype(np.float64) - 1.0, 0).astype(dtype)  # relu(x + b) with b = -1 everywhere
+        assert bias_activation(x, bias, "relu", out=out) is out
+        assert_exact(out, want)
+        out[0] = -1.0
+        bias_activation(x, out[0], "silu", out=out)
+        assert_exact(out, rl.silu(np.zeros(shape, dtype)))
+
+
+def test_bias_activation_with_a_python_number_keeps_x_dtype_as_the_sum_does():
+    x = np.linspace(-2, 2, 4096, dtype=np.float32).reshape(64, 64)
+    for bias in (0.5, -1, 3):
+        y = bias_activation(x, bias, "relu")
+        assert y.dtype == (x + bias).dtype == np.float32
+        assert_exact(y, np.maximum(x.astype(np.float64) + bias, 0).astype(np.float32))
+        assert bias_activation(x, bias, "gelu").dtype == np.float32
+    assert bias_activation(x, np.float64(0.5), "relu").dtype == np.float64  # a NumPy scalar promotes, as in x + b
+
+
+def test_bias_activation_that_raises_leaves_out_untouched(kernels):
+    x = np.full((64, 64), 3e38, np.float32)
+    out = np.full((64, 64), 7.0, np.float32)
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        bias_activation(x, np.full(64, 3e38, np.float32), "relu", out=out)
+    assert (out == 7.0).all()

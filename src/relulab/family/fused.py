@@ -2,7 +2,8 @@
 
 * :func:`relu_mask` -- relu(x) and the packed 1-bit mask a lean backward needs, from one read of x.
 * :func:`relu_backward_mask` -- dL/dx from dL/dy and that mask (no copy of x kept for the backward).
-* :func:`bias_activation` -- activation(x + bias), the sum never written to memory.
+* :func:`bias_activation` -- activation(x + bias) with no temporary for the sum (for relu, the sum only ever in a
+  register).
 
 Each equals its unfused composition exactly (tests/family/test_fused.py):
 
@@ -54,6 +55,17 @@ def unpack_mask(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The boolean array of ``shape`` that :func:`pack_mask` packed."""
     count = math.prod(shape)
     return np.unpackbits(packed, count=count, bitorder="little").view(bool).reshape(shape)
+
+
+def _sum_errors_do_not_raise() -> bool:
+    """Whether NumPy's error state lets an overflowing or invalid sum through (ignore, warn or print; not raise or
+    call): the fused ways write ``out`` before such a sum is seen (the compiled relu pass redoes it with NumPy
+    after), which must not raise then."""
+    state = np.geterr()
+    return state["over"] in _NOT_RAISING and state["invalid"] in _NOT_RAISING
+
+
+_NOT_RAISING = ("ignore", "warn", "print")
 
 
 def _chunk_elements(itemsize: int) -> int:
@@ -147,7 +159,8 @@ def bias_activation(x: Any, bias: Any, activation: str = "relu", *, out: np.ndar
     """``activation(x + bias, **params)`` without a temporary for x + bias: relu at its defaults on float32/float64
     forms each sum in a register (one compiled pass, on every core for large arrays); other members sum into
     ``out`` and apply the activation in place while both arrays fit the cache, and past it form the sum a
-    cache-sized block at a time.
+    cache-sized block at a time (so do relu calls of other dtypes). Under an ``np.errstate`` that raises on overflow
+    or invalid values, the sum is formed first, whole, so that ``out`` is untouched when it raises.
 
     ``bias`` broadcasts onto x's trailing axes (a dense layer's (features,) bias for x of shape (batch, features),
     or (channels, 1, 1) for (batch, channels, height, width)) and must not change x's shape. Equal to
@@ -165,7 +178,12 @@ def bias_activation(x: Any, bias: Any, activation: str = "relu", *, out: np.ndar
     if shape != array.shape:
         raise ValueError(f"bias of shape {bias_array.shape} must broadcast onto x of shape {array.shape} "
                          "without changing it")
-    summed = np.result_type(array, bias_array)
+    python_scalar = type(bias) in (int, float)
+    # A Python number takes x's dtype, as in x + bias (NumPy 2's rules: float32 x + 0.5 is float32).
+    summed = np.result_type(array, bias) if python_scalar else np.result_type(array, bias_array)
+    if python_scalar and summed != bias_array.dtype:
+        with np.errstate(over="ignore"):  # (a value beyond float32 becomes inf, as it does in x + bias)
+            bias_array = bias_array.astype(summed)
     # relu at its defaults on floats of one dtype: the compiled pass below, whose result has that dtype
     compiled = act.name == "relu" and not params and array.dtype in _FLOATS and bias_array.dtype == array.dtype
     dtype = summed if compiled else np.asarray(act(np.zeros(1, summed), **params)).dtype  # (validates params)
@@ -180,7 +198,10 @@ def bias_activation(x: Any, bias: Any, activation: str = "relu", *, out: np.ndar
     row = math.prod(row_shape)
     rows = array.size // row if row else 0
     fused = array.flags.c_contiguous and out.flags.c_contiguous and not np.may_share_memory(array, out)
-    if not fused or rows == 0:
+    if fused and np.may_share_memory(bias_array, out):  # a bias inside out: rows written would be read as bias
+        bias_array = bias_array.copy()
+    if not fused or rows == 0 or not _sum_errors_do_not_raise():
+        # (an error state that raises on the sum: the sum first, so that out is untouched when it raises)
         return act(np.add(array, bias_array), out=out, **params)
     if compiled and array.size >= MIN_COMPILED and array.flags.aligned and out.flags.aligned:
         # relu at its defaults: one compiled pass, x + b formed in a register, on every core for large arrays
