@@ -281,9 +281,16 @@ def test_torch_runs_at_its_default_wait_policy_and_a_sample_after_it_waits(monke
     monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
     pauses = []
     monkeypatch.setattr(bench.time, "sleep", pauses.append)
-    impls = [bench.Impl("relulab", "a", lambda: clock.__setitem__(0, clock[0] + 0.02)),
-             bench.Impl("torch", "b", lambda: clock.__setitem__(0, clock[0] + 0.02))]
+    monkeypatch.setattr(bench, "_previous", [""])
+    ran = []
+    impls = [bench.Impl("relulab", "a", lambda: ran.append("relulab") or clock.__setitem__(0, clock[0] + 0.02)),
+             bench.Impl("torch", "b", lambda: ran.append("torch") or clock.__setitem__(0, clock[0] + 0.02))]
     bench.time_case(bench.Case("relu.forward", "relu", 1 << 18, "float32", 2 << 20, impls), repeats=3,
                     min_sample_s=0.01)
-    # order per repeat: (relulab, torch), (torch, relulab), (relulab, torch): relulab follows torch twice
-    assert pauses == [bench.SETTLE_S] * 2
+    # warm-ups (relulab, torch), then per repeat (relulab, torch), (torch, relulab), (relulab, torch): a call of
+    # relulab follows torch's twice, and each time the pause comes first
+    switches = sum(1 for a, b in zip(ran, ran[1:]) if a == "torch" and b != "torch")
+    assert switches == 2 and pauses == [bench.SETTLE_S] * 2
+    assert ran[-1] == "torch"  # the case ended with torch: the next case's first call waits too
+    bench._time_calls(impls[0], 1)
+    assert pauses == [bench.SETTLE_S] * 3

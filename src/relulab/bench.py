@@ -620,7 +620,13 @@ def _fused_cases(n: int, dtype: np.dtype, torch) -> list[Case]:
 
 
 # -- timing ----------------------------------------------------------------------------------------------------------
+_previous: list[str] = [""]  # the kind of implementation _time_calls ran last (across cases)
+
+
 def _time_calls(impl: Impl, number: int) -> float:
+    if _previous[0] == "torch" and impl.impl != "torch":
+        time.sleep(SETTLE_S)  # torch's OpenMP threads spin after its calls: let them stop first (see SETTLE_S)
+    _previous[0] = impl.impl
     total = 0.0
     for _ in range(number):
         if impl.setup is not None:
@@ -658,8 +664,9 @@ def _warm(impl: Impl, min_sample_s: float) -> float:
 
 # torch's OpenMP worker threads, at their default wait policy, spin for about 8 ms of CPU after torch's last
 # parallel call (measured: 8 ms of CPU time during a 5-50 ms sleep after clamp_min on 1 MiB) before they sleep.
-# Timed right after torch, another implementation's threads would share the cores with that spinning. Each sample
-# after torch's therefore starts after this untimed pause. (Setting OMP_WAIT_POLICY=PASSIVE instead, as earlier
+# Timed right after torch, another implementation's threads would share the cores with that spinning. Every call
+# of another implementation that follows torch's (a warm-up, a sample, the next case) therefore starts after this
+# untimed pause. (Setting OMP_WAIT_POLICY=PASSIVE instead, as earlier
 # versions did, stopped the spinning but made torch wake its threads on every call: relu on 1 MiB float32 took
 # 76 us instead of 20 us, so the ratios against torch read up to 3x in relulab's favour.)
 SETTLE_S = 0.015
@@ -688,19 +695,15 @@ def time_case(case: Case, repeats: int, min_sample_s: float) -> None:
             numbers.append(0)  # no more samples
         else:
             numbers.append(max(1, min(1000, math.ceil(min_sample_s / max(first, 1e-7)))))
-    previous = None
     for r in range(repeats):
         order = list(range(len(case.impls)))
         order = order[r % len(order):] + order[:r % len(order)]  # rotate: no implementation always goes first
         for i in order:
             if numbers[i]:
                 impl = case.impls[i]
-                if previous is not None and previous.impl == "torch":
-                    time.sleep(SETTLE_S)  # torch's OpenMP threads spin after its calls: let them stop first
                 if short[i]:
                     _time_calls(impl, 1)  # untimed: this implementation's threads awake, as in a loop of calls
                 impl.times.append(_time_calls(impl, numbers[i]))
-                previous = impl
 
 
 def _rows(case: Case) -> list[dict[str, Any]]:
