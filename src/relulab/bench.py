@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import datetime
 import gc
-import json
 import math
 import os
 import platform
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -666,9 +664,9 @@ def _warm(impl: Impl, min_sample_s: float) -> float:
 # parallel call (measured: 8 ms of CPU time during a 5-50 ms sleep after clamp_min on 1 MiB) before they sleep.
 # Timed right after torch, another implementation's threads would share the cores with that spinning. Every call
 # of another implementation that follows torch's (a warm-up, a sample, the next case) therefore starts after this
-# untimed pause. (Setting OMP_WAIT_POLICY=PASSIVE instead, as earlier
-# versions did, stopped the spinning but made torch wake its threads on every call: relu on 1 MiB float32 took
-# 76 us instead of 20 us, so the ratios against torch read up to 3x in relulab's favour.)
+# untimed pause. (Setting OMP_WAIT_POLICY=PASSIVE instead, as earlier versions did, stopped the spinning but made
+# torch wake its threads on every call: relu on 1 MiB float32 took 76 us instead of 20 us, so the ratios against
+# torch read up to 3x in relulab's favour.)
 SETTLE_S = 0.015
 
 SLOW_PEER = 3.0  # a peer this many times slower than relulab on its warm-up call ...
