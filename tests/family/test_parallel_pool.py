@@ -164,9 +164,10 @@ def test_the_short_way_remembers_kernels_per_dtype_and_parameters():
     rl.leaky_relu(x.astype(np.float64), negative_slope=0.2)
     with pytest.raises(TypeError, match=">f4"):  # byte-swapped: no compiled kernel; the full path refuses it
         rl.leaky_relu(x.astype(">f4"))
+    # (name, type, value, and the sign of a zero value, else False: -0.0 and 0.0 are distinct keys)
     keys = [(key[1], key[2] if len(key) > 2 else ()) for key in _compiled._quick]
-    assert (np.dtype(np.float32), (("negative_slope", float, 0.2),)) in keys
-    assert (np.dtype(np.float64), (("negative_slope", float, 0.2),)) in keys
+    assert (np.dtype(np.float32), (("negative_slope", float, 0.2, False),)) in keys
+    assert (np.dtype(np.float64), (("negative_slope", float, 0.2, False),)) in keys
     assert _compiled._quick[next(k for k in _compiled._quick if k[1] == np.dtype(">f4"))] is None
 
 
