@@ -124,10 +124,7 @@ def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any
             return None
         if out is not x and (out.base is not None or x.base is not None) and not _overlap_ok(x, out):
             return None
-    seen = _errstate_seen  # underflow_ignored(), inline: this runs on every call
-    if not (seen[1] if _parallel.errstate() is seen[0] else underflow_ignored()):
-        return None
-    if _parallel.stream_kernels() is None:
+    if not underflow_ignored() or _parallel.stream_kernels() is None:
         return None
     if n >= _parallel.twin_threshold(kernel):
         # The parallel path; off (fast_path(False)), the plain path as the caller asked (the tests' reference).
