@@ -476,7 +476,11 @@ def twin_threshold(kernel: Callable[..., Any]) -> int:
     """The size from which the compiled twin of ``kernel`` runs on several threads: :data:`MIN_ELEMENTS` for a
     kernel of many operations per element (exp, erf, tanh: compute-bound), four times that for a single-pass one
     (memory-bound: below that a second core gains less than handing it work costs)."""
-    return MIN_ELEMENTS << 2 if kernel in _SINGLE_PASS else MIN_ELEMENTS
+    return _threaded_from(kernel in _SINGLE_PASS)
+
+
+def _threaded_from(single_pass: bool) -> int:
+    return MIN_ELEMENTS << 2 if single_pass else MIN_ELEMENTS
 
 
 def fast_path_enabled() -> bool:
@@ -582,8 +586,7 @@ def run_compiled(name: str, scalars: tuple, source: np.ndarray, target: np.ndarr
     module = stream_kernels()
     if module is None:
         return False
-    _run_twin(_twin(getattr(module, name), scalars), source, target,
-              source.size >= MIN_ELEMENTS << 2)  # a single-pass kernel's twin_threshold
+    _run_twin(_twin(getattr(module, name), scalars), source, target, source.size >= _threaded_from(True))
     return True
 
 
