@@ -68,6 +68,15 @@ def _sum_errors_do_not_raise() -> bool:
 _NOT_RAISING = ("ignore", "warn", "print")
 
 
+def _bias_row(bias: np.ndarray, trailing: int, row_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The bias over one row of x (its last ``trailing`` axes, of ``row_shape``), flat, contiguous, of ``dtype``."""
+    flat = bias.reshape(-1)
+    if flat.size == math.prod(row_shape) and flat.flags.c_contiguous and flat.dtype == dtype:
+        return flat  # (already one row: no broadcast)
+    return np.ascontiguousarray(np.broadcast_to(bias.reshape(bias.shape[bias.ndim - trailing:]), row_shape),
+                                dtype=dtype).reshape(-1)
+
+
 def _chunk_elements(itemsize: int) -> int:
     return _parallel.chunk_elements(_parallel.LIGHT_CHUNK_BYTES, itemsize)
 
@@ -206,10 +215,7 @@ def bias_activation(x: Any, bias: Any, activation: str = "relu", *, out: np.ndar
     if compiled and array.size >= MIN_COMPILED and array.flags.aligned and out.flags.aligned:
         # relu at its defaults: one compiled pass, x + b formed in a register, on every core for large arrays
         # (the chunked NumPy way below paid a Python task and a temporary per chunk: 3-5x slower than unfused)
-        block = bias_array.reshape(-1)
-        if block.size != row or not block.flags.c_contiguous:  # (a bias with size-1 axes inside a row: broadcast)
-            block = np.ascontiguousarray(np.broadcast_to(
-                bias_array.reshape(bias_array.shape[bias_array.ndim - trailing:]), row_shape)).reshape(-1)
+        block = _bias_row(bias_array, trailing, row_shape, summed)
         flagged = np.zeros(1, np.int64)
         if _parallel.run_compiled("bias_relu_forward", (block, flagged), array.reshape(-1), out.reshape(-1)):
             if not flagged[0]:
@@ -221,8 +227,7 @@ def bias_activation(x: Any, bias: Any, activation: str = "relu", *, out: np.ndar
         # In cache, two passes (the sum into out, then the activation in place) cost less than the chunked way's
         # Python task and temporary per chunk.
         return act(np.add(array, bias_array, out=out), out=out, **params)
-    block = np.ascontiguousarray(np.broadcast_to(bias_array.reshape(bias_array.shape[bias_array.ndim - trailing:]),
-                                                 row_shape), dtype=summed).reshape(1, row)
+    block = _bias_row(bias_array, trailing, row_shape, summed).reshape(1, row)
     source, target = array.reshape(rows, row), out.reshape(rows, row)
     stream, streaming = None, array.nbytes + out.nbytes >= _parallel.streaming_threshold_bytes()
     if summed == dtype and array.size >= _parallel.MIN_ELEMENTS:
