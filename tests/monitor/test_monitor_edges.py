@@ -3,6 +3,7 @@ gradient checkpointing, attention scores, recurrent producers, late branches, co
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -20,6 +21,7 @@ def _never_positive(z: torch.Tensor) -> list[int]:
 
 
 def test_a_submodule_called_directly_keeps_its_site_and_units():
+    torch.manual_seed(0)  # unseeded, about 1 draw in 75 leaves a third unit never positive on these 34 rows
     wrapper = nn.Module()
     wrapper.net = nn.Sequential(nn.Linear(4, 8), nn.ReLU())
     with torch.no_grad():
@@ -43,6 +45,39 @@ def test_two_monitors_on_one_model_both_count_every_batch():
     for mon in (a, b):
         layer = mon.report()["1"]
         assert layer.samples == 6 and layer.grad_norm is not None
+    assert a.report()["1"].grad_norm == b.report()["1"].grad_norm  # the second monitor's hook takes another route
+
+
+@pytest.mark.parametrize("user_first", [True, False])
+def test_gradient_norms_beside_the_users_own_tensor_hooks(user_first):
+    # The monitor puts its gradient hook in the activation input's backward-hook dict, or beside a dict the user's
+    # Tensor.register_hook made first: either way both hooks see dL/dx once per backward pass.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    seen = []
+
+    def on_linear_output(module, inputs, output):
+        output.register_hook(lambda g: seen.append(g.clone()))
+
+    def on_relu_input(module, inputs, output):
+        inputs[0].register_hook(lambda g: seen.append(g.clone()))
+
+    mon = Monitor(model)
+    handle = model[0].register_forward_hook(on_linear_output) if user_first else None
+    with mon:
+        if not user_first:  # the user's hook runs after the monitor's, on the same tensor
+            handle = model[1].register_forward_hook(on_relu_input)
+        xs = [torch.randn(5, 4) for _ in range(3)]
+        for x in xs:
+            model(x).square().sum().backward()
+    handle.remove()
+    truth = []
+    for x in xs:
+        pre = model[0](x)
+        truth.append(torch.autograd.grad(model[2](torch.relu(pre)).square().sum(), pre)[0])
+    assert len(seen) == 3 and all(torch.equal(a, b) for a, b in zip(seen, truth))
+    rms = float(np.sqrt(np.mean([float((g.double() ** 2).sum()) for g in truth])))
+    assert mon.report()["1"].grad_norm == pytest.approx(rms, rel=1e-6)
 
 
 def test_gradient_checkpointing_recompute_is_not_a_second_batch():
@@ -220,11 +255,20 @@ def test_the_compiled_pass_counts_exactly_with_nan_and_inf(shape, positive):
     v[2, 1, -1] = np.inf
     v[3, 1, 0] = np.inf if positive else -np.inf  # inf - inf in one unit's sum
     v[0, -1, 0] = 0.0
-    counts, zeros, total, total_sq = np.zeros(shape[1]), np.zeros(1), np.zeros(shape[1]), np.zeros(shape[1])
-    _fused.unit_stats(v, counts, zeros, total, total_sq, positive)
-    assert zeros[0] == np.count_nonzero(v == 0)
-    if positive:
-        np.testing.assert_array_equal(counts, np.count_nonzero(v > 0, axis=(0, 2)))
     with np.errstate(invalid="ignore"):
         expected = v.astype(np.float64).sum(axis=(0, 2))
-    np.testing.assert_allclose(total, expected, rtol=1e-6)  # NaN where the unit saw a NaN or inf - inf
+    # The array entry point, and the one the monitor's hooks call with a tensor's address.
+    for call in (lambda *acc: _fused.unit_stats(v, *acc, positive),
+                 lambda *acc: _fused.unit_stats_at(v.ctypes.data, _fused.LIKE[v.dtype], *shape, *acc, positive)):
+        counts, zeros, total, total_sq = np.zeros(shape[1]), np.zeros(1), np.zeros(shape[1]), np.zeros(shape[1])
+        call(counts, zeros, total, total_sq)
+        assert zeros[0] == np.count_nonzero(v == 0)
+        if positive:
+            np.testing.assert_array_equal(counts, np.count_nonzero(v > 0, axis=(0, 2)))
+        np.testing.assert_allclose(total, expected, rtol=1e-6)  # NaN where the unit saw a NaN or inf - inf
+    positive_counts, squares = np.zeros(shape[1]), np.zeros(1)
+    _fused.positive_counts_at(v.ctypes.data, _fused.LIKE[v.dtype], *shape, positive_counts)
+    np.testing.assert_array_equal(positive_counts, np.count_nonzero(v > 0, axis=(0, 2)))
+    finite = np.nan_to_num(v, nan=1.5, posinf=2.0, neginf=-3.0).astype(np.float64)
+    _fused.sum_squares_at(finite.ctypes.data, _fused.LIKE[finite.dtype], finite.size, squares)
+    assert squares[0] == pytest.approx(float((finite ** 2).sum()), rel=1e-12)

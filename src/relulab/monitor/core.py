@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -109,6 +110,7 @@ def _compiled_modules(model: nn.Module) -> list[str]:
 
 _FUSED: Any = None
 _FUSED_DTYPES = (torch.float32, torch.float64)
+_LIKE: dict[torch.dtype, np.ndarray] = {}  # an empty array of each fused dtype (it picks the kernel's specialisation)
 
 
 def _fused_kernel():
@@ -124,6 +126,8 @@ def _fused_kernel():
                 pass
             else:
                 _FUSED = _fused
+                _LIKE.update({torch.float32: _fused.LIKE[np.dtype(np.float32)],
+                              torch.float64: _fused.LIKE[np.dtype(np.float64)]})
     return _FUSED or None
 
 
@@ -161,11 +165,15 @@ class _Layer:
     _scratch: np.ndarray | None = None  # the fused pass's unused positive counts (members counted on the input)
     _views: tuple[np.ndarray, ...] | None = None  # NumPy views of the accumulators (CPU, fused path)
     _dims_cache: tuple[int, int, list[int]] | None = None  # (ndim, unit dim, reduced dims) of the last batch
-    # The fused path's plan for the last output shape: (shape, dtype, (N, units, S) view shape, positions, kernel,
-    # positive counts): a batch shaped like the last one skips every check but contiguity.
+    # The fused path's plan for the last output shape: (shape, dtype, rows, inner, positions, like, positive counts),
+    # the batch read as (rows, units, inner): a batch shaped like the last one skips every check but contiguity.
     _plan: tuple | None = None
-    _sum_squares: Any = None  # the compiled ||g||^2 kernel once a gradient took the fused path
+    _grad_plan: tuple | None = None  # (dtype, like) once a gradient took the fused path
     _output_nr: int = 0  # which output of its grad_fn the input was (for add_grad_outputs)
+    _hook_key: tuple = ()  # this site's key in a tensor's backward-hook dict (see _watch_grad)
+
+    def __post_init__(self) -> None:
+        self._hook_key = ("relulab.monitor", id(self))
 
     def _dims(self, ndim: int) -> tuple[int, list[int]]:
         cached = self._dims_cache
@@ -208,15 +216,16 @@ class _Layer:
             )
         return unit, reduce
 
-    def _fused_view(self, t: torch.Tensor, unit: int):
-        """(fused kernels, t as a NumPy (N, units, S) view) when the compiled one-pass path applies, else None."""
-        fused = _fused_kernel()
-        if fused is None or t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64) \
-                or not t.is_contiguous() or t.ndim < 2 or not (unit == 1 or unit == t.ndim - 1):
+    def _fused_shape(self, t: torch.Tensor, unit: int) -> tuple[int, int, int] | None:
+        """t read as (rows, units, inner) when the compiled one-pass path applies to it, else None: units on dim 1
+        of (N, C, ...) are (N, C, S); units on the last dim of (..., F) are (rows, F, 1)."""
+        if _fused_kernel() is None or type(t) is not torch.Tensor or t.device.type != "cpu" \
+                or t.dtype not in _FUSED_DTYPES or not t.is_contiguous() or t.ndim < 2 \
+                or not (unit == 1 or unit == t.ndim - 1):
             return None
-        array = t.numpy()
-        # Units on dim 1 of (N, C, ...) are (N, C, S); units on the last dim of (..., F) are (rows, F, 1).
-        return fused, (array.reshape(t.shape[0], self.units, -1) if unit == 1 else array.reshape(-1, self.units, 1))
+        if unit == 1:
+            return t.shape[0], self.units, t.numel() // (t.shape[0] * self.units)
+        return t.numel() // self.units, self.units, 1
 
     def _numpy_state(self) -> tuple[np.ndarray, ...]:
         # NumPy views of the CPU accumulators, made once (torch's .numpy() costs ~10 us a call).
@@ -229,7 +238,7 @@ class _Layer:
         self.unit_dim, self.units = None, 1
         self.active = self.active.sum().reshape(1)
         self.moments = self.moments.sum(dim=1, keepdim=True)
-        self._views = self._scratch = self._dims_cache = self._plan = self._sum_squares = None
+        self._views = self._scratch = self._dims_cache = self._plan = self._grad_plan = None
         self.how += "; its width varies, so it is reported as one unit"
 
     def add_input(self, x: torch.Tensor) -> None:
@@ -237,11 +246,11 @@ class _Layer:
         unit, reduce = self._check_units(x)
         if x.numel() == 0:
             return
-        fast = self._fused_view(x, unit)
-        if fast is not None:
-            fused, values = fast
-            fused.positive_counts(values, self._numpy_state()[0])
+        shape = self._fused_shape(x, unit)
+        if shape is not None:
+            _FUSED.positive_counts_at(x.data_ptr(), _LIKE[x.dtype], *shape, self._numpy_state()[0])
             return
+        x = x.detach()
         if x.dtype not in (torch.float32, torch.float64):
             x = x.float()  # a float16 sum of ones is exact only up to 2048
         # sign(relu(x)) is 1 where x > 0, else 0, NaN for NaN: two float passes (heaviside and bool sums are slow)
@@ -250,13 +259,15 @@ class _Layer:
 
     def add_output(self, y: torch.Tensor) -> None:
         plan = self._plan
-        if plan is not None and y.shape == plan[0] and y.dtype == plan[1] and y.is_cpu and y.is_contiguous():
+        if plan is not None and y.shape == plan[0] and y.dtype is plan[1] and y.is_cpu and y.is_contiguous() \
+                and type(y) is torch.Tensor:
             # The common case, a batch shaped like the last: one compiled pass, no re-validation (~10 us less).
             self.samples += plan[0][0]
-            self.positions += plan[3]
-            self.elements += plan[3] * self.units
+            self.positions += plan[4]
+            self.elements += plan[4] * self.units
             _, zeros, total, total_sq, _ = self._views
-            plan[4](y.numpy().reshape(plan[2]), plan[5], zeros, total, total_sq, self.dead_possible)
+            _FUSED.unit_stats_at(y.data_ptr(), plan[5], plan[2], self.units, plan[3], plan[6], zeros, total,
+                                 total_sq, self.dead_possible)
             return
         unit, reduce = self._check_units(y)
         if y.numel() == 0:  # an empty batch adds nothing
@@ -264,16 +275,16 @@ class _Layer:
         self.samples += y.shape[0] if y.ndim > 0 else 1
         self.positions += y.numel() // (self.units or 1)
         self.elements += y.numel()
-        fast = self._fused_view(y, unit)
-        if fast is not None:
+        shape = self._fused_shape(y, unit)
+        if shape is not None:
             # One compiled pass: positive count (members zero for x <= 0), zeros, sum and sum of squares per unit.
-            fused, values = fast
             active, zeros, total, total_sq, _ = self._numpy_state()
             positive = active if self.dead_possible else self._scratch_positive()
-            kernel = fused.unit_stats_kernel(values.shape)
-            kernel(values, positive, zeros, total, total_sq, self.dead_possible)
-            self._plan = (y.shape, y.dtype, values.shape, y.numel() // self.units, kernel, positive)
+            like = _LIKE[y.dtype]
+            _FUSED.unit_stats_at(y.data_ptr(), like, *shape, positive, zeros, total, total_sq, self.dead_possible)
+            self._plan = (y.shape, y.dtype, shape[0], shape[2], y.numel() // self.units, like, positive)
             return
+        y = y.detach()  # no graph is recorded by the statistics
         dims = reduce if y.ndim > 1 else None
         # float16/bfloat16 hold whole numbers exactly only up to 2048/256 and overflow early: widen first, and sum
         # every batch in float64.
@@ -294,22 +305,21 @@ class _Layer:
         return self._scratch
 
     def add_grad(self, grad: torch.Tensor) -> None:
-        kernel = self._sum_squares
-        if kernel is not None and grad.is_cpu and not grad.requires_grad and grad.is_contiguous() \
-                and grad.dtype in _FUSED_DTYPES:
-            # Set once a gradient took the compiled path (CPU accumulators, their NumPy views made): a CPU float
-            # gradient that needs no graph (.numpy() raises otherwise) takes it again, with no other check.
-            self._views[4][0] += kernel(grad.numpy().reshape(-1))
+        plan = self._grad_plan
+        if plan is not None and grad.dtype is plan[0] and grad.is_cpu and grad.is_contiguous() \
+                and type(grad) is torch.Tensor:
+            # Set once a gradient took the compiled path (CPU accumulators, their NumPy views made): a gradient of
+            # the same dtype takes it again with no other check.
+            _FUSED.sum_squares_at(grad.data_ptr(), plan[1], grad.numel(), self._views[4])
             self.grad_batches += 1
             return
         g = grad.detach()
         if self.grad_sq is None:  # the call's output was never seen (its forward raised, or returned no tensor)
             self._check_units(g)
-        fused = _fused_kernel()
-        if fused is not None and g.device.type == "cpu" and g.dtype in _FUSED_DTYPES \
-                and g.is_contiguous() and self.grad_sq.device.type == "cpu":
-            self._sum_squares = fused.sum_squares_kernel
-            self._numpy_state()[4][0] += fused.sum_squares(g.numpy())
+        if _fused_kernel() is not None and type(g) is torch.Tensor and g.device.type == "cpu" \
+                and g.dtype in _FUSED_DTYPES and g.is_contiguous() and self.grad_sq.device.type == "cpu":
+            self._grad_plan = (g.dtype, _LIKE[g.dtype])
+            _FUSED.sum_squares_at(g.data_ptr(), self._grad_plan[1], g.numel(), self._numpy_state()[4])
         else:
             squared = torch.dot(g.view(-1), g.view(-1)) if g.is_contiguous() else torch.linalg.vector_norm(g).square()
             self.grad_sq.add_(squared)
@@ -360,14 +370,24 @@ class _Layer:
 
 def _watch_grad(layer: _Layer, x: torch.Tensor) -> None:
     """Have dL/dx added to ``layer`` in the backward pass (dL/dx as x is now, before an in-place activation
-    overwrites it). A pre-hook on the node that made x is a C++ call; Tensor.register_hook costs several
-    microseconds of Python per batch and per site, which was a visible part of the monitor's overhead."""
+    overwrites it).
+
+    This runs per site and batch, so it takes torch's cheapest registration: the tensor's backward-hook dict set
+    directly and handed to the node that made x, which is what ``Tensor.register_hook`` does without its Python
+    bookkeeping (a removable handle per call; the dict dies with x). The engine then calls ``layer.add_grad`` with
+    dL/dx alone. A tensor that already has hooks (its dict may belong to an older grad_fn after an in-place op) gets
+    a pre-hook on its node instead; a leaf gets Tensor.register_hook."""
     node = x.grad_fn
     if node is None:  # a leaf (an input that requires grad)
         x.register_hook(layer.add_grad)
-        return
-    layer._output_nr = x.output_nr
-    node.register_prehook(layer.add_grad_outputs)
+    elif x._backward_hooks is None:
+        hooks = OrderedDict()  # what Tensor.register_hook makes: its handles hold a weak reference to the dict
+        hooks[layer._hook_key] = layer.add_grad
+        x._backward_hooks = hooks
+        node._register_hook_dict(x)
+    else:
+        layer._output_nr = x.output_nr
+        node.register_prehook(layer.add_grad_outputs)
 
 
 class Monitor:
@@ -620,7 +640,7 @@ class Monitor:
 
     def _observe_input(self, layer: _Layer, x: torch.Tensor) -> None:
         if not layer.dead_possible:  # otherwise the output alone tells which units were active
-            layer.add_input(x.detach())
+            layer.add_input(x)
         if x.requires_grad and torch.is_grad_enabled():
             _watch_grad(layer, x)
 
@@ -660,10 +680,10 @@ class Monitor:
                     return
             x = inputs[0]
             if not layer.dead_possible:  # otherwise the output alone tells which units were active
-                layer.add_input(x.detach())
+                layer.add_input(x)
             if x.requires_grad and torch.is_grad_enabled():
                 _watch_grad(layer, x)
-            layer.add_output(output.detach())  # detached: no graph is recorded by the statistics
+            layer.add_output(output)
         return hook
 
     def _make_post_hook(self, name: str):
@@ -673,7 +693,7 @@ class Monitor:
                 return
             layer = pending.pop()
             if layer is not None and isinstance(output, torch.Tensor):
-                layer.add_output(output.detach())
+                layer.add_output(output)
         return hook
 
     def _on_traced_module(self, site: Site, phase: str, tensor: torch.Tensor) -> None:
@@ -688,7 +708,7 @@ class Monitor:
         else:
             pending = self._pending.get(id(site))
             if pending:
-                pending.pop().add_output(tensor.detach())
+                pending.pop().add_output(tensor)
 
     def _on_function(self, site: Site, phase: str, tensor: torch.Tensor) -> None:
         if not (self.enabled and self._collect) or _in_backward():
@@ -697,7 +717,7 @@ class Monitor:
         if phase == "input":
             self._observe_input(layer, tensor)
         else:
-            layer.add_output(tensor.detach())
+            layer.add_output(tensor)
 
     # -- windows and reports -----------------------------------------------------------------------------------
     def _layer_list(self) -> list[_Layer]:
