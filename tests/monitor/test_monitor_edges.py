@@ -259,7 +259,7 @@ def test_the_compiled_pass_counts_exactly_with_nan_and_inf(shape, positive):
         expected = v.astype(np.float64).sum(axis=(0, 2))
     # The array entry point, and the one the monitor's hooks call with a tensor's address.
     for call in (lambda *acc: _fused.unit_stats(v, *acc, positive),
-                 lambda *acc: _fused.unit_stats_at(v.ctypes.data, _fused.LIKE[v.dtype], *shape, *acc, positive)):
+                 lambda *acc: _fused.bound(_fused.unit_stats_at, _fused.LIKE[v.dtype], *shape, *acc, positive)(v.ctypes.data)):
         counts, zeros, total, total_sq = np.zeros(shape[1]), np.zeros(1), np.zeros(shape[1]), np.zeros(shape[1])
         call(counts, zeros, total, total_sq)
         assert zeros[0] == np.count_nonzero(v == 0)
@@ -267,8 +267,95 @@ def test_the_compiled_pass_counts_exactly_with_nan_and_inf(shape, positive):
             np.testing.assert_array_equal(counts, np.count_nonzero(v > 0, axis=(0, 2)))
         np.testing.assert_allclose(total, expected, rtol=1e-6)  # NaN where the unit saw a NaN or inf - inf
     positive_counts, squares = np.zeros(shape[1]), np.zeros(1)
-    _fused.positive_counts_at(v.ctypes.data, _fused.LIKE[v.dtype], *shape, positive_counts)
+    _fused.positive_counts_at(_fused.LIKE[v.dtype], *shape, positive_counts, v.ctypes.data)
     np.testing.assert_array_equal(positive_counts, np.count_nonzero(v > 0, axis=(0, 2)))
     finite = np.nan_to_num(v, nan=1.5, posinf=2.0, neginf=-3.0).astype(np.float64)
-    _fused.sum_squares_at(finite.ctypes.data, _fused.LIKE[finite.dtype], finite.size, squares)
+    _fused.bound(_fused.sum_squares_at, _fused.LIKE[finite.dtype], squares)(finite.size, finite.ctypes.data)
     assert squares[0] == pytest.approx(float((finite ** 2).sum()), rel=1e-12)
+
+
+def _direct_relu_stats(pre: torch.Tensor) -> tuple[list[int], float]:
+    """Dead units (never > 0 over the rows) and the sparsity of relu(pre), computed here."""
+    return _never_positive(pre), float((torch.relu(pre) == 0).double().mean())
+
+
+def test_parameter_free_activations_are_watched_through_their_forward_and_given_back():
+    # A forward hook sends every call through Module.__call__'s slow path; a parameter-free activation is watched
+    # by an instance-level forward instead, removed on exit; a PReLU (it has a weight) keeps hooks.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.PReLU(8), nn.Linear(8, 1))
+    with torch.no_grad():
+        model[0].bias[[1, 5]] = -1e3
+    xs = [torch.randn(6, 4) for _ in range(3)]
+    with Monitor(model) as mon:
+        assert "forward" in model[1].__dict__ and "forward" not in model[3].__dict__
+        assert len(model[1]._forward_hooks) == 0 and len(model[3]._forward_hooks) == 1
+        for x in xs:
+            model(x).sum().backward()
+    assert "forward" not in model[1].__dict__ and len(model[3]._forward_hooks) == 0
+    pre = torch.cat([model[0](x) for x in xs])
+    dead, sparsity = _direct_relu_stats(pre)
+    assert mon.report()["1"].dead_units == dead == [1, 5]
+    assert mon.report()["1"].sparsity == pytest.approx(sparsity, abs=1e-15)
+    assert mon.report()["3"].samples == 18
+
+
+def test_a_deep_copy_made_while_watched_computes_with_its_own_modules():
+    # copy.deepcopy (an EMA or a best-so-far checkpoint) carries the watched forward along, as it carries hooks: the
+    # copy's outputs must still be its own.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.PReLU(8), nn.Linear(8, 1))
+    x = torch.randn(5, 4)
+    with Monitor(model):
+        copy_ = __import__("copy").deepcopy(model)
+        with torch.no_grad():
+            copy_[3].weight.fill_(0.5)
+            copy_[0].weight.mul_(-1)
+        got = copy_(x)
+    h = copy_[2](torch.relu(copy_[0](x)))
+    expected = copy_[4](torch.where(h > 0, h, 0.5 * h))
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("first_out", ["first", "second"])
+def test_two_monitors_and_a_foreign_forward_wrapper_are_unwound_in_any_order(first_out):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(inplace=True), nn.Linear(8, 1))
+    act = model[1]
+    calls = []
+    inner = act.forward
+
+    def foreign(*args, **kwargs):  # another library's wrapper (accelerate puts its hooks this way)
+        calls.append(1)
+        return inner(*args, **kwargs)
+
+    act.forward = foreign
+    a, b = Monitor(model), Monitor(model)
+    xs = [torch.randn(3, 4) for _ in range(4)]
+    a.attach()
+    b.attach()
+    for x in xs[:2]:
+        model(x).sum().backward()
+    (a if first_out == "first" else b).detach()
+    model(xs[2]).sum().backward()  # seen by the monitor still attached only
+    (b if first_out == "first" else a).detach()
+    model(xs[3]).sum().backward()
+    assert act.__dict__["forward"] is foreign and len(calls) == 4
+    pre = torch.cat([model[0](x) for x in xs])
+    still = b if first_out == "first" else a
+    gone = a if first_out == "first" else b
+    assert still.report()["1"].samples == 9 and gone.report()["1"].samples == 6
+    assert still.report()["1"].dead_units == _never_positive(pre[:9])
+
+
+def test_an_in_place_activation_that_raises_leaves_the_monitor_consistent():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(inplace=True))
+    with Monitor(model) as mon:
+        with pytest.raises(TypeError):
+            model[1]("not a tensor")
+        xs = [torch.randn(5, 4) for _ in range(2)]
+        for x in xs:
+            model(x)
+    pre = torch.cat([model[0](x) for x in xs])
+    assert mon.report()["1"].samples == 10 and mon.report()["1"].dead_units == _never_positive(pre)

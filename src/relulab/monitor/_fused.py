@@ -10,13 +10,15 @@ check that both give the same statistics.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
 __all__ = ["unit_stats", "positive_counts", "sum_squares", "unit_stats_at", "positive_counts_at", "sum_squares_at",
-           "LIKE"]
+           "bound", "LIKE"]
 
 
 # reassoc/contract only: the sums may be vectorised (summation order changes within a batch), while NaN and inf
@@ -228,10 +230,10 @@ sum_squares_kernel = _sum_squares  # takes a 1-D array; callers that cache it sk
 
 
 # -- entry points that take a tensor's address ----------------------------------------------------------------------
-# The monitor calls these from its hooks on every batch with ``tensor.data_ptr()`` and the shape as ints. Inside a
-# training step, where torch's own kernels have just displaced the interpreter's working set from the caches, making
-# a NumPy view of a tensor (``tensor.numpy()``) cost 4-6 us a call against 0.75 us in a tight loop; an address costs
-# one attribute read, and numba types int arguments on its fastest path. ``like`` is an empty array of the tensor's
+# The monitor calls these from its hooks on every batch with ``tensor.data_ptr()`` (last, so that the rest can be
+# bound once per batch shape). Inside a training step, where torch's own kernels have just displaced the
+# interpreter's working set from the caches, making a NumPy view of a tensor (``tensor.numpy()``) cost 4-6 us a call
+# against 0.75 us in a tight loop; an address costs one attribute read. ``like`` is an empty array of the tensor's
 # dtype (``LIKE``): it picks the compiled specialisation. The caller guarantees a live, C-contiguous CPU tensor.
 
 LIKE = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
@@ -249,7 +251,7 @@ def _pointer(typingctx, address, like):
 
 
 @njit(cache=True, nogil=True)
-def unit_stats_at(address, like, rows, units, inner, counts, zeros, total, total_sq, positive):  # pragma: no cover
+def unit_stats_at(like, rows, units, inner, counts, zeros, total, total_sq, positive, address):  # pragma: no cover
     """:func:`unit_stats` on the (rows, units, inner) C-contiguous tensor at ``address``."""
     values = numba.carray(_pointer(address, like), (rows, units, inner))
     if inner <= 64 and units * inner <= 16384:  # the rule of unit_stats_kernel
@@ -259,12 +261,26 @@ def unit_stats_at(address, like, rows, units, inner, counts, zeros, total, total
 
 
 @njit(cache=True, nogil=True)
-def positive_counts_at(address, like, rows, units, inner, positive):  # pragma: no cover - compiled
+def positive_counts_at(like, rows, units, inner, positive, address):  # pragma: no cover - compiled
     """:func:`positive_counts` on the (rows, units, inner) C-contiguous tensor at ``address``."""
     _positive_counts(numba.carray(_pointer(address, like), (rows, units, inner)), positive)
 
 
 @njit(cache=True, nogil=True)
-def sum_squares_at(address, like, size, out):  # pragma: no cover - compiled
+def sum_squares_at(like, out, size, address):  # pragma: no cover - compiled
     """Add :func:`sum_squares` of the ``size`` contiguous elements at ``address`` to ``out[0]``."""
     out[0] += _sum_squares(numba.carray(_pointer(address, like), (size,)))
+
+
+def bound(kernel, *args):
+    """``kernel`` with its leading ``args`` bound, calling the compiled specialisation for their types directly.
+
+    numba's dispatcher types every argument on every call; in a training step, with the caches cold, that was about
+    1 us of a 2.5-3.5 us call. The specialisation is compiled here (or loaded from numba's cache); the arguments
+    left to the call are ints (an address, a size), which it takes without a check, as the monitor passes them."""
+    signature = tuple(numba.typeof(a) for a in args) + (types.int64,) * _TRAILING[kernel]
+    kernel.compile(signature)
+    return functools.partial(kernel.overloads[signature].entry_point, *args)
+
+
+_TRAILING = {unit_stats_at: 1, positive_counts_at: 1, sum_squares_at: 2}  # int arguments left to the call
