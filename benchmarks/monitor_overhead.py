@@ -6,7 +6,7 @@ blocks in one process, so machine noise hits both alike; the script prints the m
 case. The clock is the process's CPU time with one torch thread (``--clock wall`` for wall time): on a shared
 machine, other processes then cost neither side anything.
 
-    python benchmarks/monitor_overhead.py [--cases digits mnist transformer] [--blocks 30] [--steps 10]
+    python benchmarks/monitor_overhead.py [--cases digits mnist transformer] [--blocks 100] [--steps 10]
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["digits", "mnist", "transformer"],
                         choices=["digits", "mnist", "transformer"])
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--blocks", type=int, default=30, help="interleaved blocks of each kind")
+    parser.add_argument("--blocks", type=int, default=100, help="interleaved blocks of each kind")
     parser.add_argument("--steps", type=int, default=10, help="training steps per block")
     parser.add_argument("--every", type=int, default=1, help="Monitor(every=...)")
     parser.add_argument("--functional", action="store_true", help="Monitor(functional=True)")
