@@ -116,13 +116,16 @@ def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any
     flags = x.flags
     if not (flags.c_contiguous and flags.aligned):  # (a misaligned buffer: the long way)
         return None
-    if out is not None:
+    if out is x:  # in place: x's checks hold for out, but for writing
+        if not flags.writeable:
+            return None
+    elif out is not None:
         if type(out) is not np.ndarray or out.dtype is not dtype and out.dtype != dtype or out.shape != x.shape:
             return None
         flags = out.flags
         if not (flags.c_contiguous and flags.aligned and flags.writeable):
             return None
-        if out is not x and (out.base is not None or x.base is not None) and not _overlap_ok(x, out):
+        if (out.base is not None or x.base is not None) and not _overlap_ok(x, out):
             return None
     if not underflow_ignored() or _parallel.stream_kernels() is None:
         return None
