@@ -19,8 +19,7 @@ from numba.extending import intrinsic
 
 from ..family._compiled import entry_point
 
-__all__ = ["unit_stats", "positive_counts", "sum_squares", "unit_stats_at", "positive_counts_at", "sum_squares_at",
-           "bound", "LIKE"]
+__all__ = ["unit_stats", "unit_stats_at", "positive_counts_at", "sum_squares_at", "bound", "LIKE"]
 
 
 # reassoc/contract only: the sums may be vectorised (summation order changes within a batch), while NaN and inf
@@ -181,25 +180,22 @@ def _positive_counts(values, positive):  # pragma: no cover - compiled
             positive[c] += acc
 
 
-def unit_stats(values: np.ndarray, counts: np.ndarray, zeros: np.ndarray, total: np.ndarray, total_sq: np.ndarray,
-               positive: bool = True) -> None:
+@njit(cache=True, nogil=True)
+def _column_wise(units, inner):  # pragma: no cover - compiled
+    # Column-wise for dense activations and short spatial runs, run by run for long ones (measured on one core, four
+    # rows per sweep: S = 16 and S = 64 ran 2x faster column-wise; from S = 196 up run by run was as fast or faster).
+    return inner <= 64 and units * inner <= 16384
+
+
+@njit(cache=True, nogil=True)
+def unit_stats(values, counts, zeros, total, total_sq, positive):  # pragma: no cover - compiled
     """Add one batch (``values`` shaped (N, units, S), float32 or float64, C-contiguous) to the accumulators:
     ``counts`` (per unit, values > 0; only when ``positive``, for outputs that are >= 0 or NaN), ``zeros`` (length 1),
     ``total`` (per-unit sums) and ``total_sq`` (per-unit sums of squares)."""
-    unit_stats_kernel(values.shape)(values, counts, zeros, total, total_sq, positive)
-
-
-def unit_stats_kernel(shape: tuple[int, int, int]):
-    """The compiled kernel :func:`unit_stats` runs on an (N, units, S) batch, for callers that keep it (it takes the
-    same arguments): column-wise for dense activations and short spatial runs, run by run for long ones (measured
-    on one core, four rows per sweep: S = 16 and S = 64 ran 2x faster column-wise; from S = 196 up run by run was
-    as fast or faster)."""
-    return _unit_stats if shape[2] <= 64 and shape[1] * shape[2] <= 16384 else _block_stats
-
-
-def positive_counts(values: np.ndarray, positive: np.ndarray) -> None:
-    """Add each unit's count of values > 0 (``values`` shaped (N, units, S)) to ``positive``."""
-    _positive_counts(values, positive)
+    if _column_wise(values.shape[1], values.shape[2]):
+        _unit_stats(values, counts, zeros, total, total_sq, positive)
+    else:
+        _block_stats(values, counts, zeros, total, total_sq, positive)
 
 
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
@@ -222,13 +218,6 @@ def _sum_squares(values):  # pragma: no cover - compiled
         block += v * v
     return total + block
 
-
-def sum_squares(values: np.ndarray) -> float:
-    """||values||^2 in float64 for a C-contiguous float32/float64 array, in one pass."""
-    return _sum_squares(values.reshape(-1))
-
-
-sum_squares_kernel = _sum_squares  # takes a 1-D array; callers that cache it skip a Python call per gradient
 
 
 # -- entry points that take a tensor's address ----------------------------------------------------------------------
@@ -255,22 +244,19 @@ def _pointer(typingctx, address, like):
 @njit(cache=True, nogil=True)
 def unit_stats_at(like, rows, units, inner, counts, zeros, total, total_sq, positive, address):  # pragma: no cover
     """:func:`unit_stats` on the (rows, units, inner) C-contiguous tensor at ``address``."""
-    values = numba.carray(_pointer(address, like), (rows, units, inner))
-    if inner <= 64 and units * inner <= 16384:  # the rule of unit_stats_kernel
-        _unit_stats(values, counts, zeros, total, total_sq, positive)
-    else:
-        _block_stats(values, counts, zeros, total, total_sq, positive)
+    unit_stats(numba.carray(_pointer(address, like), (rows, units, inner)), counts, zeros, total, total_sq, positive)
 
 
 @njit(cache=True, nogil=True)
 def positive_counts_at(like, rows, units, inner, positive, address):  # pragma: no cover - compiled
-    """:func:`positive_counts` on the (rows, units, inner) C-contiguous tensor at ``address``."""
+    """Add each unit's count of values > 0 in the (rows, units, inner) C-contiguous tensor at ``address`` to
+    ``positive``."""
     _positive_counts(numba.carray(_pointer(address, like), (rows, units, inner)), positive)
 
 
 @njit(cache=True, nogil=True)
 def sum_squares_at(like, out, size, address):  # pragma: no cover - compiled
-    """Add :func:`sum_squares` of the ``size`` contiguous elements at ``address`` to ``out[0]``."""
+    """Add ||values||^2 of the ``size`` contiguous elements at ``address`` to ``out[0]`` (float64), in one pass."""
     out[0] += _sum_squares(numba.carray(_pointer(address, like), (size,)))
 
 
