@@ -17,8 +17,6 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-from ..family._compiled import entry_point
-
 __all__ = ["unit_stats", "unit_stats_at", "positive_counts_at", "sum_squares_at", "bound", "LIKE"]
 
 
@@ -261,11 +259,15 @@ def sum_squares_at(like, out, size, address):  # pragma: no cover - compiled
 
 
 def bound(kernel, *args):
-    """``kernel`` with its leading ``args`` bound, calling its compiled specialisation for their types directly
-    (``relulab.family._compiled.entry_point``: inside a training step numba's dispatcher cost about 1 us of a 2.5-3.5
-    us call); the arguments left to the call are ints (an address, a size), as the monitor passes them."""
+    """``kernel`` with its leading ``args`` bound, calling its compiled specialisation for their types directly.
+
+    numba's dispatcher types every argument on every call: inside a training step that cost about 1 us of a
+    2.5-3.5 us call. The specialisation is compiled here (or loaded from numba's cache) and called as a plain
+    callable that checks nothing; the arguments left to the call are ints (an address, a size), as the monitor
+    passes them. (The family's short way does the same for its kernels; the rooms keep their own numba code.)"""
     signature = tuple(numba.typeof(a) for a in args) + (types.int64,) * _TRAILING[kernel]
-    return functools.partial(entry_point(kernel, signature), *args)
+    kernel.compile(signature)
+    return functools.partial(kernel.overloads[signature].entry_point, *args)
 
 
 _TRAILING = {unit_stats_at: 1, positive_counts_at: 1, sum_squares_at: 2}  # int arguments left to the call
