@@ -1,12 +1,19 @@
-"""Shared test configuration: the hypothesis profiles.
+"""Shared test configuration: the hypothesis profiles, SIGINT for the Ctrl-C tests, the data cache.
 
 CI machines are slow and shared, so the default profile has no deadline and a moderate number of examples;
 ``HYPOTHESIS_PROFILE=thorough`` runs many more.
 """
 
 import os
+import signal
 
 import pytest
+
+# A suite started as a background job of a non-interactive shell (`make test &`, nohup) inherits SIGINT ignored, and
+# an ignored signal stays ignored across exec: the commands that the Ctrl-C tests start would never see it. Taking
+# SIGINT back here gives every subprocess the default disposition again (a handler is reset to it on exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 try:
     from hypothesis import HealthCheck, settings
