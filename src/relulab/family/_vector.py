@@ -395,7 +395,7 @@ def _clip_to(v, scalars):
     offset, divisor, low, high = scalars
     u = v + offset if offset != _as(v, 0.0) else v
     r = low if u <= low else (high if u >= high else u)
-    # r / 1 is r: skipping the division (a loop-invariant test, unswitched) makes relu6 and hard_tanh 3-4x faster
+    # r / 1 is r: relu6 and hard_tanh skip the division (a loop-invariant test; 2.86 -> 2.33 us on 16,384 float32)
     return (r if divisor == _as(v, 1.0) else r / divisor) if v == v else v
 
 

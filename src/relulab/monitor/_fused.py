@@ -264,7 +264,7 @@ def bound(kernel, *args):
     numba's dispatcher types every argument on every call: inside a training step that cost about 1 us of a
     2.5-3.5 us call. The specialisation is compiled here (or loaded from numba's cache) and called as a plain
     callable that checks nothing; the arguments left to the call are ints (an address, a size), as the monitor
-    passes them. (The family's short way does the same for its kernels; the rooms keep their own numba code.)"""
+    passes them. (family/_compiled.py does the same for the family's kernels; each room keeps its own.)"""
     signature = tuple(numba.typeof(a) for a in args) + (types.int64,) * _TRAILING[kernel]
     kernel.compile(signature)
     return functools.partial(kernel.overloads[signature].entry_point, *args)
