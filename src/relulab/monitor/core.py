@@ -580,19 +580,18 @@ class Monitor:
             self._handles.append(anchor.register_forward_pre_hook(self._on_pass_start))
             self._handles.append(anchor.register_forward_hook(self._on_pass_end, always_call=True))
         for name, module, kind in self._targets:
-            if getattr(module, "inplace", False):  # its input is overwritten: read it before the call
-                pre, post = self._make_pre_hook(name, kind), self._make_post_hook(name)
-                if _ForwardWatch.applies(module):
-                    self._handles.append(_ForwardWatch(module, post, pre=pre))
-                else:
-                    self._handles.append(module.register_forward_pre_hook(pre))
-                    self._handles.append(module.register_forward_hook(post, always_call=True))
-            else:  # one hook per call sees both the untouched input and the output
-                hook = self._make_hook(name, kind)
-                if _ForwardWatch.applies(module):
-                    self._handles.append(_ForwardWatch(module, hook))
-                else:
-                    self._handles.append(module.register_forward_hook(hook))
+            # An in-place module overwrites its input: it is read before the call. Otherwise one hook per call sees
+            # both the untouched input and the output.
+            in_place = getattr(module, "inplace", False)
+            pre = self._make_pre_hook(name, kind) if in_place else None
+            post = self._make_post_hook(name) if in_place else self._make_hook(name, kind)
+            if _ForwardWatch.applies(module):
+                self._handles.append(_ForwardWatch(module, post, pre=pre))
+            elif in_place:
+                self._handles.append(module.register_forward_pre_hook(pre))
+                self._handles.append(module.register_forward_hook(post, always_call=True))
+            else:
+                self._handles.append(module.register_forward_hook(post))
         return self
 
     def detach(self) -> None:
