@@ -17,12 +17,16 @@ Calling a member on a large contiguous array takes this path (``Activation._run`
   cache lines at a time, and past :func:`streaming_threshold_bytes` with non-temporal stores, at copy speed.
   The smooth and clipped members have compiled twins too (``_vector.py``, named in their specs through
   ``_compiled.vector``). Without numba, the NumPy kernel in chunks.
-* **Gangs.** A compiled twin runs on several threads without the GIL (``_stream.gang``): the caller tells the
-  workers in compiled code, takes chunks from the front of the array while they take them from the back (so each
-  core keeps its part of an array that fits the caches from one call to the next), and waits for them in compiled
-  code. A worker watches for its next job for :data:`SPIN_S` after its last (a Python thread woken by the OS takes
-  longer than a whole call on a cache-sized array), then sleeps on its queue. Threads from :func:`twin_threshold`
-  elements: ``MIN_ELEMENTS`` for kernels of many operations per element, four times that for single-pass ones.
+* **Gangs.** A compiled twin runs on several threads without the GIL (``_stream.gang``): the caller offers the
+  call to the workers by putting the address of its descriptor (the arrays' addresses, the chunking, the kernel's
+  C entry, ``_stream.entry``) in their slots, takes chunks from the front of the array while they take them from
+  the back (so each core keeps its part of an array that fits the caches from one call to the next), takes back
+  the offers no worker claimed and waits for those that did, all in compiled code. A worker watches its slot for
+  :data:`SPIN_S` after its last job and runs every call put there without coming back to Python, so it never
+  waits for the GIL between back-to-back calls (a Python thread woken by the OS, or handed the GIL by it, takes
+  longer than a whole call on a cache-sized array); then it sleeps on its queue. Threads from
+  :func:`twin_threshold` elements: ``MIN_ELEMENTS`` for kernels of many operations per element, twice that for
+  single-pass ones.
 
 Threads: :func:`set_num_threads` or the environment variable ``RELULAB_NUM_THREADS``; the default is the number
 of cores this process may run on. ``RELULAB_NUMBA=0`` keeps numba out even when installed. Small arrays, views
@@ -191,14 +195,14 @@ class _Job:
         finally:
             _local.inside = outer
 
-    def serve(self, pool: "_Pool", k: int, seen: int) -> tuple[int, np.ndarray]:
+    def serve(self, pool: "_Pool") -> np.ndarray:
         """A worker's part: help, and say which cell its next wait counts into (this job's when it took chunks)."""
         if not self.help():
-            return seen, pool.spare
+            return pool.spare
         if pool.stream is not None:
-            return seen, self.left  # counted by the next wait, once this thread holds no GIL
+            return self.left  # counted by the worker's next wait, once this thread holds no GIL
         self.leave()
-        return seen, pool.spare
+        return pool.spare
 
     def leave(self) -> None:
         """A helper that took chunks is done (the pool without numba; with it, ``left`` is counted in compiled
@@ -208,14 +212,17 @@ class _Job:
             if self.done is not None and self.left[0] >= self.joined:
                 self.done.release()
 
-    def run(self, stream: Any) -> None:
-        """The caller's share, then the wait for the helpers that took chunks."""
+    def run(self, pool: "_Pool", offered: list[int]) -> None:
+        """The caller's share, then the wait for the helpers that took chunks (``offered``: the workers
+        :meth:`_Pool.post` offered the job to; the offers not yet taken are taken back)."""
         _local.inside = True
         try:
             self._chunks(False)
         finally:
             _local.inside = False
+        stream = pool.stream
         if stream is not None:
+            pool.withdraw(offered)
             joined = self.joined  # final: no chunk is left to take
             while not stream.wait_for_count(self.left, 0, joined, _spins(stream)):
                 time.sleep(SLEEP_S)  # a helper the OS has stopped mid-chunk
@@ -240,29 +247,30 @@ _spin_rounds: list[int] = []
 
 
 def _spins(module: Any) -> int:
-    """Rounds of ``module.wait_for_change`` that take about SPIN_S (measured once)."""
+    """Rounds of a compiled spin-wait (``module.wait_for_count``) that take about SPIN_S (measured once)."""
     if not _spin_rounds:
-        cells, rounds = np.zeros(2, np.int64), 20000
-        module.wait_for_change(cells, 0, 0, 1, cells, 1)  # compile or load first
+        cells, rounds = np.zeros(1, np.int64), 20000
+        module.wait_for_count(cells, 0, 1, 1)  # compile or load first
         began = time.perf_counter()
-        module.wait_for_change(cells, 0, 0, rounds, cells, 1)  # cells[0] stays 0: all the rounds
+        module.wait_for_count(cells, 0, 1, rounds)  # cells[0] stays 0: all the rounds
         elapsed = time.perf_counter() - began
         _spin_rounds.append(max(100, int(rounds * SPIN_S / max(elapsed, 1e-9))))
     return _spin_rounds[0]
 
 
 class _Pool:
-    """Daemon worker threads. Each watches its cell of ``seqs`` for a new job in ``slots`` (in compiled code that
-    holds no GIL, see family/_stream.py), for :data:`SPIN_S` after its last job; then it sleeps on its queue until
-    the next :meth:`post` wakes it. Without numba the workers always wait on their queues."""
+    """Daemon worker threads. With numba each watches its cell of ``slots`` in compiled code that holds no GIL
+    (``_stream.work``), for :data:`SPIN_S` after its last job, and runs the gang calls put there without coming
+    back to Python; then it sleeps on its queue until a caller wakes it (:meth:`wake`, :meth:`post`). Without
+    numba the workers wait on their queues for Python jobs only."""
 
     def __init__(self, workers: int):
         self.stream = stream_kernels()
         self.spins = _spins(self.stream) if self.stream is not None else 0
-        self.seqs = np.zeros(workers, np.int64)
+        self.slots = np.zeros(workers + 1, np.int64)  # one per worker (0: nothing offered); the last: closed
         self.sleeping = [False] * workers
-        self.slots: list[_Job | None] = [None] * workers
-        self.spare = np.zeros(1, np.int64)  # counts a worker's waits that follow no job of its own
+        self.jobs: list[_Job | None] = [None] * workers  # the Python job offered to each worker
+        self.spare = np.zeros(1, np.int64)  # counts a worker's waits that follow no Python job of its own
         self.closed = False  # set by close(): a caller still holding this pool may offer it a job after that
         self.queues: list[SimpleQueue] = []
         for k in range(workers):
@@ -270,54 +278,56 @@ class _Pool:
             self.queues.append(q)
             threading.Thread(target=self._loop, args=(k,), name=f"relulab-worker-{k}", daemon=True).start()
 
-    def post(self, job: Any, helpers: int) -> None:
-        """Offer ``job`` to the first ``helpers`` workers (None: stop them)."""
-        stream = self.stream
+    def post(self, job: _Job, helpers: int) -> list[int]:
+        """Offer the Python ``job`` to the first ``helpers`` workers that have no other offer; those workers."""
+        stream, offered = self.stream, []
         for k in range(helpers):
-            self.slots[k] = job
-            if stream is None:
-                self.queues[k].put(True)
-                continue
-            stream.post(self.seqs, k, 1)
-            if self.sleeping[k]:
-                self.queues[k].put(True)
+            self.jobs[k] = job  # (a worker may serve a later job than the one it claimed: a _Job counts its helpers)
+            if stream is None or stream.publish(self.slots, k, 0, stream.PYTHON_JOB):
+                offered.append(k)
+                if stream is None or self.sleeping[k]:
+                    self.queues[k].put(True)
+        return offered
 
-    def offer(self, job: _Gang, helpers: int) -> None:
-        """Put a gang job in the first ``helpers`` slots and wake the workers that sleep; the job's runner
-        itself then tells them, without the GIL (so they find it free when they look)."""
+    def withdraw(self, offered: list[int]) -> None:
+        """Take back the Python job's offers that no worker has claimed yet."""
+        for k in offered:
+            self.stream.publish(self.slots, k, self.stream.PYTHON_JOB, 0)
+
+    def wake(self, helpers: int) -> None:
+        """Wake the first ``helpers`` workers that sleep (a gang call is about to be offered to them; one that
+        falls asleep just then misses it, and its caller does the work)."""
         for k in range(helpers):
-            self.slots[k] = job
             if self.sleeping[k]:
                 self.queues[k].put(True)
 
     def _loop(self, k: int) -> None:
-        stream, q, seen, left, pending = self.stream, self.queues[k], 0, self.spare, False
+        stream, q, left = self.stream, self.queues[k], self.spare
         while True:
-            if pending:  # a job came while this worker finished the last one
-                pending = False
-            elif stream is not None:
-                now = stream.wait_for_change(self.seqs, k, seen, self.spins, left, 0)
+            if stream is not None:
+                code = stream.work(self.slots, k, self.spins, left, 0)
                 left = self.spare
-                if now == seen:  # no job for a while: sleep until post() or offer() wakes this worker
+                if code == stream.IDLE:  # no job for a while: sleep until a caller wakes this worker
                     self.sleeping[k] = True
-                    # post() reads sleeping after changing seqs, so it misses no sleeper; a gang changes seqs after
-                    # offer() read it, so a worker falling asleep just then misses that job (its caller does it).
-                    if self.seqs[k] == seen:
+                    if self.slots[k] == 0 and not self.closed:  # (a caller reads sleeping before its offer)
                         q.get()
                     self.sleeping[k] = False
                     continue
-                seen = now
+                if code != stream.PYTHON:  # the pool is closed
+                    return
             else:
                 q.get()
-            job = self.slots[k]
-            if job is None or self.closed:  # (a job offered after close() overwrote its None: its caller does it)
+            job = self.jobs[k]
+            if job is None or self.closed:
                 return
-            after, left = job.serve(self, k, seen)  # (a _Job keeps its tasks' errors for its caller)
-            pending, seen = after != seen, after
+            left = job.serve(self)  # (a _Job keeps its tasks' errors for its caller)
 
     def close(self) -> None:
         self.closed = True
-        self.post(None, len(self.queues))
+        self.slots[-1] = 1
+        for k, q in enumerate(self.queues):
+            self.jobs[k] = None
+            q.put(True)
 
 
 _local = threading.local()
@@ -366,8 +376,7 @@ def parallel_for(task: Callable[[int, int], None], n: int, chunk: int, *, thread
         return
     job = _Job(task, n, chunk, errstate())
     pool = _pool_for(threads - 1)
-    pool.post(job, helpers)
-    job.run(pool.stream)
+    job.run(pool, pool.post(job, helpers))
 
 
 # -- streaming kernels (numba, optional) ----------------------------------------------------------------------------
@@ -474,13 +483,14 @@ def fast_path(enabled: bool):
 
 def twin_threshold(kernel: Callable[..., Any]) -> int:
     """The size from which the compiled twin of ``kernel`` runs on several threads: :data:`MIN_ELEMENTS` for a
-    kernel of many operations per element (exp, erf, tanh: compute-bound), four times that for a single-pass one
-    (memory-bound: below that a second core gains less than handing it work costs)."""
+    kernel of many operations per element (exp, erf, tanh: compute-bound), twice that for a single-pass one
+    (memory-bound: below that its arrays fit a core's L2 cache, and a second core gains less than handing it work
+    costs; relu into a buffer, one thread / two, float32: 2^16 elements 5.4 / 5.6 us, 2^17 13.2 / 7.7 us)."""
     return _threaded_from(kernel in _SINGLE_PASS)
 
 
 def _threaded_from(single_pass: bool) -> int:
-    return MIN_ELEMENTS << 2 if single_pass else MIN_ELEMENTS
+    return MIN_ELEMENTS << 1 if single_pass else MIN_ELEMENTS
 
 
 def fast_path_enabled() -> bool:
@@ -571,12 +581,46 @@ def stream_function(kernel, bound: Mapping[str, Any], dtype: np.dtype):
     return _twin(function, scalars)
 
 
-def _twin(function, scalars: tuple):
-    """``f(source, target, start, stop, streaming)`` calling the compiled ``function`` with ``scalars`` after those;
-    ``f.kernel`` and ``f.scalars`` are what a gang call (:func:`_run_twin`) passes its runner."""
-    twin = lambda source, target, start, stop, streaming: function(source, target, start, stop, streaming, *scalars)
-    twin.kernel, twin.scalars = function, scalars
-    return twin
+class _Twin:
+    """``f(source, target, start, stop, streaming)``: the compiled ``kernel`` with ``scalars`` after those.
+
+    ``direct``: the same kernel's compiled specialisation for these argument types, which skips numba's typing
+    (set by ``_compiled._choose`` for the short way; else the kernel). For a gang call (:func:`_run_twin`),
+    ``cells`` holds the scalars as the kernel's C entry (``_stream.entry``, made on first need) reads them."""
+
+    __slots__ = ("kernel", "scalars", "direct", "kinds", "cells", "_entries")
+
+    def __init__(self, kernel, scalars: tuple):
+        self.kernel, self.scalars, self.direct = kernel, scalars, kernel
+        arrays = all(isinstance(s, np.ndarray) for s in scalars)
+        self.kinds = "a" * len(scalars) if arrays and scalars else "f" * len(scalars)
+        if self.kinds.startswith("a"):  # an array's address and size; the arrays live as long as this twin
+            self.cells = np.array([v for s in scalars for v in (s.ctypes.data, s.size)], np.int64)
+        else:  # floats as float64 (exact for float32 values), read through the same int64 cells
+            self.cells = np.array(scalars if scalars else [0.0], np.float64).view(np.int64)
+
+    def __call__(self, source, target, start, stop, streaming):
+        return self.kernel(source, target, start, stop, streaming, *self.scalars)
+
+    def entry(self, dtype: np.dtype, module: Any) -> int:
+        """The address of the kernel's C entry for arrays of ``dtype`` (compiled once per process)."""
+        key = (self.kernel, dtype, self.kinds)
+        made = _entries.get(key)
+        if made is None:
+            with _entries_lock:
+                made = _entries.get(key)
+                if made is None:
+                    made = _entries[key] = module.entry(self.kernel, dtype, self.kinds)
+        return made.address
+
+
+_entries: dict[Any, Any] = {}  # (kernel, dtype, kinds) -> its C entry (a numba cfunc: it owns the code)
+_entries_lock = threading.Lock()
+
+
+def _twin(function, scalars: tuple) -> _Twin:
+    """The compiled ``function`` with ``scalars`` bound after ``(source, target, start, stop, streaming)``."""
+    return _Twin(function, scalars)
 
 
 def run_compiled(name: str, scalars: tuple, source: np.ndarray, target: np.ndarray) -> bool:
@@ -590,7 +634,7 @@ def run_compiled(name: str, scalars: tuple, source: np.ndarray, target: np.ndarr
     return True
 
 
-def _run_twin(function, source: np.ndarray, target: np.ndarray, threaded: bool) -> None:
+def _run_twin(function: _Twin, source: np.ndarray, target: np.ndarray, threaded: bool) -> None:
     """``target = f(source)`` by the compiled twin ``function`` (:func:`stream_function`), on every core if
     ``threaded``. It streams its stores past the cache when the arrays are larger than
     :func:`streaming_threshold_bytes`."""
@@ -602,36 +646,60 @@ def _run_twin(function, source: np.ndarray, target: np.ndarray, threaded: bool) 
     chunk = compiled_chunk(n, target.itemsize)
     helpers = min(threads, -(-n // chunk)) - 1
     if helpers <= 0 or not threaded or getattr(_local, "inside", False):
-        function(source, target, 0, n, streaming)
+        function.direct(source, target, 0, n, streaming, *function.scalars)
         return
     pool = _pool_for(threads - 1)
-    if pool.stream is None:  # pragma: no cover  (a pool started while numba was unavailable: no gangs)
+    stream = pool.stream
+    if stream is None:  # pragma: no cover  (a pool started while numba was unavailable: no gangs)
         parallel_for(lambda start, stop: function(source, target, start, stop, streaming), n, chunk)
         return
-    runner = _gangs.get(function.kernel)
-    if runner is None:
-        runner = _gangs[function.kernel] = pool.stream.gang(function.kernel)
-    cells = np.zeros(4, np.int64)
-    cells[0] = -(-n // chunk) << 32  # chunks [0, count) not yet taken
-    args = (source, target, n, chunk, streaming, function.scalars, cells, pool.seqs)
-    # (numba compiles the runner for these types in this call, before it tells the workers)
-    pool.offer(_Gang(runner, args), helpers)
-    spins = pool.spins
-    if not runner(*args, -1, helpers, 0, spins):
-        while not pool.stream.wait_for_gang(cells, spins):
-            time.sleep(SLEEP_S)  # a helper the OS has stopped mid-chunk
+    address = function.entry(source.dtype, stream)
+    # One descriptor per calling thread, reused once its call is over; taken while in use, so that a call made
+    # meanwhile (from a signal handler, during the wait below) gets its own.
+    descriptor = getattr(_local, "descriptor", None)
+    if descriptor is None:
+        descriptor = np.zeros(stream.DESCRIPTOR, np.int64)
+    _local.descriptor = None
+    gang = _gangs.get(source.dtype) or _gang_for(stream, source.dtype)
+    pool.wake(helpers)
+    if not gang(source, target, n, chunk, streaming, address, function.cells, pool.slots, helpers, pool.spins,
+                descriptor):
+        _wait_for_helpers(stream, descriptor, pool.spins)
+    _local.descriptor = descriptor
 
 
-_gangs: dict[Any, Any] = {}  # compiled kernel -> its gang runner (family/_stream.py)
+_gangs: dict[np.dtype, Any] = {}  # dtype -> stream.gang's compiled specialisation for its arrays
 
 
-class _Gang:
-    """A compiled kernel's job for the pool (:func:`_run_twin`): the helpers run it without the GIL."""
+def _gang_for(stream: Any, dtype: np.dtype) -> Callable[..., bool]:
+    """``stream.gang``'s compiled specialisation for 1-D C-contiguous arrays of ``dtype``, called without numba's
+    dispatcher (which types all eleven arguments on every call: 1-2 us). It only reads ``source``, so read-only
+    arrays take it too; it checks nothing, and :func:`_run_twin` passes exactly these types."""
+    import numba
+    from numba.core import types
 
-    __slots__ = ("runner", "args")
+    array, cells = types.Array(numba.from_dtype(dtype), 1, "C"), types.Array(types.int64, 1, "C")
+    signature = (array, array, types.int64, types.int64, types.boolean, types.int64, cells, cells, types.int64,
+                 types.int64, cells)
+    try:
+        stream.gang.compile(signature)
+        found = stream.gang.overloads[signature].entry_point
+    except Exception:  # pragma: no cover - a numba without these attributes: its dispatcher
+        found = stream.gang
+    _gangs[dtype] = found
+    return found
 
-    def __init__(self, runner, args):
-        self.runner, self.args = runner, args
 
-    def serve(self, pool: "_Pool", k: int, seen: int) -> tuple[int, np.ndarray]:
-        return self.runner(*self.args, k, 0, seen, pool.spins), pool.spare
+def _wait_for_helpers(stream: Any, descriptor: np.ndarray, spins: int) -> None:
+    """Wait until every helper that claimed a gang call is done with it: they work on the caller's arrays, so
+    even a KeyboardInterrupt waits for that (a few chunks at most) before it is raised."""
+    interrupted: BaseException | None = None
+    while True:
+        try:
+            while not stream.wait_for_count(descriptor, stream.DONE, descriptor[stream.JOINED], spins):
+                time.sleep(SLEEP_S)  # a helper the OS has stopped mid-chunk
+            break
+        except KeyboardInterrupt as error:
+            interrupted = error
+    if interrupted is not None:
+        raise interrupted

@@ -23,11 +23,11 @@ import platform
 
 import numpy as np
 from llvmlite import ir
-from numba import errors, njit, types
+from numba import carray, cfunc, errors, njit, types
 from numba.extending import intrinsic
 
 __all__ = ["relu_forward", "relu_derivative", "leaky_forward", "leaky_derivative", "relu_forward_mask",
-           "mask_backward", "LINE_BYTES", "post", "wait_for_change", "wait_for_count", "gang"]
+           "mask_backward", "LINE_BYTES", "publish", "wait_for_count", "work", "gang", "entry"]
 
 LINE_BYTES = 64  # one cache line, and one 512-bit vector: a block of 16 float32 or 8 float64
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
@@ -339,10 +339,12 @@ def mask_backward(g, mask, y, start, stop, streaming):
         _store_fence()
 
 
-# -- waiting without the GIL: the thread pool's signals (family/_parallel.py) ----------------------------------------
-# A worker thread waits for its next job, and a caller for its helpers, by watching an int64 cell here, in compiled
-# code that holds no GIL: a Python thread that waits on a lock or queue instead needs the OS to wake it, which
-# costs more (tens of microseconds on a virtual machine) than a whole call on an array that fits the cache.
+# -- the thread pool's compiled side (family/_parallel.py): no worker needs the GIL between back-to-back jobs --------
+# A worker watches its cell of ``slots`` in compiled code that holds no GIL. A gang call (:func:`gang`) puts the
+# address of its *descriptor* (an int64 array, fields below) there; the worker claims it by swapping the cell back
+# to 0 and runs the call's kernel on chunks through the kernel's C entry (:func:`entry`), then watches again, all
+# without returning to Python. A worker that went through Python between jobs needed the GIL, and on a virtual
+# machine the OS hands the GIL over in tens of microseconds: more than a whole call on an array that fits the cache.
 @intrinsic
 def _load_acquire(typingctx, cells, i):
     def codegen(context, builder, signature, args):
@@ -383,40 +385,53 @@ def _pause(typingctx):
     return types.none(), codegen
 
 
-@njit(cache=True)
-def post(cells, i, value):
-    """Atomically add ``value`` to ``cells[i]`` (int64); the value before."""
-    return _fetch_add(cells, i, value)
+@intrinsic
+def _address(typingctx, array):
+    """The address of ``array``'s first element, as an int64."""
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.ptrtoint(data, ir.IntType(64))
+
+    return types.int64(array), codegen
 
 
-@njit(nogil=True, cache=True)
-def wait_for_change(cells, i, seen, spins, done, j):
-    """First ``done[j] += 1`` (atomically, without the GIL: whoever waits for it may take the GIL at once), then
-    wait up to ``spins`` rounds for ``cells[i] != seen``; ``cells[i]`` at the end."""
-    _fetch_add(done, j, 1)
-    for _ in range(spins):
-        value = _load_acquire(cells, i)
-        if value != seen:
-            return value
-        _pause()
-    return _load_acquire(cells, i)
+@intrinsic
+def _pointer(typingctx, address, like):
+    """The int64 ``address`` as a pointer to elements of ``like``'s dtype (for ``numba.carray``)."""
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return types.CPointer(like.dtype)(address, like), codegen
 
 
-@njit(nogil=True, cache=True)
-def wait_for_count(cells, i, count, spins):
-    """Wait up to ``spins`` rounds for ``cells[i] >= count``; whether it is."""
-    for _ in range(spins):
-        if _load_acquire(cells, i) >= count:
-            return True
-        _pause()
-    return _load_acquire(cells, i) >= count
+_I64 = ir.IntType(64)
+_ENTRY_TYPE = ir.FunctionType(ir.VoidType(), [_I64] * 6)
 
 
-# -- a gang: one compiled kernel on several threads, none of which holds the GIL while it works or waits ----------
+@intrinsic
+def _call_entry(typingctx, function, x, y, start, stop, streaming, scalars):
+    """Call the C function at address ``function`` (an :func:`entry`) with the six int64s after it."""
+    def codegen(context, builder, signature, args):
+        builder.call(builder.inttoptr(args[0], _ENTRY_TYPE.as_pointer()), list(args[1:]))
+        return context.get_dummy_value()
+
+    return types.none(function, x, y, start, stop, streaming, scalars), codegen
+
+
+#: The fields of a gang call's descriptor (an int64 array of DESCRIPTOR cells). ENTRY: the kernel's C entry;
+#: SOURCE, TARGET: the arrays' addresses; SIZE, CHUNK: the elements and the chunk; STREAMING: 0 or 1; SCALARS: the
+#: address of the kernel's scalar cells; TAKEN: the chunks not yet taken, front + back << 32 (the caller takes from
+#: the front, the helpers from the back); JOINED: helpers that claimed the call; DONE: helpers done with it.
+ENTRY, SOURCE, TARGET, SIZE, CHUNK, STREAMING, SCALARS = range(7)
+TAKEN, JOINED, DONE = 8, 9, 10
+DESCRIPTOR = 16
 _HALF = np.int64(1) << 32
-# The cells of a gang call (an int64 array of 4): [0] the chunks not yet taken, as front + back << 32 (the caller
-# takes from the front, the helpers from the back); [1] helpers that joined; [2] helpers that are done.
-TAKEN, JOINED, DONE = 0, 1, 2
+#: What :func:`work` returns: no job came for ``spins`` rounds; a Python job was claimed; the pool is closed.
+IDLE, PYTHON, STOP = 0, 1, 2
+#: A slot's value for a Python job (``_parallel._Job``; a descriptor's address is never this small).
+PYTHON_JOB = 1
+#: The most helpers a gang call offers work to (its bit set of offers is one int64).
+MAX_HELPERS = 62
 
 
 @njit(inline="always")
@@ -432,48 +447,135 @@ def _take(cells, from_front):
             return front if from_front else back - 1
 
 
-def gang(kernel):
-    """``run(x, y, n, chunk, streaming, scalars, cells, seqs, role, helpers, seen, spins)``: ``kernel`` over
-    ``[0, n)`` in chunks, compiled without the GIL (numba compiles it per kernel, on first use, in ~0.2 s).
-
-    The caller (``role < 0``) first adds 1 to ``seqs[0:helpers]`` (the pool's workers watch these), takes chunks
-    from the front, then waits up to ``spins`` rounds for the helpers that joined; it returns 1 when they are done
-    (0: not yet, wait with :func:`wait_for_gang`). A helper (``role = k``) takes chunks from the back, says it is
-    done, then watches ``seqs[k]`` for up to ``spins`` rounds while it is still ``seen``; it returns ``seqs[k]``.
-    ``cells`` starts as ``[number of chunks << 32, 0, 0, 0]``.
-    """
-
-    @njit(nogil=True)  # not cached: numba's cache would keep an old kernel inlined after its file changes
-    def run(x, y, n, chunk, streaming, scalars, cells, seqs, role, helpers, seen, spins):
-        helper = role >= 0
-        if helper:
-            _fetch_add(cells, JOINED, 1)  # before taking a chunk: the caller waits for every helper that may have
-        else:
-            for k in range(helpers):
-                _fetch_add(seqs, k, 1)
-        while True:
-            index = _take(cells, not helper)
-            if index < 0:
-                break
-            start = index * chunk
-            kernel(x, y, start, min(n, start + chunk), streaming, *scalars)
-        if not helper:
-            return np.int64(_wait_done(cells, spins))
-        return wait_for_change(seqs, role, seen, spins, cells, DONE)
-
-    return run
+@njit(inline="always")
+def _run_chunks(d, from_front):
+    function, x, y, n, chunk, streaming, scalars = d[ENTRY], d[SOURCE], d[TARGET], d[SIZE], d[CHUNK], d[STREAMING], \
+        d[SCALARS]
+    while True:
+        index = _take(d, from_front)
+        if index < 0:
+            return
+        start = index * chunk
+        _call_entry(function, x, y, start, min(n, start + chunk), streaming, scalars)
 
 
 @njit(inline="always")
-def _wait_done(cells, spins):
+def _wait_count(cells, i, count, spins):
     for _ in range(spins):
-        if _load_acquire(cells, DONE) >= _load_acquire(cells, JOINED):
+        if _load_acquire(cells, i) >= count:
             return True
         _pause()
-    return _load_acquire(cells, DONE) >= _load_acquire(cells, JOINED)
+    return _load_acquire(cells, i) >= count
 
 
 @njit(nogil=True, cache=True)
-def wait_for_gang(cells, spins):
-    """Wait up to ``spins`` rounds for every helper that joined a gang call to be done; whether they are."""
-    return _wait_done(cells, spins)
+def publish(cells, i, expected, new):
+    """``cells[i] = new`` if it is ``expected`` (atomically); whether it was."""
+    return _compare_exchange(cells, i, expected, new) == expected
+
+
+@njit(nogil=True, cache=True)
+def wait_for_count(cells, i, count, spins):
+    """Wait up to ``spins`` rounds for ``cells[i] >= count``; whether it is."""
+    return _wait_count(cells, i, count, spins)
+
+
+@njit(nogil=True, cache=True)
+def work(slots, k, spins, done, j):
+    """Worker ``k``'s loop: first ``done[j] += 1`` (atomically, without the GIL: whoever waits for it may take the
+    GIL at once), then run every gang call put in ``slots[k]`` until none comes for ``spins`` rounds (IDLE), a Python
+    job is put there (PYTHON, claimed: the caller runs it) or ``slots[-1]`` is set (STOP)."""
+    _fetch_add(done, j, 1)
+    stop = slots.size - 1
+    like = slots[:1]
+    while True:
+        found = 0
+        for _ in range(spins):
+            found = _load_acquire(slots, k)
+            if found != 0 or _load_acquire(slots, stop) != 0:
+                break
+            _pause()
+        if _load_acquire(slots, stop) != 0:
+            return STOP
+        if found == 0:
+            return IDLE
+        if _compare_exchange(slots, k, found, 0) != found:
+            continue  # the caller took its offer back (it had no chunk left)
+        if found == PYTHON_JOB:
+            return PYTHON
+        d = carray(_pointer(found, like), DESCRIPTOR)
+        _run_chunks(d, False)
+        _fetch_add(d, DONE, 1)  # the last touch of the call: after it the caller may free d, x and y
+
+
+@njit(nogil=True, cache=True)
+def gang(x, y, n, chunk, streaming, function, scalars, slots, helpers, spins, d):
+    """The caller's part of a gang call: ``function`` (a kernel's :func:`entry`) over ``[0, n)`` of ``x`` into
+    ``y`` in chunks of ``chunk``, offered to workers ``0 .. helpers - 1`` (at most :data:`MAX_HELPERS`) through
+    their ``slots`` and the descriptor ``d``. The caller takes chunks from the front, takes back the offers no
+    worker claimed, then waits up to ``spins`` rounds for the helpers that did; it returns whether they are done
+    (if not, wait with ``wait_for_count(d, DONE, d[JOINED], ...)``: until then d, x, y and scalars are in use)."""
+    here = _address(d)
+    d[ENTRY], d[SOURCE], d[TARGET], d[SIZE], d[CHUNK] = function, _address(x), _address(y), n, chunk
+    d[STREAMING], d[SCALARS], d[JOINED], d[DONE] = 1 if streaming else 0, _address(scalars), 0, 0
+    d[TAKEN] = ((n + chunk - 1) // chunk) << 32
+    offered = 0
+    for k in range(min(helpers, MAX_HELPERS)):  # (the exchange publishes d's fields to the worker that claims it)
+        if _compare_exchange(slots, k, 0, here) == 0:
+            offered |= np.int64(1) << k
+    _run_chunks(d, True)
+    joined = 0
+    for k in range(min(helpers, MAX_HELPERS)):
+        if offered >> k & 1 and _compare_exchange(slots, k, here, 0) != here:
+            joined += 1  # claimed: that worker works on d until it adds to DONE
+    d[JOINED] = joined
+    return _wait_count(d, DONE, joined, spins)
+
+
+_ENTRY = types.void(types.int64, types.int64, types.int64, types.int64, types.int64, types.int64)
+
+
+@njit(inline="always")
+def _flat(address, like, size):
+    return carray(_pointer(address, like), size)
+
+
+def entry(kernel, dtype, kinds: str):
+    """A C function ``f(x, y, start, stop, streaming, scalars)`` (int64s: addresses, indices, 0 or 1) that calls
+    ``kernel(x, y, start, stop, streaming, *scalars)`` on the flat arrays of ``dtype`` at those addresses, for
+    :func:`gang` and :func:`work`. ``kinds`` says what the kernel's scalars are, in order: ``"f"`` one of ``dtype``
+    (its cell holds the value as a float64), or ``"aa"``, two arrays (cells: the first's address and size, of
+    ``dtype``; the second's, of int64). The kernel is compiled into it, per process (~0.1-0.2 s): numba cannot
+    cache a function made here."""
+    like, floats, ints = np.zeros(1, dtype), np.zeros(1, np.float64), np.zeros(1, np.int64)
+    cast = like.dtype.type
+    # (numba cannot unpack a number of scalars known only at run time: one wrapper per pattern the kernels use)
+    if kinds == "":
+        def call(x, y, start, stop, streaming, cells):
+            kernel(_flat(x, like, stop), _flat(y, like, stop), start, stop, streaming != 0)
+    elif kinds == "f":
+        def call(x, y, start, stop, streaming, cells):
+            s = _flat(cells, floats, 1)
+            kernel(_flat(x, like, stop), _flat(y, like, stop), start, stop, streaming != 0, cast(s[0]))
+    elif kinds == "ff":
+        def call(x, y, start, stop, streaming, cells):
+            s = _flat(cells, floats, 2)
+            kernel(_flat(x, like, stop), _flat(y, like, stop), start, stop, streaming != 0, cast(s[0]), cast(s[1]))
+    elif kinds == "fff":
+        def call(x, y, start, stop, streaming, cells):
+            s = _flat(cells, floats, 3)
+            kernel(_flat(x, like, stop), _flat(y, like, stop), start, stop, streaming != 0, cast(s[0]), cast(s[1]),
+                   cast(s[2]))
+    elif kinds == "ffff":
+        def call(x, y, start, stop, streaming, cells):
+            s = _flat(cells, floats, 4)
+            kernel(_flat(x, like, stop), _flat(y, like, stop), start, stop, streaming != 0, cast(s[0]), cast(s[1]),
+                   cast(s[2]), cast(s[3]))
+    elif kinds == "aa":
+        def call(x, y, start, stop, streaming, cells):
+            s = _flat(cells, ints, 4)
+            kernel(_flat(x, like, stop), _flat(y, like, stop), start, stop, streaming != 0, _flat(s[0], like, s[1]),
+                   _flat(s[2], ints, s[3]))
+    else:
+        raise ValueError(f"entry: kinds must be '', 'f' to 'ffff' or 'aa'; got {kinds!r}")
+    return cfunc(_ENTRY, nopython=True)(call)
