@@ -35,6 +35,7 @@ __all__ = ["MIN_ELEMENTS", "vector", "run", "quick"]
 MIN_ELEMENTS = 2048
 
 _errstate_seen: list[Any] = [object(), False]  # (the error state object last checked, whether it ignores underflow)
+_errstate_get = _parallel._errstate_var.get if _parallel._errstate_var is not None else None
 
 
 def underflow_ignored() -> bool:
@@ -127,9 +128,11 @@ def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any
             return None
         if (out.base is not None or x.base is not None) and not _overlap_ok(x, out):
             return None
-    if not underflow_ignored() or _parallel.stream_kernels() is None:
+    # underflow_ignored(), its common case inline: the error state seen last, which ignores underflow
+    if not (_errstate_seen[1] and _errstate_get is not None and _errstate_get() is _errstate_seen[0]) \
+            and not underflow_ignored():
         return None
-    if n >= _parallel.twin_threshold(kernel):
+    if n >= function.threshold:
         # The parallel path; off (fast_path(False)), the plain path as the caller asked (the tests' reference).
         return _parallel.run(kernel, x, None, out, dtype, dtype, function) if _parallel.fast_path_enabled() else None
     target = np.empty_like(x) if out is None else out
@@ -149,6 +152,7 @@ def _choose(kernel: Callable[..., Any], dtype: np.dtype, params: Mapping[str, An
     function = None if bound is None else _parallel.stream_function(kernel, bound, dtype)
     if function is not None:
         function.direct = _entry_point(function.kernel, dtype, function.scalars)
+        function.threshold = _parallel.twin_threshold(kernel)
     return function
 
 

@@ -584,14 +584,15 @@ def stream_function(kernel, bound: Mapping[str, Any], dtype: np.dtype):
 class _Twin:
     """``f(source, target, start, stop, streaming)``: the compiled ``kernel`` with ``scalars`` after those.
 
-    ``direct``: the same kernel's compiled specialisation for these argument types, which skips numba's typing
-    (set by ``_compiled._choose`` for the short way; else the kernel). For a gang call (:func:`_run_twin`),
+    ``direct``: the same kernel's compiled specialisation for these argument types, which skips numba's typing,
+    and ``threshold``: :func:`twin_threshold` of the member's kernel (both set by ``_compiled._choose`` for the
+    short way; else the kernel and 0). For a gang call (:func:`_run_twin`),
     ``cells`` holds the scalars as the kernel's C entry (``_stream.entry``, made on first need) reads them."""
 
-    __slots__ = ("kernel", "scalars", "direct", "kinds", "cells", "_entries")
+    __slots__ = ("kernel", "scalars", "direct", "threshold", "kinds", "cells")
 
     def __init__(self, kernel, scalars: tuple):
-        self.kernel, self.scalars, self.direct = kernel, scalars, kernel
+        self.kernel, self.scalars, self.direct, self.threshold = kernel, scalars, kernel, 0
         arrays = all(isinstance(s, np.ndarray) for s in scalars)
         self.kinds = "a" * len(scalars) if arrays and scalars else "f" * len(scalars)
         if self.kinds.startswith("a"):  # an array's address and size; the arrays live as long as this twin
