@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import relulab as rl
-from relulab.family import _parallel
+from relulab.family import _compiled, _parallel
 
 LISTED = ("relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh")  # the members the speed issue names
 FLOATS = (np.float16, np.float32, np.float64)
@@ -68,6 +68,7 @@ def edge_input(n: int, dtype, seed: int = 0) -> np.ndarray:
 def small_thresholds(monkeypatch):
     """Every route on small arrays: 512-element thresholds, 4 KiB chunks, streaming stores from 8 KiB, 3 threads."""
     monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 512)
+    monkeypatch.setattr(_compiled, "_quick", {})  # (the short way keeps each kernel's threshold)
     monkeypatch.setattr(_parallel, "MIN_ELEMENTS_LIGHT", 512)
     monkeypatch.setattr(_parallel, "CHUNK_BYTES", 4096)
     monkeypatch.setattr(_parallel, "LIGHT_CHUNK_BYTES", 4096)
@@ -84,8 +85,9 @@ def kernels(request, monkeypatch):
     if request.param == "compiled":
         if _parallel.stream_kernels() is None:
             pytest.skip(f"no compiled kernels: {_parallel.stream_status()}")
-    else:
+    else:  # as without numba: no compiled kernels, none remembered by the short way either
         monkeypatch.setattr(_parallel, "stream_kernels", lambda: None)
+        monkeypatch.setattr(_compiled, "_quick", {})
     return request.param
 
 

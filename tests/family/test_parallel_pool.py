@@ -31,6 +31,7 @@ def threads():
 def gang_sizes(monkeypatch):
     """Gangs from 1024 elements on (light kernels from 4096), chunks of 4 KiB: a few thousand elements take them."""
     monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1024)
+    monkeypatch.setattr(_compiled, "_quick", {})  # (the short way keeps each kernel's threshold)
     monkeypatch.setattr(_parallel, "LIGHT_CHUNK_BYTES", 4096)
 
 
@@ -87,6 +88,7 @@ def test_views_out_and_in_place_through_the_gang(gang_sizes, threads, name):
 def test_heavy_kernels_take_the_gang_from_min_elements_and_light_ones_from_twice_that(monkeypatch, threads):
     _parallel.set_num_threads(2)
     monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 4096)
+    monkeypatch.setattr(_compiled, "_quick", {})  # (the short way keeps each kernel's threshold)
     assert _parallel.twin_threshold(rl.silu.forward_kernel) == 4096
     assert _parallel.twin_threshold(rl.relu.forward_kernel) == 2 * 4096
     gangs = []
