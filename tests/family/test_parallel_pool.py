@@ -283,7 +283,8 @@ def test_a_gang_call_offers_work_only_to_free_workers_and_takes_back_unclaimed_o
     cells = np.zeros(1, np.int64)
     slots = np.array([5, 0, 0, 0], np.int64)  # worker 0 holds another call's offer; 1 and 2 are free; [-1]: open
     d = np.zeros(_stream.DESCRIPTOR, np.int64)
-    assert _stream.gang(x, y, x.size, 1024, False, entry, cells, slots, 3, 100, d)
+    assert _stream.gang(x, y, x.size, 1024, False, entry, cells.ctypes.data, slots.ctypes.data, 3, 100,
+                        d.ctypes.data)
     assert_exact(y, numpy_reference("relu", x, False))
     assert slots.tolist() == [5, 0, 0, 0]  # the busy slot untouched, the two offers taken back
     assert d[_stream.JOINED] == 0 and d[_stream.DONE] == 0
@@ -318,10 +319,12 @@ def test_a_worker_runs_the_calls_offered_to_it():
     x = edge_input(50_000, np.float32, seed=4)
     entry = _parallel._twin(_stream.relu_forward, ()).entry(x.dtype, _stream)
     d = np.zeros(_stream.DESCRIPTOR, np.int64)
+    cells = np.zeros(1, np.int64)
     joined = 0
     for k in range(200):
         y = np.full_like(x, np.nan)
-        if not _stream.gang(x, y, x.size, 2048, False, entry, np.zeros(1, np.int64), slots, 1, 1000, d):
+        if not _stream.gang(x, y, x.size, 2048, False, entry, cells.ctypes.data, slots.ctypes.data, 1, 1000,
+                            d.ctypes.data):
             while not _stream.wait_for_count(d, _stream.DONE, d[_stream.JOINED], 1000):
                 pass
         assert d[_stream.DONE] == d[_stream.JOINED]

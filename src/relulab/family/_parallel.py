@@ -268,6 +268,7 @@ class _Pool:
         self.stream = stream_kernels()
         self.spins = _spins(self.stream) if self.stream is not None else 0
         self.slots = np.zeros(workers + 1, np.int64)  # one per worker (0: nothing offered); the last: closed
+        self.slots_at = self.slots.ctypes.data
         self.sleeping = [False] * workers
         self.jobs: list[_Job | None] = [None] * workers  # the Python job offered to each worker
         self.spare = np.zeros(1, np.int64)  # counts a worker's waits that follow no Python job of its own
@@ -522,12 +523,12 @@ def run(kernel: Callable[..., Any], array: np.ndarray, bound: Mapping[str, Any],
     ``function``: the kernel's compiled twin for these parameters (:func:`stream_function`), when the caller has
     it already (family/_compiled.py's short way; array and out then have the compute dtype)."""
     result = np.empty(array.shape, dtype) if out is None else out
-    source, target = array.reshape(-1), result.reshape(-1)
+    source, target = (array, result) if array.ndim == 1 else (array.reshape(-1), result.reshape(-1))
     n = source.size
     if function is None and source.dtype == compute and target.dtype == compute:
         function = stream_function(kernel, bound, compute)
     if function is not None:
-        _run_twin(function, source, target, n >= twin_threshold(kernel))
+        _run_twin(function, source, target, n >= (function.threshold or twin_threshold(kernel)))
         return result
     direct = target.dtype == compute
     step = chunk_elements(LIGHT_CHUNK_BYTES if kernel in _SINGLE_PASS else CHUNK_BYTES, max(target.itemsize, 4))
@@ -589,7 +590,7 @@ class _Twin:
     short way; else the kernel and 0). For a gang call (:func:`_run_twin`),
     ``cells`` holds the scalars as the kernel's C entry (``_stream.entry``, made on first need) reads them."""
 
-    __slots__ = ("kernel", "scalars", "direct", "threshold", "kinds", "cells")
+    __slots__ = ("kernel", "scalars", "direct", "threshold", "kinds", "cells", "cells_at", "entry_at")
 
     def __init__(self, kernel, scalars: tuple):
         self.kernel, self.scalars, self.direct, self.threshold = kernel, scalars, kernel, 0
@@ -599,6 +600,7 @@ class _Twin:
             self.cells = np.array([v for s in scalars for v in (s.ctypes.data, s.size)], np.int64)
         else:  # floats as float64 (exact for float32 values), read through the same int64 cells
             self.cells = np.array(scalars if scalars else [0.0], np.float64).view(np.int64)
+        self.cells_at, self.entry_at = self.cells.ctypes.data, 0  # (entry_at: set by the first gang call)
 
     def __call__(self, source, target, start, stop, streaming):
         return self.kernel(source, target, start, stop, streaming, *self.scalars)
@@ -612,7 +614,8 @@ class _Twin:
                 made = _entries.get(key)
                 if made is None:
                     made = _entries[key] = module.entry(self.kernel, dtype, self.kinds)
-        return made.address
+        self.entry_at = made.address  # (a twin serves one dtype: family/_compiled.py's cache has one per dtype)
+        return self.entry_at
 
 
 _entries: dict[Any, Any] = {}  # (kernel, dtype, kinds) -> its C entry (a numba cfunc: it owns the code)
@@ -654,19 +657,37 @@ def _run_twin(function: _Twin, source: np.ndarray, target: np.ndarray, threaded:
     if stream is None:  # pragma: no cover  (a pool started while numba was unavailable: no gangs)
         parallel_for(lambda start, stop: function(source, target, start, stop, streaming), n, chunk)
         return
-    address = function.entry(source.dtype, stream)
+    address = function.entry_at or function.entry(source.dtype, stream)
     # One descriptor per calling thread, reused once its call is over; taken while in use, so that a call made
     # meanwhile (from a signal handler, during the wait below) gets its own.
-    descriptor = getattr(_local, "descriptor", None)
-    if descriptor is None:
-        descriptor = np.zeros(stream.DESCRIPTOR, np.int64)
+    held = getattr(_local, "descriptor", None)
+    if held is None:
+        held = (np.zeros(stream.DESCRIPTOR, np.int64),)
+        held += (held[0].ctypes.data,)
+    descriptor = held[0]
     _local.descriptor = None
     gang = _gangs.get(source.dtype) or _gang_for(stream, source.dtype)
     pool.wake(helpers)
-    if not gang(source, target, n, chunk, streaming, address, function.cells, pool.slots, helpers, pool.spins,
-                descriptor):
-        _wait_for_helpers(stream, descriptor, pool.spins)
-    _local.descriptor = descriptor
+    done = False
+    try:
+        done = gang(source, target, n, chunk, streaming, address, function.cells_at, pool.slots_at, helpers,
+                    pool.spins, held[1])
+    finally:
+        # Until every helper that claimed the call is done, it works on this frame's arrays and descriptor: so a
+        # KeyboardInterrupt raised just before or after gang() returned, or during this wait, waits too (a few
+        # chunks at most; nothing is called before the try, where Python could raise it). The fields say who is
+        # done.
+        interrupted: BaseException | None = None
+        while not done:
+            try:
+                done = stream.wait_for_count(descriptor, stream.DONE, descriptor[stream.JOINED], pool.spins)
+                if not done:
+                    time.sleep(SLEEP_S)  # a helper the OS has stopped mid-chunk
+            except KeyboardInterrupt as error:
+                interrupted = error
+        if interrupted is not None:
+            raise interrupted
+    _local.descriptor = held
 
 
 _gangs: dict[np.dtype, Any] = {}  # dtype -> stream.gang's compiled specialisation for its arrays
@@ -674,14 +695,14 @@ _gangs: dict[np.dtype, Any] = {}  # dtype -> stream.gang's compiled specialisati
 
 def _gang_for(stream: Any, dtype: np.dtype) -> Callable[..., bool]:
     """``stream.gang``'s compiled specialisation for 1-D C-contiguous arrays of ``dtype``, called without numba's
-    dispatcher (which types all eleven arguments on every call: 1-2 us). It only reads ``source``, so read-only
+    dispatcher (which types all eleven arguments on every call: 1-2 us; the int64 arrays it works with are passed
+    by address, as ints, which it unboxes faster still). It only reads ``source``, so read-only
     arrays take it too; it checks nothing, and :func:`_run_twin` passes exactly these types."""
     import numba
     from numba.core import types
 
-    array, cells = types.Array(numba.from_dtype(dtype), 1, "C"), types.Array(types.int64, 1, "C")
-    signature = (array, array, types.int64, types.int64, types.boolean, types.int64, cells, cells, types.int64,
-                 types.int64, cells)
+    array = types.Array(numba.from_dtype(dtype), 1, "C")
+    signature = (array, array, types.int64, types.int64, types.boolean) + (types.int64,) * 6
     try:
         stream.gang.compile(signature)
         found = stream.gang.overloads[signature].entry_point
@@ -689,18 +710,3 @@ def _gang_for(stream: Any, dtype: np.dtype) -> Callable[..., bool]:
         found = stream.gang
     _gangs[dtype] = found
     return found
-
-
-def _wait_for_helpers(stream: Any, descriptor: np.ndarray, spins: int) -> None:
-    """Wait until every helper that claimed a gang call is done with it: they work on the caller's arrays, so
-    even a KeyboardInterrupt waits for that (a few chunks at most) before it is raised."""
-    interrupted: BaseException | None = None
-    while True:
-        try:
-            while not stream.wait_for_count(descriptor, stream.DONE, descriptor[stream.JOINED], spins):
-                time.sleep(SLEEP_S)  # a helper the OS has stopped mid-chunk
-            break
-        except KeyboardInterrupt as error:
-            interrupted = error
-    if interrupted is not None:
-        raise interrupted

@@ -1,8 +1,9 @@
 """Compiled kernels for the single-pass members, by numba (the optional ``relulab[fast]`` extra).
 
-Why these exist: relu, leaky_relu and their derivatives do one comparison per element, so their speed is the
-memory's. NumPy gets well under it: ``np.maximum(x, 0, out=y)`` runs at ~10 GB/s even in cache (its NaN-aware
-loop), np.heaviside and np.where branch on every element, and any ufunc writing ``out`` makes the core read each
+Why these exist: relu, leaky_relu, the clamps (relu6, hard_tanh, hard_sigmoid) and their derivatives do a comparison
+or two per element, so their speed is the memory's. NumPy gets well under it: ``np.maximum(x, 0, out=y)`` runs at
+~10 GB/s even in cache (its NaN-aware loop), np.heaviside and np.where branch on every element, and any ufunc
+writing ``out`` makes the core read each
 output cache line before overwriting it (read-for-ownership), three bytes moved for every two a copy moves. These
 kernels do the comparison on a whole 64-byte line at a time and, for arrays larger than the cache (``streaming``),
 write it with a non-temporal store, as ``memcpy`` does for large copies: copy speed.
@@ -26,7 +27,8 @@ from llvmlite import ir
 from numba import carray, cfunc, errors, njit, types
 from numba.extending import intrinsic
 
-__all__ = ["relu_forward", "relu_derivative", "leaky_forward", "leaky_derivative", "relu_forward_mask",
+__all__ = ["relu_forward", "relu_derivative", "leaky_forward", "leaky_derivative", "clip_forward", "clip_derivative",
+           "relu_forward_mask",
            "mask_backward", "LINE_BYTES", "publish", "wait_for_count", "work", "gang", "entry"]
 
 LINE_BYTES = 64  # one cache line, and one 512-bit vector: a block of 16 float32 or 8 float64
@@ -48,8 +50,8 @@ def _block(compute, scalars, streaming):
     ``compute(builder, v, scalars, vector_type) -> (result, bits)`` maps the loaded vector to the stored one; bits
     is an ``<lanes x i1>`` returned as an int64 bit mask (lane k in bit k) or None (then 0 is returned). With
     ``streaming`` the store is non-temporal. The store assumes y + i is 64-byte aligned (the caller's loop
-    guarantees it). ``scalars`` is how many scalar arguments follow i (numba's intrinsics take no *args); they are
-    cast to x's dtype.
+    guarantees it). ``scalars`` is how many scalar arguments follow i (0, 1, 2 or 4: numba's intrinsics take no
+    *args); they are cast to x's dtype.
     """
 
     def codegen(context, builder, signature, args):
@@ -75,9 +77,12 @@ def _block(compute, scalars, streaming):
     elif scalars == 1:
         def typer(typingctx, x, y, i, a):
             return types.int64(x, y, i, a), codegen
-    else:
+    elif scalars == 2:
         def typer(typingctx, x, y, i, a, b):
             return types.int64(x, y, i, a, b), codegen
+    else:
+        def typer(typingctx, x, y, i, a, b, c, d):
+            return types.int64(x, y, i, a, b, c, d), codegen
     return intrinsic(typer)
 
 
@@ -121,6 +126,39 @@ def _mask_select_lanes(builder, v, scalars, vt):
     return builder.select(lanes, v, ir.Constant(vt, None)), None
 
 
+def _clip_lanes(builder, v, scalars, vt):
+    # low where x <= low, high where x >= high, else x itself (-0.0 stays -0.0 inside): relu6, hard_tanh. NaN fails
+    # both ordered comparisons, so it is kept as it is.
+    _, _, low, high = scalars
+    low, high = _splat(builder, low, vt), _splat(builder, high, vt)
+    return builder.select(builder.fcmp_ordered("<=", v, low), low,
+                          builder.select(builder.fcmp_ordered(">=", v, high), high, v)), None
+
+
+def _clip_affine_lanes(builder, v, scalars, vt):
+    # min(max(x + offset, low), high) / divisor (hard_sigmoid: offset 3, divisor 6), the offset added only where it
+    # is not 0 (so -0.0 inside the range stays -0.0), NaN kept.
+    offset, divisor, low, high = scalars
+    added = builder.fcmp_ordered("!=", offset, ir.Constant(offset.type, 0.0))
+    u = builder.select(added, builder.fadd(v, _splat(builder, offset, vt)), v)
+    low, high = _splat(builder, low, vt), _splat(builder, high, vt)
+    r = builder.select(builder.fcmp_ordered("<=", u, low), low,
+                       builder.select(builder.fcmp_ordered(">=", u, high), high, u))
+    r = builder.fdiv(r, _splat(builder, divisor, vt))
+    return builder.select(builder.fcmp_unordered("uno", v, v), v, r), None
+
+
+def _clip_slope_lanes(builder, v, scalars, vt):
+    # inside where low < x < high, at_low where x == low, 0 elsewhere (also at high), NaN kept.
+    low, high, inside, at_low = scalars
+    within = builder.and_(builder.fcmp_ordered(">", v, _splat(builder, low, vt)),
+                          builder.fcmp_ordered("<", v, _splat(builder, high, vt)))
+    r = builder.select(within, _splat(builder, inside, vt),
+                       builder.select(builder.fcmp_ordered("==", v, _splat(builder, low, vt)),
+                                      _splat(builder, at_low, vt), ir.Constant(vt, None)))
+    return builder.select(builder.fcmp_unordered("uno", v, v), v, r), None
+
+
 _relu_block = _block(_relu_lanes, 0, False)
 _relu_derivative_block = _block(_relu_derivative_lanes, 1, False)
 _leaky_block = _block(_leaky_lanes, 1, False)
@@ -129,6 +167,12 @@ _relu_stream_block = _block(_relu_lanes, 0, True)
 _relu_derivative_stream_block = _block(_relu_derivative_lanes, 1, True)
 _leaky_stream_block = _block(_leaky_lanes, 1, True)
 _leaky_derivative_stream_block = _block(_leaky_derivative_lanes, 2, True)
+_clip_block = _block(_clip_lanes, 4, False)
+_clip_stream_block = _block(_clip_lanes, 4, True)
+_clip_affine_block = _block(_clip_affine_lanes, 4, False)
+_clip_affine_stream_block = _block(_clip_affine_lanes, 4, True)
+_clip_slope_block = _block(_clip_slope_lanes, 4, False)
+_clip_slope_stream_block = _block(_clip_slope_lanes, 4, True)
 
 
 @intrinsic
@@ -277,6 +321,59 @@ def leaky_derivative(x, y, start, stop, streaming, slope, at_zero):
                     _leaky_derivative_stream_block(x, y, i, slope, at_zero)
                 else:
                     _leaky_derivative_block(x, y, i, slope, at_zero)
+                i += lanes
+    if streaming:
+        _store_fence()
+
+
+@njit(nogil=True, cache=True)
+def clip_forward(x, y, start, stop, streaming, offset, divisor, low, high):
+    """y = min(max(x + offset, low), high) / divisor: relu6 (0, 1, 0, 6), hard_tanh (0, 1, min_val, max_val),
+    hard_sigmoid (3, 6, 0, 6). The offset is added only where it is not 0 and the division made only where the
+    divisor is not 1, so -0.0 inside the range stays -0.0 and relu6(-0.0) is +0.0 (the range's end); NaN stays."""
+    lanes = LINE_BYTES // y.itemsize
+    affine = offset != 0 or divisor != 1
+    i, head = start, _aligned_start(y, start, stop)
+    while i < stop:
+        if i < head or i > stop - lanes:
+            v = x[i]
+            u = v + offset if offset != 0 else v
+            r = low if u <= low else (high if u >= high else u)
+            y[i] = (r if divisor == 1 else r / divisor) if v == v else v
+            i += 1
+        else:
+            while i <= stop - lanes:
+                if affine:
+                    if streaming:
+                        _clip_affine_stream_block(x, y, i, offset, divisor, low, high)
+                    else:
+                        _clip_affine_block(x, y, i, offset, divisor, low, high)
+                elif streaming:
+                    _clip_stream_block(x, y, i, offset, divisor, low, high)
+                else:
+                    _clip_block(x, y, i, offset, divisor, low, high)
+                i += lanes
+    if streaming:
+        _store_fence()
+
+
+@njit(nogil=True, cache=True)
+def clip_derivative(x, y, start, stop, streaming, low, high, inside, at_low):
+    """y = inside where low < x < high, at_low where x == low (relu6's at_zero), 0 elsewhere; NaN stays."""
+    lanes = LINE_BYTES // y.itemsize
+    i, head = start, _aligned_start(y, start, stop)
+    while i < stop:
+        if i < head or i > stop - lanes:
+            v = x[i]
+            r = inside if (v > low and v < high) else (at_low if v == low else 0.0)
+            y[i] = r if v == v else v
+            i += 1
+        else:
+            while i <= stop - lanes:
+                if streaming:
+                    _clip_slope_stream_block(x, y, i, low, high, inside, at_low)
+                else:
+                    _clip_slope_block(x, y, i, low, high, inside, at_low)
                 i += lanes
     if streaming:
         _store_fence()
@@ -509,24 +606,27 @@ def work(slots, k, spins, done, j):
 
 
 @njit(nogil=True, cache=True)
-def gang(x, y, n, chunk, streaming, function, scalars, slots, helpers, spins, d):
+def gang(x, y, n, chunk, streaming, function, scalars, slots, helpers, spins, descriptor):
     """The caller's part of a gang call: ``function`` (a kernel's :func:`entry`) over ``[0, n)`` of ``x`` into
     ``y`` in chunks of ``chunk``, offered to workers ``0 .. helpers - 1`` (at most :data:`MAX_HELPERS`) through
-    their ``slots`` and the descriptor ``d``. The caller takes chunks from the front, takes back the offers no
+    their ``slots`` and the ``descriptor`` (those two and ``scalars`` are int64 arrays given by their addresses,
+    which stay the same from call to call). The caller takes chunks from the front, takes back the offers no
     worker claimed, then waits up to ``spins`` rounds for the helpers that did; it returns whether they are done
-    (if not, wait with ``wait_for_count(d, DONE, d[JOINED], ...)``: until then d, x, y and scalars are in use)."""
-    here = _address(d)
+    (if not, wait with ``wait_for_count(descriptor, DONE, descriptor[JOINED], ...)``: until then the descriptor,
+    x, y and the scalars are in use)."""
+    like = np.zeros(0, np.int64)
+    d, offers = carray(_pointer(descriptor, like), DESCRIPTOR), carray(_pointer(slots, like), helpers)
     d[ENTRY], d[SOURCE], d[TARGET], d[SIZE], d[CHUNK] = function, _address(x), _address(y), n, chunk
-    d[STREAMING], d[SCALARS], d[JOINED], d[DONE] = 1 if streaming else 0, _address(scalars), 0, 0
+    d[STREAMING], d[SCALARS], d[JOINED], d[DONE] = 1 if streaming else 0, scalars, 0, 0
     d[TAKEN] = ((n + chunk - 1) // chunk) << 32
     offered = 0
     for k in range(min(helpers, MAX_HELPERS)):  # (the exchange publishes d's fields to the worker that claims it)
-        if _compare_exchange(slots, k, 0, here) == 0:
+        if _compare_exchange(offers, k, 0, descriptor) == 0:
             offered |= np.int64(1) << k
     _run_chunks(d, True)
     joined = 0
     for k in range(min(helpers, MAX_HELPERS)):
-        if offered >> k & 1 and _compare_exchange(slots, k, here, 0) != here:
+        if offered >> k & 1 and _compare_exchange(offers, k, descriptor, 0) != descriptor:
             joined += 1  # claimed: that worker works on d until it adds to DONE
     d[JOINED] = joined
     return _wait_count(d, DONE, joined, spins)
