@@ -667,6 +667,8 @@ relu6 = register(Activation(
     elementwise=True,
     forward=_relu6,
     derivative=_relu6_grad,
+    # The clamp kernel of family/_stream.py (also hard_tanh's and hard_sigmoid's), under vector()'s rule all the same:
+    # hard_sigmoid's division may underflow, which an error state that raises must see from the NumPy kernel.
     stream=vector(lambda p, dtype: ("clip_forward", tuple(dtype.type(v) for v in (0.0, 1.0, 0.0, 6.0)))),
     stream_derivative=vector(
         lambda p, dtype: ("clip_derivative", tuple(dtype.type(v) for v in (0.0, 6.0, 1.0, p["at_zero"])))),
