@@ -642,8 +642,8 @@ def _warm(impl: Impl, min_sample_s: float) -> float:
     """Warm ``impl`` up and return the time of its last warm-up call, from which a sample's call count is taken.
 
     The first call may compile (relulab's threaded kernels are compiled per process, on the first call large enough
-    to use threads: 0.1-0.2 s for its C entry point), load code, fault pages in or start threads. A call is repeated while it runs in
-    under half the time of the one before. A peer's first call as long as 10 samples is counted from as it is (its
+    to use threads: 0.1-0.2 s for a kernel's C entry point), load code, fault pages in or start threads. A call is
+    repeated while it runs in under half the time of the one before. A peer's first call as long as 10 samples is counted from as it is (its
     cold start is a page fault per output page, not compilation, and at 256 MiB a second call of a slow idiom would
     cost a second); relulab's is always repeated, since a sample of one cold call measured its compiler, not its
     kernel (every allocating call at the first size past the threading threshold read 5-8x slow that way).
