@@ -175,6 +175,27 @@ _clip_slope_block = _block(_clip_slope_lanes, 4, False)
 _clip_slope_stream_block = _block(_clip_slope_lanes, 4, True)
 
 
+def _either(plain, streaming_block):
+    """``blocks(x, y, i, streaming, scalars)``: one line by ``streaming_block`` (non-temporal store) or ``plain``."""
+    @njit(inline="always")
+    def blocks(x, y, i, streaming, scalars):
+        if streaming:
+            streaming_block(x, y, i, *scalars)
+        else:
+            plain(x, y, i, *scalars)
+
+    return blocks
+
+
+_relu_blocks = _either(_relu_block, _relu_stream_block)
+_relu_slope_blocks = _either(_relu_derivative_block, _relu_derivative_stream_block)
+_leaky_blocks = _either(_leaky_block, _leaky_stream_block)
+_leaky_slope_blocks = _either(_leaky_derivative_block, _leaky_derivative_stream_block)
+_clip_blocks = _either(_clip_block, _clip_stream_block)
+_clip_affine_blocks = _either(_clip_affine_block, _clip_affine_stream_block)
+_clip_slope_blocks = _either(_clip_slope_block, _clip_slope_stream_block)
+
+
 @intrinsic
 def _mask_select_block(typingctx, g, y, i, bits, streaming):
     # The bits are an int64, not the vector's dtype, so this block skips _block's scalar casts.
@@ -222,24 +243,32 @@ def _aligned_start(y, start, stop):
 
 
 # -- the kernels: y[start:stop] = f(x[start:stop]); scalar head and tail, streaming blocks in between ----------------
-@njit(nogil=True, cache=True)
-def relu_forward(x, y, start, stop, streaming):
+@njit(inline="always")
+def _lines(x, y, start, stop, streaming, element, blocks, scalars):
+    """y[i] = element(x[i], scalars) for i in [start, stop): one element at a time up to the first 64-byte boundary
+    of y and after the last whole line, ``blocks(x, y, i, streaming, scalars)`` (a line's lanes at once) between."""
     lanes = LINE_BYTES // y.itemsize
     i, head = start, _aligned_start(y, start, stop)
     while i < stop:
         if i < head or i > stop - lanes:
-            v = x[i]
-            y[i] = v if (v > 0 or v != v) else 0.0
+            y[i] = element(x[i], scalars)
             i += 1
         else:
             while i <= stop - lanes:
-                if streaming:
-                    _relu_stream_block(x, y, i)
-                else:
-                    _relu_block(x, y, i)
+                blocks(x, y, i, streaming, scalars)
                 i += lanes
     if streaming:
         _store_fence()
+
+
+@njit(inline="always")
+def _relu(v, scalars):
+    return v if (v > 0 or v != v) else 0.0
+
+
+@njit(nogil=True, cache=True)
+def relu_forward(x, y, start, stop, streaming):
+    _lines(x, y, start, stop, streaming, _relu, _relu_blocks, ())
 
 
 @njit(nogil=True, cache=True)
@@ -266,64 +295,45 @@ def bias_relu_forward(x, y, start, stop, streaming, bias, flagged):
         flagged[0] = 1
 
 
+@njit(inline="always")
+def _relu_slope(v, scalars):
+    (at_zero,) = scalars
+    return 1.0 if v > 0 else (at_zero if v == 0 else (np.nan if v != v else 0.0))
+
+
 @njit(nogil=True, cache=True)
 def relu_derivative(x, y, start, stop, streaming, at_zero):
-    lanes = LINE_BYTES // y.itemsize
-    i, head = start, _aligned_start(y, start, stop)
-    while i < stop:
-        if i < head or i > stop - lanes:
-            v = x[i]
-            y[i] = 1.0 if v > 0 else (at_zero if v == 0 else (np.nan if v != v else 0.0))
-            i += 1
-        else:
-            while i <= stop - lanes:
-                if streaming:
-                    _relu_derivative_stream_block(x, y, i, at_zero)
-                else:
-                    _relu_derivative_block(x, y, i, at_zero)
-                i += lanes
-    if streaming:
-        _store_fence()
+    _lines(x, y, start, stop, streaming, _relu_slope, _relu_slope_blocks, (at_zero,))
+
+
+@njit(inline="always")
+def _leaky(v, scalars):
+    (slope,) = scalars
+    return v if v > 0 else v * slope
 
 
 @njit(nogil=True, cache=True)
 def leaky_forward(x, y, start, stop, streaming, slope):
-    lanes = LINE_BYTES // y.itemsize
-    i, head = start, _aligned_start(y, start, stop)
-    while i < stop:
-        if i < head or i > stop - lanes:
-            v = x[i]
-            y[i] = v if v > 0 else v * slope
-            i += 1
-        else:
-            while i <= stop - lanes:
-                if streaming:
-                    _leaky_stream_block(x, y, i, slope)
-                else:
-                    _leaky_block(x, y, i, slope)
-                i += lanes
-    if streaming:
-        _store_fence()
+    _lines(x, y, start, stop, streaming, _leaky, _leaky_blocks, (slope,))
+
+
+@njit(inline="always")
+def _leaky_slope(v, scalars):
+    slope, at_zero = scalars
+    return 1.0 if v > 0 else (at_zero if v == 0 else (v if v != v else slope))
 
 
 @njit(nogil=True, cache=True)
 def leaky_derivative(x, y, start, stop, streaming, slope, at_zero):
-    lanes = LINE_BYTES // y.itemsize
-    i, head = start, _aligned_start(y, start, stop)
-    while i < stop:
-        if i < head or i > stop - lanes:
-            v = x[i]
-            y[i] = 1.0 if v > 0 else (at_zero if v == 0 else (v if v != v else slope))
-            i += 1
-        else:
-            while i <= stop - lanes:
-                if streaming:
-                    _leaky_derivative_stream_block(x, y, i, slope, at_zero)
-                else:
-                    _leaky_derivative_block(x, y, i, slope, at_zero)
-                i += lanes
-    if streaming:
-        _store_fence()
+    _lines(x, y, start, stop, streaming, _leaky_slope, _leaky_slope_blocks, (slope, at_zero))
+
+
+@njit(inline="always")
+def _clip(v, scalars):
+    offset, divisor, low, high = scalars
+    u = v + offset if offset != 0 else v
+    r = low if u <= low else (high if u >= high else u)
+    return (r if divisor == 1 else r / divisor) if v == v else v
 
 
 @njit(nogil=True, cache=True)
@@ -331,52 +341,24 @@ def clip_forward(x, y, start, stop, streaming, offset, divisor, low, high):
     """y = min(max(x + offset, low), high) / divisor: relu6 (0, 1, 0, 6), hard_tanh (0, 1, min_val, max_val),
     hard_sigmoid (3, 6, 0, 6). The offset is added only where it is not 0 and the division made only where the
     divisor is not 1, so -0.0 inside the range stays -0.0 and relu6(-0.0) is +0.0 (the range's end); NaN stays."""
-    lanes = LINE_BYTES // y.itemsize
-    affine = offset != 0 or divisor != 1
-    i, head = start, _aligned_start(y, start, stop)
-    while i < stop:
-        if i < head or i > stop - lanes:
-            v = x[i]
-            u = v + offset if offset != 0 else v
-            r = low if u <= low else (high if u >= high else u)
-            y[i] = (r if divisor == 1 else r / divisor) if v == v else v
-            i += 1
-        else:
-            while i <= stop - lanes:
-                if affine:
-                    if streaming:
-                        _clip_affine_stream_block(x, y, i, offset, divisor, low, high)
-                    else:
-                        _clip_affine_block(x, y, i, offset, divisor, low, high)
-                elif streaming:
-                    _clip_stream_block(x, y, i, offset, divisor, low, high)
-                else:
-                    _clip_block(x, y, i, offset, divisor, low, high)
-                i += lanes
-    if streaming:
-        _store_fence()
+    scalars = (offset, divisor, low, high)
+    if offset != 0 or divisor != 1:
+        _lines(x, y, start, stop, streaming, _clip, _clip_affine_blocks, scalars)
+    else:
+        _lines(x, y, start, stop, streaming, _clip, _clip_blocks, scalars)
+
+
+@njit(inline="always")
+def _clip_slope(v, scalars):
+    low, high, inside, at_low = scalars
+    r = inside if (v > low and v < high) else (at_low if v == low else 0.0)
+    return r if v == v else v
 
 
 @njit(nogil=True, cache=True)
 def clip_derivative(x, y, start, stop, streaming, low, high, inside, at_low):
     """y = inside where low < x < high, at_low where x == low (relu6's at_zero), 0 elsewhere; NaN stays."""
-    lanes = LINE_BYTES // y.itemsize
-    i, head = start, _aligned_start(y, start, stop)
-    while i < stop:
-        if i < head or i > stop - lanes:
-            v = x[i]
-            r = inside if (v > low and v < high) else (at_low if v == low else 0.0)
-            y[i] = r if v == v else v
-            i += 1
-        else:
-            while i <= stop - lanes:
-                if streaming:
-                    _clip_slope_stream_block(x, y, i, low, high, inside, at_low)
-                else:
-                    _clip_slope_block(x, y, i, low, high, inside, at_low)
-                i += lanes
-    if streaming:
-        _store_fence()
+    _lines(x, y, start, stop, streaming, _clip_slope, _clip_slope_blocks, (low, high, inside, at_low))
 
 
 @njit(nogil=True, cache=True)
