@@ -334,3 +334,36 @@ def test_a_worker_runs_the_calls_offered_to_it():
     worker.join(10)
     assert codes == [_stream.STOP]
     assert joined > 0  # the worker claimed some of the calls (it watches its slot for about a second)
+
+
+def _clamp_reference(name: str, x: np.ndarray, grad: bool) -> np.ndarray:
+    """relu6, hard_tanh and hard_sigmoid written directly with NumPy: min(max(x + offset, low), high) / divisor, the
+    offset added only where it is not 0 (-0.0 inside the range stays -0.0), and the slope inside (low, high) with
+    at_zero = 0 at relu6's kink at 0; NaN in, NaN out."""
+    t = x.dtype.type
+    offset, divisor, low, high = {"relu6": (0, 1, 0, 6), "hard_tanh": (0, 1, -1, 1), "hard_sigmoid": (3, 6, 0, 6)}[name]
+    if grad:
+        inside = t(1) / t(divisor)
+        value = np.where((x + t(offset) > t(low)) & (x + t(offset) < t(high)), inside, t(0)).astype(x.dtype)
+    else:
+        u = x + t(offset) if offset else x
+        value = np.where(u <= t(low), t(low), np.where(u >= t(high), t(high), u)).astype(x.dtype)
+        if divisor != 1:
+            value = value / t(divisor)
+    return np.where(np.isnan(x), x, value)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["relu6", "hard_tanh", "hard_sigmoid"])
+def test_the_clamps_whole_line_kernels_give_numpys_bits_on_every_thread_count(gang_sizes, threads, monkeypatch, name,
+                                                                                 dtype):
+    act = rl.get(name)
+    x = edge_input(20_011, dtype, seed=11)
+    for count in (1, 3):
+        _parallel.set_num_threads(count)
+        for streaming_from in (_parallel._STREAM_MIN_BYTES, 8192):  # 8 KiB: the non-temporal stores
+            monkeypatch.setattr(_parallel, "_STREAM_MIN_BYTES", streaming_from)
+            assert_exact(act(x), _clamp_reference(name, x, False))
+            assert_exact(act.grad(x), _clamp_reference(name, x, True))
+            in_place = x.copy()
+            assert_exact(act(in_place, out=in_place), _clamp_reference(name, x, False))

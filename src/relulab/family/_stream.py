@@ -3,10 +3,10 @@
 Why these exist: relu, leaky_relu, the clamps (relu6, hard_tanh, hard_sigmoid) and their derivatives do a comparison
 or two per element, so their speed is the memory's. NumPy gets well under it: ``np.maximum(x, 0, out=y)`` runs at
 ~10 GB/s even in cache (its NaN-aware loop), np.heaviside and np.where branch on every element, and any ufunc
-writing ``out`` makes the core read each
-output cache line before overwriting it (read-for-ownership), three bytes moved for every two a copy moves. These
-kernels do the comparison on a whole 64-byte line at a time and, for arrays larger than the cache (``streaming``),
-write it with a non-temporal store, as ``memcpy`` does for large copies: copy speed.
+writing ``out`` makes the core read each output cache line before overwriting it (read-for-ownership), three bytes
+moved for every two a copy moves. These kernels do the comparisons on a whole 64-byte line at a time and, for arrays
+larger than the cache (``streaming``), write it with a non-temporal store, as ``memcpy`` does for large copies: copy
+speed.
 
 Each kernel handles elements ``[start, stop)`` of flat C-contiguous arrays, is compiled with ``nogil=True`` (the
 thread pool in ``_parallel.py`` hands each thread its chunks) and ``cache=True`` (compiled once per machine, then
@@ -28,8 +28,7 @@ from numba import carray, cfunc, errors, njit, types
 from numba.extending import intrinsic
 
 __all__ = ["relu_forward", "relu_derivative", "leaky_forward", "leaky_derivative", "clip_forward", "clip_derivative",
-           "relu_forward_mask",
-           "mask_backward", "LINE_BYTES", "publish", "wait_for_count", "work", "gang", "entry"]
+           "relu_forward_mask", "mask_backward", "LINE_BYTES", "publish", "wait_for_count", "work", "gang", "entry"]
 
 LINE_BYTES = 64  # one cache line, and one 512-bit vector: a block of 16 float32 or 8 float64
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
