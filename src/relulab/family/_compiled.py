@@ -134,7 +134,8 @@ def quick(kernel: Callable[..., Any], x: Any, out: Any, params: Mapping[str, Any
             return None
         if (out.base is not None or x.base is not None) and not _overlap_ok(x, out):
             return None
-    # underflow_ignored(), its common case inline: the error state seen last, which ignores underflow
+    # underflow_ignored(), its common case inline: the error state seen last, which ignores underflow. (Whether the
+    # compiled kernels are loaded is not asked again: a function was chosen, so they were, and they stay loaded.)
     if not (_errstate_seen[1] and _errstate_get is not None and _errstate_get() is _errstate_seen[0]) \
             and not underflow_ignored():
         return None
