@@ -314,23 +314,25 @@ def test_a_worker_runs_the_calls_offered_to_it():
     slots = np.zeros(2, np.int64)
     done = np.zeros(1, np.int64)
     codes = []
-    worker = threading.Thread(target=lambda: codes.append(_stream.work(slots, 0, 1 << 22, done, 0)))
+    worker = threading.Thread(target=lambda: codes.append(_stream.work(slots, 0, 1 << 22, done, 0)), daemon=True)
     worker.start()
     x = edge_input(50_000, np.float32, seed=4)
     entry = _parallel._twin(_stream.relu_forward, ()).entry(x.dtype, _stream)
     d = np.zeros(_stream.DESCRIPTOR, np.int64)
     cells = np.zeros(1, np.int64)
     joined = 0
-    for k in range(200):
-        y = np.full_like(x, np.nan)
-        if not _stream.gang(x, y, x.size, 2048, False, entry, cells.ctypes.data, slots.ctypes.data, 1, 1000,
-                            d.ctypes.data):
-            while not _stream.wait_for_count(d, _stream.DONE, d[_stream.JOINED], 1000):
-                pass
-        assert d[_stream.DONE] == d[_stream.JOINED]
-        joined += d[_stream.JOINED]
-        assert_exact(y, numpy_reference("relu", x, False))
-    slots[-1] = 1
+    try:
+        for k in range(200):
+            y = np.full_like(x, np.nan)
+            if not _stream.gang(x, y, x.size, 2048, False, entry, cells.ctypes.data, slots.ctypes.data, 1, 1000,
+                                d.ctypes.data):
+                while not _stream.wait_for_count(d, _stream.DONE, d[_stream.JOINED], 1000):
+                    pass
+            assert d[_stream.DONE] == d[_stream.JOINED]
+            joined += d[_stream.JOINED]
+            assert_exact(y, numpy_reference("relu", x, False))
+    finally:
+        slots[-1] = 1  # the stop cell: the worker returns STOP at its next look
     worker.join(10)
     assert codes == [_stream.STOP]
     assert joined > 0  # the worker claimed some of the calls (it watches its slot for about a second)
@@ -338,13 +340,13 @@ def test_a_worker_runs_the_calls_offered_to_it():
 
 def _clamp_reference(name: str, x: np.ndarray, grad: bool) -> np.ndarray:
     """relu6, hard_tanh and hard_sigmoid written directly with NumPy: min(max(x + offset, low), high) / divisor, the
-    offset added only where it is not 0 (-0.0 inside the range stays -0.0), and the slope inside (low, high) with
-    at_zero = 0 at relu6's kink at 0; NaN in, NaN out."""
+    offset added only where it is not 0 (-0.0 inside the range stays -0.0); the derivative 1 / divisor strictly
+    inside the kinks (0 and 6, -1 and 1, -3 and 3), 0 elsewhere (relu6's at_zero is 0); NaN in, NaN out."""
     t = x.dtype.type
     offset, divisor, low, high = {"relu6": (0, 1, 0, 6), "hard_tanh": (0, 1, -1, 1), "hard_sigmoid": (3, 6, 0, 6)}[name]
     if grad:
-        inside = t(1) / t(divisor)
-        value = np.where((x + t(offset) > t(low)) & (x + t(offset) < t(high)), inside, t(0)).astype(x.dtype)
+        inside = (x > t(low - offset)) & (x < t(high - offset))
+        value = np.where(inside, t(1) / t(divisor), t(0)).astype(x.dtype)
     else:
         u = x + t(offset) if offset else x
         value = np.where(u <= t(low), t(low), np.where(u >= t(high), t(high), u)).astype(x.dtype)
@@ -358,7 +360,9 @@ def _clamp_reference(name: str, x: np.ndarray, grad: bool) -> np.ndarray:
 def test_the_clamps_whole_line_kernels_give_numpys_bits_on_every_thread_count(gang_sizes, threads, monkeypatch, name,
                                                                                  dtype):
     act = rl.get(name)
-    x = edge_input(20_011, dtype, seed=11)
+    kinks = np.array([-6, -3, -1, 0, 1, 3, 6], dtype)
+    beside = np.concatenate([np.nextafter(kinks, dtype(-np.inf)), kinks, np.nextafter(kinks, dtype(np.inf))])
+    x = np.concatenate([edge_input(20_011, dtype, seed=11), np.tile(beside, 64)])  # the neighbours of every kink
     for count in (1, 3):
         _parallel.set_num_threads(count)
         for streaming_from in (_parallel._STREAM_MIN_BYTES, 8192):  # 8 KiB: the non-temporal stores
