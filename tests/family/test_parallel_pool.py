@@ -279,7 +279,7 @@ def test_a_gang_call_offers_work_only_to_free_workers_and_takes_back_unclaimed_o
 
     x = edge_input(10_000, np.float32, seed=3)
     y = np.full_like(x, 7)
-    entry = _parallel._twin(_stream.relu_forward, ()).entry(x.dtype, _stream)
+    entry = _parallel._Twin(_stream.relu_forward, ()).entry(x.dtype, _stream)
     cells = np.zeros(1, np.int64)
     slots = np.array([5, 0, 0, 0], np.int64)  # worker 0 holds another call's offer; 1 and 2 are free; [-1]: open
     d = np.zeros(_stream.DESCRIPTOR, np.int64)
@@ -317,7 +317,7 @@ def test_a_worker_runs_the_calls_offered_to_it():
     worker = threading.Thread(target=lambda: codes.append(_stream.work(slots, 0, 1 << 22, done, 0)), daemon=True)
     worker.start()
     x = edge_input(50_000, np.float32, seed=4)
-    entry = _parallel._twin(_stream.relu_forward, ()).entry(x.dtype, _stream)
+    entry = _parallel._Twin(_stream.relu_forward, ()).entry(x.dtype, _stream)
     d = np.zeros(_stream.DESCRIPTOR, np.int64)
     cells = np.zeros(1, np.int64)
     joined = 0

@@ -165,17 +165,9 @@ def _choose(kernel: Callable[..., Any], dtype: np.dtype, params: Mapping[str, An
 
 def _entry_point(kernel: Any, dtype: np.dtype, scalars: tuple) -> Callable[..., Any]:
     """``kernel``'s compiled specialisation for 1-D C-contiguous arrays of ``dtype`` (read-only ones included: it
-    only reads its input) and these scalars, compiled or loaded from numba's cache now, as a plain callable; the
-    dispatcher where that cannot be had. numba's dispatcher types every argument on every call, 0.2-0.4 us of a
-    2-3 us call on an array that fits the cache. The callable checks nothing: :func:`quick` passes exactly these
-    types (an array of another dtype would be misread)."""
+    only reads its input) and these scalars (``_parallel.specialisation``): numba's dispatcher types every argument
+    on every call, 0.2-0.4 us of a 2-3 us call on an array that fits the cache. The callable checks nothing:
+    :func:`quick` passes exactly these types (an array of another dtype would be misread)."""
     import numba
-    from numba.core import types
 
-    array = types.Array(numba.from_dtype(dtype), 1, "C")
-    signature = (array, array, types.int64, types.int64, types.boolean) + tuple(numba.typeof(s) for s in scalars)
-    try:
-        kernel.compile(signature)
-        return kernel.overloads[signature].entry_point
-    except Exception:  # pragma: no cover - not a numba dispatcher, or a numba without these attributes
-        return kernel
+    return _parallel.specialisation(kernel, dtype, tuple(numba.typeof(s) for s in scalars))

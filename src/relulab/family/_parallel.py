@@ -579,7 +579,7 @@ def stream_function(kernel, bound: Mapping[str, Any], dtype: np.dtype):
         from . import _vector
 
         function = getattr(_vector, name)
-    return _twin(function, scalars)
+    return _Twin(function, scalars)
 
 
 class _Twin:
@@ -622,11 +622,6 @@ _entries: dict[Any, Any] = {}  # (kernel, dtype, kinds) -> its C entry (a numba 
 _entries_lock = threading.Lock()
 
 
-def _twin(function, scalars: tuple) -> _Twin:
-    """The compiled ``function`` with ``scalars`` bound after ``(source, target, start, stop, streaming)``."""
-    return _Twin(function, scalars)
-
-
 def run_compiled(name: str, scalars: tuple, source: np.ndarray, target: np.ndarray) -> bool:
     """``function(source, target, start, stop, streaming, *scalars)`` for the compiled function ``name`` of
     ``_stream.py`` over 1-D ``source`` and ``target`` (C-contiguous, aligned, of one float dtype), on every core from
@@ -634,7 +629,7 @@ def run_compiled(name: str, scalars: tuple, source: np.ndarray, target: np.ndarr
     module = stream_kernels()
     if module is None:
         return False
-    _run_twin(_twin(getattr(module, name), scalars), source, target, source.size >= _threaded_from(True))
+    _run_twin(_Twin(getattr(module, name), scalars), source, target, source.size >= _threaded_from(True))
     return True
 
 
@@ -694,19 +689,28 @@ _gangs: dict[np.dtype, Any] = {}  # dtype -> stream.gang's compiled specialisati
 
 
 def _gang_for(stream: Any, dtype: np.dtype) -> Callable[..., bool]:
-    """``stream.gang``'s compiled specialisation for 1-D C-contiguous arrays of ``dtype``, called without numba's
-    dispatcher (which types all eleven arguments on every call: 1-2 us; the int64 arrays it works with are passed
-    by address, as ints, which it unboxes faster still). It only reads ``source``, so read-only
-    arrays take it too; it checks nothing, and :func:`_run_twin` passes exactly these types."""
+    """``stream.gang``'s compiled specialisation for 1-D C-contiguous arrays of ``dtype`` (:func:`specialisation`;
+    the dispatcher would type all eleven arguments on every call: 1-2 us; the int64 arrays it works with are passed
+    by address, as ints, which it unboxes faster still). It only reads ``source``, so read-only arrays take it too;
+    it checks nothing, and :func:`_run_twin` passes exactly these types."""
+    from numba.core import types
+
+    found = _gangs[dtype] = specialisation(stream.gang, dtype, (types.int64,) * 6)
+    return found
+
+
+def specialisation(kernel: Any, dtype: np.dtype, rest: tuple) -> Callable[..., Any]:
+    """The compiled specialisation of the numba dispatcher ``kernel`` for ``(x, y, start, stop, streaming, *rest)``
+    (x and y 1-D C-contiguous arrays of ``dtype``, ``rest`` numba types), compiled or loaded from numba's cache
+    now, as a plain callable that skips the dispatcher's typing of every argument on every call; the dispatcher
+    itself where that cannot be had. The callable checks nothing: its callers pass exactly these types."""
     import numba
     from numba.core import types
 
     array = types.Array(numba.from_dtype(dtype), 1, "C")
-    signature = (array, array, types.int64, types.int64, types.boolean) + (types.int64,) * 6
+    signature = (array, array, types.int64, types.int64, types.boolean) + tuple(rest)
     try:
-        stream.gang.compile(signature)
-        found = stream.gang.overloads[signature].entry_point
-    except Exception:  # pragma: no cover - a numba without these attributes: its dispatcher
-        found = stream.gang
-    _gangs[dtype] = found
-    return found
+        kernel.compile(signature)
+        return kernel.overloads[signature].entry_point
+    except Exception:  # pragma: no cover - not a numba dispatcher, or a numba without these attributes
+        return kernel

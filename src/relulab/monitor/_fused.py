@@ -217,7 +217,6 @@ def _sum_squares(values):  # pragma: no cover - compiled
     return total + block
 
 
-
 # -- entry points that take a tensor's address ----------------------------------------------------------------------
 # The monitor calls these from its hooks on every batch with ``tensor.data_ptr()`` (last, so that the rest can be
 # bound once per batch shape). Inside a training step, where torch's own kernels have just displaced the
@@ -264,7 +263,8 @@ def bound(kernel, *args):
     numba's dispatcher types every argument on every call: inside a training step that cost about 1 us of a
     2.5-3.5 us call. The specialisation is compiled here (or loaded from numba's cache) and called as a plain
     callable that checks nothing; the arguments left to the call are ints (an address, a size), as the monitor
-    passes them. (family/_compiled.py does the same for the family's kernels; each room keeps its own.)"""
+    passes them. (family/_parallel.py's ``specialisation`` does the same for the family's kernels; each room keeps
+    its own.)"""
     signature = tuple(numba.typeof(a) for a in args) + (types.int64,) * _TRAILING[kernel]
     kernel.compile(signature)
     return functools.partial(kernel.overloads[signature].entry_point, *args)
