@@ -224,7 +224,7 @@ class _Job:
         if stream is not None:
             pool.withdraw(offered)
             joined = self.joined  # final: no chunk is left to take
-            while not stream.wait_for_count(self.left, 0, joined, _spins(stream)):
+            while not stream.wait_for_count(self.left, 0, joined, pool.spins):
                 time.sleep(SLEEP_S)  # a helper the OS has stopped mid-chunk
         else:
             with self.lock:
@@ -587,34 +587,38 @@ class _Twin:
 
     ``direct``: the same kernel's compiled specialisation for these argument types, which skips numba's typing,
     and ``threshold``: :func:`twin_threshold` of the member's kernel (both set by ``_compiled._choose`` for the
-    short way; else the kernel and 0). For a gang call (:func:`_run_twin`),
-    ``cells`` holds the scalars as the kernel's C entry (``_stream.entry``, made on first need) reads them."""
+    short way; else the kernel and 0). For a gang call (:func:`_run_twin`), :meth:`entry` gives the kernel's C
+    entry (``_stream.entry``) and ``cells``/``cells_at``, the scalars as that entry reads them: made on the first
+    gang call, since most twins (a small array's, the long way's made per call) never take part in one."""
 
-    __slots__ = ("kernel", "scalars", "direct", "threshold", "kinds", "cells", "cells_at", "entry_at")
+    __slots__ = ("kernel", "scalars", "direct", "threshold", "cells", "cells_at", "entry_at")
 
     def __init__(self, kernel, scalars: tuple):
         self.kernel, self.scalars, self.direct, self.threshold = kernel, scalars, kernel, 0
-        arrays = all(isinstance(s, np.ndarray) for s in scalars)
-        self.kinds = "a" * len(scalars) if arrays and scalars else "f" * len(scalars)
-        if self.kinds.startswith("a"):  # an array's address and size; the arrays live as long as this twin
-            self.cells = np.array([v for s in scalars for v in (s.ctypes.data, s.size)], np.int64)
-        else:  # floats as float64 (exact for float32 values), read through the same int64 cells
-            self.cells = np.array(scalars if scalars else [0.0], np.float64).view(np.int64)
-        self.cells_at, self.entry_at = self.cells.ctypes.data, 0  # (entry_at: set by the first gang call)
+        self.cells, self.cells_at, self.entry_at = None, 0, 0
 
     def __call__(self, source, target, start, stop, streaming):
         return self.kernel(source, target, start, stop, streaming, *self.scalars)
 
     def entry(self, dtype: np.dtype, module: Any) -> int:
-        """The address of the kernel's C entry for arrays of ``dtype`` (compiled once per process)."""
-        key = (self.kernel, dtype, self.kinds)
+        """The address of the kernel's C entry for arrays of ``dtype`` (compiled once per process); sets
+        ``entry_at`` and the scalar cells (a twin serves one dtype: family/_compiled.py's cache has one per dtype)."""
+        scalars = self.scalars
+        arrays = bool(scalars) and all(isinstance(s, np.ndarray) for s in scalars)
+        kinds = "a" * len(scalars) if arrays else "f" * len(scalars)  # (_stream.entry says which it takes)
+        if arrays:  # each array's address and size; the arrays live as long as this twin
+            self.cells = np.array([v for s in scalars for v in (s.ctypes.data, s.size)], np.int64)
+        else:  # floats as float64 (exact for float32 values), read through the same int64 cells
+            self.cells = np.array(scalars if scalars else [0.0], np.float64).view(np.int64)
+        self.cells_at = self.cells.ctypes.data
+        key = (self.kernel, dtype, kinds)
         made = _entries.get(key)
         if made is None:
             with _entries_lock:
                 made = _entries.get(key)
                 if made is None:
-                    made = _entries[key] = module.entry(self.kernel, dtype, self.kinds)
-        self.entry_at = made.address  # (a twin serves one dtype: family/_compiled.py's cache has one per dtype)
+                    made = _entries[key] = module.entry(self.kernel, dtype, kinds)
+        self.entry_at = made.address
         return self.entry_at
 
 
