@@ -608,8 +608,8 @@ class _Twin:
         kinds = "a" * len(scalars) if arrays else "f" * len(scalars)  # (_stream.entry says which it takes)
         if arrays:  # each array's address and size; the arrays live as long as this twin
             self.cells = np.array([v for s in scalars for v in (s.ctypes.data, s.size)], np.int64)
-        else:  # floats as float64 (exact for float32 values), read through the same int64 cells
-            self.cells = np.array(scalars if scalars else [0.0], np.float64).view(np.int64)
+        else:  # the kernel's scalars, of its arrays' dtype
+            self.cells = np.array(scalars if scalars else [0.0], dtype)
         self.cells_at = self.cells.ctypes.data
         key = (self.kernel, dtype, kinds)
         made = _entries.get(key)

@@ -26,6 +26,7 @@ import numpy as np
 from llvmlite import ir
 from numba import carray, cfunc, errors, njit, types
 from numba.extending import intrinsic
+from numba.np.unsafe.ndarray import to_fixed_tuple
 
 __all__ = ["relu_forward", "relu_derivative", "leaky_forward", "leaky_derivative", "clip_forward", "clip_derivative",
            "relu_forward_mask", "mask_backward", "LINE_BYTES", "publish", "wait_for_count", "work", "gang", "entry"]
@@ -624,39 +625,21 @@ def _flat(address, like, size):
 def entry(kernel, dtype, kinds: str):
     """A C function ``f(x, y, start, stop, streaming, scalars)`` (int64s: addresses, indices, 0 or 1) that calls
     ``kernel(x, y, start, stop, streaming, *scalars)`` on the flat arrays of ``dtype`` at those addresses, for
-    :func:`gang` and :func:`work`. ``kinds`` says what the kernel's scalars are, in order: ``"f"`` one of ``dtype``
-    (its cell holds the value as a float64), or ``"aa"``, two arrays (cells: the first's address and size, of
-    ``dtype``; the second's, of int64). The kernel is compiled into it, per process (~0.1-0.2 s): numba cannot
-    cache a function made here."""
-    like, floats, ints = np.zeros(1, dtype), np.zeros(1, np.float64), np.zeros(1, np.int64)
-    cast = like.dtype.type
-    # (numba cannot unpack a number of scalars known only at run time: one wrapper per pattern the kernels use)
-    if kinds == "":
+    :func:`gang` and :func:`work`. ``kinds`` says what the kernel's scalars are, in order: ``"f" * n``, n of
+    ``dtype`` (their cells: n values of ``dtype``), or ``"aa"``, two arrays (cells: the first's
+    address and size, of ``dtype``; the second's, of int64). The kernel is compiled into it, per process
+    (~0.1-0.2 s): numba cannot cache a function made here."""
+    like, ints = np.zeros(1, dtype), np.zeros(1, np.int64)
+    count = len(kinds)
+    if kinds == "f" * count:
         def call(x, y, start, stop, streaming, cells):
-            kernel(_flat(x, like, stop), _flat(y, like, stop), start, stop, streaming != 0)
-    elif kinds == "f":
-        def call(x, y, start, stop, streaming, cells):
-            s = _flat(cells, floats, 1)
-            kernel(_flat(x, like, stop), _flat(y, like, stop), start, stop, streaming != 0, cast(s[0]))
-    elif kinds == "ff":
-        def call(x, y, start, stop, streaming, cells):
-            s = _flat(cells, floats, 2)
-            kernel(_flat(x, like, stop), _flat(y, like, stop), start, stop, streaming != 0, cast(s[0]), cast(s[1]))
-    elif kinds == "fff":
-        def call(x, y, start, stop, streaming, cells):
-            s = _flat(cells, floats, 3)
-            kernel(_flat(x, like, stop), _flat(y, like, stop), start, stop, streaming != 0, cast(s[0]), cast(s[1]),
-                   cast(s[2]))
-    elif kinds == "ffff":
-        def call(x, y, start, stop, streaming, cells):
-            s = _flat(cells, floats, 4)
-            kernel(_flat(x, like, stop), _flat(y, like, stop), start, stop, streaming != 0, cast(s[0]), cast(s[1]),
-                   cast(s[2]), cast(s[3]))
+            kernel(_flat(x, like, stop), _flat(y, like, stop), start, stop, streaming != 0,
+                   *to_fixed_tuple(_flat(cells, like, count), count))
     elif kinds == "aa":
         def call(x, y, start, stop, streaming, cells):
             s = _flat(cells, ints, 4)
             kernel(_flat(x, like, stop), _flat(y, like, stop), start, stop, streaming != 0, _flat(s[0], like, s[1]),
                    _flat(s[2], ints, s[3]))
     else:
-        raise ValueError(f"entry: kinds must be '', 'f' to 'ffff' or 'aa'; got {kinds!r}")
+        raise ValueError(f"entry: kinds must be 'f' repeated (or '') or 'aa'; got {kinds!r}")
     return cfunc(_ENTRY, nopython=True)(call)
